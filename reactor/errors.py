@@ -1,0 +1,180 @@
+"""Every error the reactor raises, under one root.
+
+::
+
+    ReactorError
+    ├── ConfigError                 a setting is invalid or MongoDB cannot be reached at startup
+    ├── RegistryError               entry points cannot be turned into handlers
+    │   └── DuplicateHandler        two entry points claim one command name
+    ├── StoreError                  MongoDB failed underneath a store operation
+    │   └── LeaseLost               the fencing check failed: another attempt owns the job now
+    ├── PoolError                   the CPU pool itself is unusable (not one job's fault)
+    │   └── PoolClosed
+    ├── JobError                    one job's failure; becomes a failed result, never a crash
+    │   ├── InvalidJob              the job document itself is malformed (job_id, command, args)
+    │   ├── UnknownCommand          no handler is registered for the command
+    │   ├── InvalidArguments        args do not match the handler's signature
+    │   │   └── PathEscape          a path argument leaves the job directory
+    │   ├── InputError              the handler rejected its input (not an image, too large, ...)
+    │   ├── JobTimeout              the handler ran past its timeout and was stopped
+    │   ├── WorkerCrashed           the worker process died under the job (exit code or signal)
+    │   ├── ResultNotStorable       the return value cannot be stored as BSON
+    │   ├── HandlerFailed           the handler raised an exception of its own
+    │   └── GaveUp                  the job used up its attempts
+    └── Retry                       a signal, not a failure: run the job again later
+
+``JobError.retryable`` says whether running the same job again could succeed; it is stored in
+the result's ``error`` field. ``Retry`` is raised by handlers to ask for another attempt.
+"""
+
+from __future__ import annotations
+
+
+class ReactorError(Exception):
+    """Root of every error raised by mongo-reactor."""
+
+
+class ConfigError(ReactorError):
+    """A setting is invalid, or a required service cannot be reached at startup."""
+
+
+class RegistryError(ReactorError):
+    """Entry points could not be turned into a consistent set of handlers."""
+
+
+class DuplicateHandler(RegistryError):
+    """Two entry points declare the same command name."""
+
+
+class StoreError(ReactorError):
+    """A MongoDB operation underneath the store failed."""
+
+
+class LeaseLost(StoreError):
+    """The job's ``{job_id, owner, attempt}`` no longer match: another attempt owns it."""
+
+
+class PoolError(ReactorError):
+    """The CPU pool itself cannot serve work."""
+
+
+class PoolClosed(PoolError):
+    """Work was submitted to a CPU pool that has been shut down."""
+
+
+class JobError(ReactorError):
+    """One job failed; the failure becomes that job's result and the service goes on."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep ``retryable`` when the error crosses a process boundary.
+        return (_rebuild_job_error, (type(self), self.message, self.retryable))
+
+
+def _rebuild_job_error(cls: type[JobError], message: str, retryable: bool) -> JobError:
+    error = cls.__new__(cls)
+    JobError.__init__(error, message, retryable=retryable)
+    return error
+
+
+class InvalidJob(JobError):
+    """The job document is malformed: missing ``job_id`` or ``command``, ``args`` not a mapping."""
+
+
+class UnknownCommand(JobError):
+    """No handler is registered under the job's command."""
+
+
+class InvalidArguments(JobError):
+    """The job's ``args`` do not match the handler's signature and type hints."""
+
+
+class PathEscape(InvalidArguments):
+    """A path argument resolves outside the job's working directory."""
+
+
+class InputError(JobError):
+    """The handler rejected its input: not an image, corrupt, empty, over a size limit, ..."""
+
+
+class JobTimeout(JobError):
+    """The handler ran past its timeout and was stopped (its process killed, for CPU work)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"timeout after {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (JobTimeout, (self.timeout_s,))
+
+
+class WorkerCrashed(JobError):
+    """The worker process running the job died: exit code or signal in the message."""
+
+
+class ResultNotStorable(JobError):
+    """The handler's return value cannot be encoded as a BSON document."""
+
+
+class HandlerFailed(JobError):
+    """The handler raised an exception that is not a ``JobError``.
+
+    ``type_name`` and ``remote_traceback`` keep the original exception's identity when it was
+    raised in a worker process and could not itself be sent back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type_name: str,
+        remote_traceback: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.type_name = type_name
+        self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_handler_failed,
+            (self.message, self.type_name, self.remote_traceback, self.retryable),
+        )
+
+
+def _rebuild_handler_failed(
+    message: str, type_name: str, remote_traceback: str | None, retryable: bool
+) -> HandlerFailed:
+    return HandlerFailed(
+        message, type_name=type_name, remote_traceback=remote_traceback, retryable=retryable
+    )
+
+
+class GaveUp(JobError):
+    """The job was claimed more times than its attempts allow (for example, it keeps crashing)."""
+
+
+class Retry(ReactorError):
+    """Raised by a handler to ask for another attempt; ``delay_s`` is a hint, not a promise."""
+
+    def __init__(self, reason: str = "retry requested", *, delay_s: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_retry, (self.reason, self.delay_s))
+
+
+def _rebuild_retry(reason: str, delay_s: float) -> Retry:
+    return Retry(reason, delay_s=delay_s)
