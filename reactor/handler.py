@@ -54,6 +54,7 @@ class JobContext:
     command: str
     attempt: int
     workdir: Path
+    settings: dict[str, Any] = field(default_factory=dict)  # Settings.handler_options()
     log_fields: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -1,0 +1,116 @@
+"""The settings: one frozen object, the only place the environment is read.
+
+Every field is a ``REACTOR_<NAME>`` environment variable and a ``--<name>`` CLI flag of
+``reactor run``; a flag wins over the variable. An invalid value raises :class:`ConfigError`
+naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reactor.errors import ConfigError
+
+ENV_PREFIX = "REACTOR_"
+
+
+def _default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _default_cpu_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+class Settings(BaseSettings):
+    """What an operator can set. Units are in the names."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    mongo_uri: str = Field(
+        "mongodb://localhost:27017/?replicaSet=rs0",
+        description="MongoDB connection string (a replica set: change streams need one).",
+    )
+    db: str = Field("reactor", description="Database holding the jobs and results.")
+    jobs_collection: str = Field("jobs", description="Collection clients insert jobs into.")
+    results_collection: str = Field("results", description="Collection results are written to.")
+    jobs_root: Path = Field(Path("/shared/jobs"), description="Parent of each job's directory.")
+    max_jobs: int = Field(16, ge=1, description="Jobs in flight at once, all handlers together.")
+    cpu_workers: int = Field(
+        default_factory=_default_cpu_workers, ge=1, description="CPU pool processes (default: cores)."
+    )
+    lease_s: float = Field(30.0, gt=0, description="How long a claim lasts without a heartbeat.")
+    sweep_s: float = Field(
+        0.0, ge=0, description="Period of the expired-lease sweep (0: half of lease_s)."
+    )
+    job_timeout_s: float = Field(600.0, gt=0, description="Default handler timeout.")
+    max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed for good.")
+    worker_name: str = Field(
+        default_factory=_default_worker_name, min_length=1, description="Owner written on claims."
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="How long startup waits for MongoDB before giving up."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json, console, or auto (console on a terminal, json otherwise)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Level.")
+    http_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz and /metrics.")
+    http_port: int = Field(8080, ge=0, le=65535, description="Port of the endpoints (0: off).")
+    ready_stall_s: float = Field(
+        60.0, gt=0, description="/readyz fails when the stream has not advanced for this long."
+    )
+    pool_max_tasks: int = Field(100, ge=1, description="Tasks before a CPU worker is replaced.")
+    pool_max_rss_mb: int = Field(1024, ge=16, description="Worker memory that forces a restart.")
+    max_image_pixels: int = Field(
+        100_000_000, ge=1, description="Largest image a vision/OCR job may decode."
+    )
+    result_inline_max_bytes: int = Field(
+        8_000_000, ge=1024, le=15_000_000,
+        description="Results larger than this go to GridFS with a reference.",
+    )
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        if self.sweep_s == 0:
+            object.__setattr__(self, "sweep_s", self.lease_s / 2)
+        return self
+
+    @property
+    def heartbeat_s(self) -> float:
+        """Lease renewal period: three renewals fit in one lease."""
+        return self.lease_s / 3
+
+    def handler_options(self) -> dict[str, Any]:
+        """The settings a handler may read through ``JobContext.settings`` (picklable)."""
+        return {"max_image_pixels": self.max_image_pixels}
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, apply ``overrides`` (CLI flags), or raise :class:`ConfigError`."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, set(clean))) from None
+
+
+def _describe(exc: ValidationError, from_flags: set[str]) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        source = f"--{field.replace('_', '-')}" if field in from_flags else env_name(field)
+        value = error.get("input")
+        lines.append(f"{source}={value!r}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
