@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     jobs_root: Path = Field(Path("/shared/jobs"), description="Parent of each job's directory.")
     max_jobs: int = Field(16, ge=1, description="Jobs in flight at once, all handlers together.")
     cpu_workers: int = Field(
-        default_factory=_default_cpu_workers, ge=1, description="CPU pool processes (default: cores)."
+        default_factory=_default_cpu_workers,
+        ge=1,
+        description="CPU pool processes (default: cores).",
     )
     lease_s: float = Field(30.0, gt=0, description="How long a claim lasts without a heartbeat.")
     sweep_s: float = Field(
@@ -72,7 +74,9 @@ class Settings(BaseSettings):
         100_000_000, ge=1, description="Largest image a vision/OCR job may decode."
     )
     result_inline_max_bytes: int = Field(
-        8_000_000, ge=1024, le=15_000_000,
+        8_000_000,
+        ge=1024,
+        le=15_000_000,
         description="Results larger than this go to GridFS with a reference.",
     )
 

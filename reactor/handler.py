@@ -116,7 +116,10 @@ def _check_options(func: Callable[..., Any], options: HandlerOptions) -> None:
         raise TypeError(f"{func.__qualname__}: runs='{options.runs}' needs a plain def function")
     if options.runs is Runs.PROCESS and "<locals>" in func.__qualname__:
         raise TypeError(f"{func.__qualname__}: runs='process' needs a top-level function")
-    for name, value in (("timeout_s", options.timeout_s), ("max_concurrency", options.max_concurrency),
-                        ("max_attempts", options.max_attempts)):
+    for name, value in (
+        ("timeout_s", options.timeout_s),
+        ("max_concurrency", options.max_concurrency),
+        ("max_attempts", options.max_attempts),
+    ):
         if value is not None and value <= 0:
             raise ValueError(f"{func.__qualname__}: {name} must be positive, got {value}")

@@ -18,8 +18,12 @@ import structlog
 
 LogFormat = Literal["auto", "json", "console"]
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def resolve_format(log_format: LogFormat) -> Literal["json", "console"]:

@@ -1,0 +1,108 @@
+"""Prometheus series, one registry per reactor so several can live in one process (tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from reactor.model import Status
+
+DURATION_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """Counters and gauges the dispatcher and the service update."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.started = Counter(
+            "reactor_jobs_started", "Jobs started, by command.", ["command"], registry=r
+        )
+        self.finished = Counter(
+            "reactor_jobs_finished",
+            "Jobs finished, by command and status (succeeded, failed, cancelled).",
+            ["command", "status"],
+            registry=r,
+        )
+        self.retried = Counter(
+            "reactor_jobs_retried",
+            "Jobs put back to queued for another attempt, by command.",
+            ["command"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "reactor_job_duration_seconds",
+            "Time from claim to result, by command.",
+            ["command"],
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.queued = Gauge(
+            "reactor_jobs_queued", "Jobs waiting to be claimed (all replicas).", registry=r
+        )
+        self.in_flight = Gauge(
+            "reactor_jobs_in_flight", "Jobs this reactor is running.", registry=r
+        )
+        self.stream_lag = Gauge(
+            "reactor_stream_lag_seconds",
+            "Delay between a job write and its change event reaching this reactor (last event).",
+            registry=r,
+        )
+        self.token_age = Gauge(
+            "reactor_resume_token_age_seconds",
+            "Seconds since the change stream last delivered an event or advanced its resume token.",
+            registry=r,
+        )
+        self.lease_expiries = Counter(
+            "reactor_lease_expiries",
+            "Jobs claimed after another owner's lease expired (that owner died or stalled).",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "reactor_leases_lost",
+            "Jobs this reactor stopped because another attempt took them over (fencing).",
+            registry=r,
+        )
+        self.claims_lost = Counter(
+            "reactor_claims_lost",
+            "Claims after a job event that found nothing: another replica claimed first.",
+            registry=r,
+        )
+        self.pool_restarts = Gauge(
+            "reactor_pool_worker_restarts",
+            "CPU worker processes replaced, by reason.",
+            ["reason"],
+            registry=r,
+        )
+
+    # The dispatcher's Observer.
+    def job_started(self, command: str) -> None:
+        self.started.labels(command).inc()
+        self.in_flight.inc()
+
+    def job_finished(self, command: str, status: Status, duration_s: float) -> None:
+        self.finished.labels(command, status.value).inc()
+        self.duration.labels(command).observe(duration_s)
+
+    def job_retried(self, command: str) -> None:
+        self.retried.labels(command).inc()
+
+    def job_done(self) -> None:
+        self.in_flight.dec()
+
+    def lease_lost(self) -> None:
+        self.leases_lost.inc()
+
+    def refresh(self, *, token_age_s: float, pool_restarts: Mapping[str, int]) -> None:
+        """Update the gauges that are read, not counted."""
+        self.token_age.set(token_age_s)
+        for reason, count in pool_restarts.items():
+            self.pool_restarts.labels(reason).set(count)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+Refresher = Callable[[], None]
