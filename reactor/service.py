@@ -88,6 +88,10 @@ class Reactor:
                     await self.pool.aclose()
                 await self.client.close()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Stop claiming, let running jobs finish (up to the job timeout), then exit."""
         self._stopping.set()
