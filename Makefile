@@ -1,0 +1,45 @@
+# mongo-reactor: `make demo` and `make test` work on a fresh Debian machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+COMPOSE := docker compose -f deploy/compose.yaml
+
+.PHONY: install system-deps demo test lint bench up down logs clean
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/reactor demo
+
+lint: install
+	$(BIN)/ruff check reactor handlers tests benchmarks examples scripts
+	$(BIN)/ruff format --check reactor handlers tests benchmarks examples scripts
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest --cov --cov-report=term
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+up:
+	$(COMPOSE) up -d --build --wait
+
+down:
+	$(COMPOSE) down -v
+
+logs:
+	$(COMPOSE) logs -f reactor
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

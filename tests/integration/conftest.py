@@ -1,0 +1,82 @@
+"""Fixtures for the integration suite: one suite, parametrized over both backends."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+HERE = str(Path(__file__).parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from backends import Backend, docker_unavailable_reason, double_backend, replica_set_backend  # noqa: E402
+
+from reactor.config import Settings, load_settings  # noqa: E402
+from reactor.registry import Registry  # noqa: E402
+from reactor.service import Reactor  # noqa: E402
+
+
+@pytest.fixture(scope="session", params=["double", "replica-set"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A MongoDB for the whole session: the double always, a replica set where Docker runs."""
+    if request.param == "double":
+        with double_backend() as found:
+            yield found
+        return
+    reason = docker_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with replica_set_backend() as found:
+        yield found
+
+
+@pytest.fixture
+def double(backend: Backend) -> Any:
+    """The double's fault hooks; tests that need them skip on a real server."""
+    if backend.double is None:
+        pytest.skip("fault injection exists only in the double")
+    return backend.double
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    """Settings for a fresh database per test, with short leases and no HTTP port."""
+    return load_settings(mongo_uri=backend.uri, db=f"t_{uuid.uuid4().hex[:12]}",
+                         jobs_root=tmp_path / "jobs", http_port=0, lease_s=3,
+                         connect_timeout_s=5, cpu_workers=2, job_timeout_s=30,
+                         log_format="json", worker_name=f"test-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """A client's view of the test database (dropped afterwards)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri,
+                                                                tz_aware=True)
+    try:
+        yield client[settings.db]
+    finally:
+        await client.drop_database(settings.db)
+        await client.close()
+
+
+@asynccontextmanager
+async def running(settings: Settings, registry: Registry | None = None,
+                  **overrides: Any) -> AsyncIterator[Reactor]:
+    """A reactor serving in the background of the test's task; stopped on exit."""
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    async with anyio.create_task_group() as tg:
+        reactor: Reactor = await tg.start(Reactor(settings, registry=registry).serve)
+        try:
+            yield reactor
+        finally:
+            reactor.stop()

@@ -1,0 +1,105 @@
+"""Handlers the integration tests register (top-level, so the CPU pool can import them)."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from reactor.errors import Retry
+from reactor.handler import JobContext, handler
+from reactor.registry import Registry, build_handler
+from reactor_handlers.basic import echo, sleep
+
+RUNS: Counter[str] = Counter()  # how often each job_id ran, across every reactor in this process
+
+
+class Gate:
+    """Holds handlers until the test opens it; counts how many are waiting."""
+
+    def __init__(self) -> None:
+        self.open = anyio.Event()
+        self.waiting = 0
+        self.changed = anyio.Event()
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        self.changed.set()
+        try:
+            await self.open.wait()
+        finally:
+            self.waiting -= 1
+
+    async def until_waiting(self, n: int) -> None:
+        while self.waiting < n:
+            self.changed = anyio.Event()
+            await self.changed.wait()
+
+
+GATE = {"current": Gate()}
+
+
+async def record(ctx: JobContext, **args: Any) -> dict[str, Any]:
+    """Count the run and return the job's identity."""
+    RUNS[ctx.job_id] += 1
+    return {"job_id": ctx.job_id, "attempt": ctx.attempt}
+
+
+async def gated(ctx: JobContext) -> str:
+    """Wait at the current gate."""
+    RUNS[ctx.job_id] += 1
+    await GATE["current"].wait()
+    return "released"
+
+
+@handler(max_concurrency=1)
+async def solo(ctx: JobContext) -> str:
+    """Like gated, but at most one at a time per reactor."""
+    await GATE["current"].wait()
+    return "released"
+
+
+async def explode(message: str = "boom") -> None:
+    """Raise an exception of the handler's own."""
+    raise RuntimeError(message)
+
+
+async def not_bson() -> Any:
+    """Return something BSON cannot hold."""
+    return {"numbers": {1, 2, 3}}
+
+
+async def big(size: int) -> str:
+    """Return a string of ``size`` bytes."""
+    return "x" * size
+
+
+async def retry_once(ctx: JobContext) -> dict[str, int]:
+    """Ask for another attempt the first time."""
+    if ctx.attempt == 1:
+        raise Retry("first attempt asks for a retry")
+    return {"attempt": ctx.attempt}
+
+
+def read_text(path: Path) -> str:
+    """Read a file inside the job directory (runs in a thread)."""
+    return path.read_text()
+
+
+@handler(runs="process", timeout_s=20)
+def cpu_square(n: int) -> dict[str, int]:
+    """CPU work in the pool; reports the worker pid."""
+    return {"square": n * n, "pid": os.getpid()}
+
+
+def registry() -> Registry:
+    """The handlers of the integration suite, by command name."""
+    funcs: dict[str, Any] = {
+        "echo": echo, "sleep": sleep, "record": record, "gated": gated, "solo": solo,
+        "explode": explode, "not_bson": not_bson, "big": big, "retry_once": retry_once,
+        "read_text": read_text, "cpu_square": cpu_square,
+    }
+    return Registry(build_handler(name, fn) for name, fn in funcs.items())
