@@ -1,0 +1,31 @@
+"""``make bench``: every benchmark, one after the other, with a JSON summary at the end."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_latency  # noqa: E402
+
+
+def main() -> None:
+    summary = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
+                           "platform": platform.platform()},
+               "dispatch_latency": bench_latency.main()}
+    try:
+        import bench_ocr
+    except ImportError as exc:
+        print(f"OCR benchmark unavailable: {exc}")
+    else:
+        summary["ocr_throughput"] = bench_ocr.main()
+    out = Path(__file__).parent / "results.json"
+    out.write_text(json.dumps(summary, indent=2, default=str))
+    print(f"summary written to {out}")
+
+
+if __name__ == "__main__":
+    main()
