@@ -36,7 +36,7 @@ up:
 	$(COMPOSE) up -d --build --wait
 
 down:
-	$(COMPOSE) down -v
+	$(COMPOSE) --profile rs3 --profile logs down -v
 
 logs:
 	$(COMPOSE) logs -f reactor
