@@ -199,7 +199,7 @@ def cmd_handlers(ns: argparse.Namespace) -> int:
     rows += [(h.name, h.runs.value, h.source, h.version or "-") for h in load_registry()]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

@@ -131,5 +131,7 @@ def _summary(result: dict[str, Any]) -> str:
         text = " ".join(str(value["text"]).split())
         return f"text ({value.get('mean_confidence', 0):.0f}% confidence): {text[:300]}"
     if isinstance(value, dict) and "angle_deg" in value:
-        return f"measured skew {value['angle_deg']:+.2f} degrees, wrote {value.get('output')}"
+        angle = float(value["angle_deg"])  # the rotation applied to straighten the page
+        return (f"measured skew {-angle:+.2f} degrees (straightened by rotating {angle:+.2f}), "
+                f"wrote {value.get('output')}")
     return f"result {value!r}"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import structlog
 
@@ -71,15 +71,31 @@ class JobContext:
         return resolve_inside(self.workdir, Path(name))
 
 
+@overload
+def handler(fn: F, /) -> F: ...
+
+
+@overload
 def handler(
-    fn: F | None = None,
     *,
     runs: Runs | str | None = None,
     timeout_s: float | None = None,
     max_concurrency: int | None = None,
     max_attempts: int | None = None,
     version: str | None = None,
-) -> Any:
+) -> Callable[[F], F]: ...
+
+
+def handler(
+    fn: F | None = None,
+    /,
+    *,
+    runs: Runs | str | None = None,
+    timeout_s: float | None = None,
+    max_concurrency: int | None = None,
+    max_attempts: int | None = None,
+    version: str | None = None,
+) -> F | Callable[[F], F]:
     """Declare how a handler runs; usable bare (``@handler``) or with options."""
 
     def mark(func: F) -> F:
