@@ -44,9 +44,9 @@ async def wait_for_results(db: AsyncDatabase[Doc], job_ids: Iterable[str], *,
                 found[doc[model.JOB_ID]] = doc
             while not wanted <= found.keys():
                 change = await stream.next()
-                doc = change.get("fullDocument")
-                if doc is not None:
-                    found[doc[model.JOB_ID]] = doc
+                latest = change.get("fullDocument")
+                if latest is not None:
+                    found[latest[model.JOB_ID]] = latest
     return found
 
 
