@@ -120,7 +120,11 @@ class Reactor:
             heartbeat_s=s.heartbeat_s,
             handler_settings=s.handler_options(),
         )
-        self.stream = JobStream(self.store, lambda: self._wake.set(from_event=True))
+        self.stream = JobStream(
+            self.store,
+            lambda: self._wake.set(from_event=True),
+            on_lag=self.metrics.stream_lag.set,
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.stream.run)
             tg.start_soon(self._sweep)

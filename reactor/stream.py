@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -41,7 +42,7 @@ PIPELINE: list[dict[str, Any]] = [
             ]
         }
     },
-    {"$project": {"operationType": 1, "documentKey": 1}},
+    {"$project": {"operationType": 1, "documentKey": 1, "wallTime": 1}},
 ]
 
 
@@ -56,9 +57,11 @@ class JobStream:
         max_await_ms: int = 1000,
         token_save_s: float = 1.0,
         retry_s: float = 1.0,
+        on_lag: Callable[[float], None] | None = None,
     ) -> None:
         self._store = store
         self._wake = wake
+        self._on_lag = on_lag
         self._max_await_ms = max_await_ms
         self._token_save_s = token_save_s
         self._retry_s = retry_s
@@ -122,6 +125,9 @@ class JobStream:
             log.warning("stream_invalidated")
             self.token = change.get("_id")  # start_after an invalidate token reopens
             return
+        wall_time = change.get("wallTime")
+        if self._on_lag is not None and isinstance(wall_time, datetime):
+            self._on_lag(max(0.0, (datetime.now(UTC) - wall_time).total_seconds()))
         self._wake()
 
     def _progress(self, token: Any) -> None:

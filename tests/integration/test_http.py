@@ -32,8 +32,10 @@ def _free_port() -> int:
 async def test_endpoints_are_served_on_the_configured_port(settings: Settings) -> None:
     """The reactor listens on http_port and answers /healthz and /readyz."""
     port = _free_port()
-    async with (running(settings, jobs_lib.registry(), http_host="127.0.0.1", http_port=port),
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http):
+    async with (
+        running(settings, jobs_lib.registry(), http_host="127.0.0.1", http_port=port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
         assert (await http.get("/healthz")).json() == {"status": "alive"}
         ready = await http.get("/readyz")
     assert ready.status_code == 200
@@ -43,8 +45,9 @@ async def test_endpoints_are_served_on_the_configured_port(settings: Settings) -
 async def test_metrics_move_as_jobs_run(settings: Settings, db: Db) -> None:
     """/metrics counts started and finished jobs by command and status."""
     async with running(settings, jobs_lib.registry()) as reactor, _client(reactor) as http:
-        await db.jobs.insert_many([new_job("echo", {}, "m1"), new_job("echo", {}, "m2"),
-                                   new_job("explode", {}, "m3")])
+        await db.jobs.insert_many(
+            [new_job("echo", {}, "m1"), new_job("echo", {}, "m2"), new_job("explode", {}, "m3")]
+        )
         await wait_for_results(db, ["m1", "m2", "m3"], timeout_s=20)
         text = (await http.get("/metrics")).text
     assert 'reactor_jobs_started_total{command="echo"} 2.0' in text
@@ -60,8 +63,10 @@ async def test_readiness_fails_when_the_stream_stalls_and_recovers(
     settings: Settings, double: Any
 ) -> None:
     """/readyz turns 503 naming the stalled stream, and 200 again once it advances."""
-    async with running(settings, jobs_lib.registry(), ready_stall_s=1.0) as reactor, \
-            _client(reactor) as http:
+    async with (
+        running(settings, jobs_lib.registry(), ready_stall_s=1.0) as reactor,
+        _client(reactor) as http,
+    ):
         assert (await http.get("/readyz")).status_code == 200
         double.stall_change_streams()
         try:
