@@ -1,0 +1,142 @@
+"""Handshake, server information, sessions, and database/collection administration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from reactor.testing.context import Context, command
+from reactor.testing.cursors import first_batch
+from reactor.testing.replies import CommandFailed, Doc, not_supported
+from reactor.testing.stages import matches
+
+MAX_BSON_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = 48_000_000
+VERSION = "8.0.0-double"
+_UNSUPPORTED_CREATE_OPTIONS = ("capped", "validator", "timeseries", "clusteredIndex", "viewOn")
+
+
+@command("hello", "isMaster", "ismaster")
+async def hello(ctx: Context, cmd: Doc) -> Doc:
+    backend = ctx.backend
+    reply: Doc = {
+        "isWritablePrimary": True,
+        "ismaster": True,
+        "secondary": False,
+        "setName": backend.replica_set,
+        "setVersion": 1,
+        "hosts": [backend.address],
+        "primary": backend.address,
+        "me": backend.address,
+        "electionId": backend.election_id,
+        "maxBsonObjectSize": MAX_BSON_BYTES,
+        "maxMessageSizeBytes": MAX_MESSAGE_BYTES,
+        "maxWriteBatchSize": 100_000,
+        "localTime": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "logicalSessionTimeoutMinutes": 30,
+        "connectionId": ctx.connection_id,
+        "minWireVersion": 0,
+        "maxWireVersion": 21,
+        "readOnly": False,
+    }
+    if cmd.get("helloOk"):
+        reply["helloOk"] = True
+    return reply
+
+
+@command("ping", "endSessions", "killSessions", "killAllSessions", "refreshSessions")
+async def ping(ctx: Context, cmd: Doc) -> Doc:
+    return {}
+
+
+@command("buildInfo", "buildinfo")
+async def build_info(ctx: Context, cmd: Doc) -> Doc:
+    return {
+        "version": VERSION,
+        "versionArray": [8, 0, 0, 0],
+        "gitVersion": "mongo-reactor-test-double",
+        "bits": 64,
+        "maxBsonObjectSize": MAX_BSON_BYTES,
+        "storageEngines": ["mongomock"],
+    }
+
+
+@command("getParameter")
+async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
+    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}}
+    if cmd.get("getParameter") == "*":
+        return dict(known)
+    return {name: value for name, value in known.items() if name in cmd}
+
+
+@command("listDatabases")
+async def list_databases(ctx: Context, cmd: Doc) -> Doc:
+    infos = [
+        {"name": name, "sizeOnDisk": 0, "empty": False}
+        for name in ctx.backend.client.list_database_names()
+    ]
+    infos = [info for info in infos if matches(cmd.get("filter") or {}, info)]
+    if cmd.get("nameOnly"):
+        return {"databases": [{"name": info["name"]} for info in infos]}
+    return {"databases": infos, "totalSize": 0}
+
+
+@command("dropDatabase")
+async def drop_database(ctx: Context, cmd: Doc) -> Doc:
+    backend = ctx.backend
+    for name in backend.collection_names(ctx.db):
+        backend.client[ctx.db].drop_collection(name)
+        backend.log.record("drop", ctx.db, name)
+    backend.client.drop_database(ctx.db)
+    backend.log.record("dropDatabase", ctx.db, None)
+    return {"dropped": ctx.db}
+
+
+@command("listCollections")
+async def list_collections(ctx: Context, cmd: Doc) -> Doc:
+    infos = [_collection_info(name) for name in sorted(ctx.backend.collection_names(ctx.db))]
+    infos = [info for info in infos if matches(cmd.get("filter") or {}, info)]
+    if cmd.get("nameOnly"):
+        infos = [{"name": info["name"], "type": info["type"]} for info in infos]
+    namespace = f"{ctx.db}.$cmd.listCollections"
+    return first_batch(ctx.backend.cursors, namespace, infos, _batch_size(cmd))
+
+
+def _collection_info(name: str) -> Doc:
+    return {
+        "name": name,
+        "type": "collection",
+        "options": {},
+        "info": {"readOnly": False},
+        "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
+    }
+
+
+def _batch_size(cmd: Doc) -> int | None:
+    cursor: Any = cmd.get("cursor") or {}
+    size = cursor.get("batchSize") if isinstance(cursor, dict) else None
+    return size if isinstance(size, int) else None
+
+
+@command("create")
+async def create(ctx: Context, cmd: Doc) -> Doc:
+    name = cmd.get("create")
+    for option in _UNSUPPORTED_CREATE_OPTIONS:
+        if cmd.get(option):
+            raise not_supported(f"create with {option}")
+    if name in ctx.backend.collection_names(ctx.db):
+        raise CommandFailed(48, f"Collection {ctx.db}.{name} already exists.")
+    ctx.collection(cmd, "create")
+    ctx.backend.client[ctx.db].create_collection(name)
+    return {}
+
+
+@command("drop")
+async def drop(ctx: Context, cmd: Doc) -> Doc:
+    coll = ctx.collection(cmd, "drop")
+    if coll.name not in ctx.backend.collection_names(ctx.db):
+        return {}
+    indexes = len(coll.index_information())
+    coll.drop()
+    ctx.backend.log.record("drop", ctx.db, coll.name)
+    return {"ns": f"{ctx.db}.{coll.name}", "nIndexesWas": indexes}

@@ -1,0 +1,220 @@
+"""Change-stream cursors: where a stream starts, which events it sees, how they are rendered.
+
+A stream keeps a :class:`Position` in the :class:`EventLog`. Each batch scans the events after it,
+renders the ones the stream watches, runs them through the ``$match``/``$project`` stages and moves
+the position on, to the last returned event when the batch is full, else to the log's high-water
+mark. The position's token is the batch's ``postBatchResumeToken``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson.timestamp import Timestamp
+
+from reactor.testing.events import ChangeEvent, EventLog
+from reactor.testing.replies import CommandFailed, Doc
+from reactor.testing.stages import Stage, apply_stages, compile_stages
+from reactor.testing.tokens import KIND_INVALIDATE, KIND_START, Position, parse_token
+
+Lookup = Callable[[str, str, Any], Doc | None]
+
+_OPTIONS = {
+    "fullDocument": {"default", "updateLookup", "whenAvailable", "required"},
+    "fullDocumentBeforeChange": {"off", "whenAvailable", "required"},
+}
+_KNOWN = {
+    *_OPTIONS,
+    "resumeAfter",
+    "startAfter",
+    "startAtOperationTime",
+    "allChangesForCluster",
+    "showExpandedEvents",
+}
+
+
+@dataclass
+class ChangeStream:
+    """One open change-stream cursor (``coll`` None: a database; ``db`` None: the cluster)."""
+
+    db: str | None
+    coll: str | None
+    position: Position
+    stages: list[Stage]
+    full_document: str = "default"
+    before_change: str = "off"
+    invalidated: bool = False
+    pending: list[Doc] = field(default_factory=list)
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.db or 'admin'}.{self.coll or '$cmd.aggregate'}"
+
+    def collect(self, log: EventLog, lookup: Lookup, limit: int | None) -> list[Doc]:
+        """The next batch available now (never waits); moves the position past it."""
+        log.check_open(self.position)
+        batch, self.pending = self.pending, []
+        if self.invalidated:
+            return batch
+        for event in log.after(self.position):
+            if limit is not None and len(batch) >= limit:
+                return batch
+            self.position = event.position
+            if self.watches(event):
+                self._emit(event, lookup, batch)
+            if self.invalidated:
+                return batch
+        self.position = max(self.position, log.end())
+        return batch
+
+    async def wait_batch(
+        self, log: EventLog, lookup: Lookup, limit: int | None, max_wait_s: float
+    ) -> list[Doc]:
+        """The next non-empty batch, or an empty one and a fresh high-water mark after the wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait_s
+        while True:
+            changed = log.changed()
+            batch = self.collect(log, lookup, limit)
+            remaining_s = deadline - loop.time()
+            if batch or self.invalidated or remaining_s <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining_s)
+        if not batch and not self.invalidated:
+            self.position = max(self.position, log.advance())
+        return batch
+
+    def watches(self, event: ChangeEvent) -> bool:
+        if self.db is None:
+            return event.db not in {"admin", "config", "local"}
+        return event.db == self.db and (self.coll is None or event.coll == self.coll)
+
+    def _emit(self, event: ChangeEvent, lookup: Lookup, batch: list[Doc]) -> None:
+        doc = apply_stages(self.stages, render(event, self, lookup))
+        if doc is not None:
+            if doc.get("_id") != event.position.token():
+                raise CommandFailed(
+                    280,
+                    "Encountered an event whose _id field, which contains the resume token, "
+                    "was modified by the pipeline.",
+                )
+            batch.append(doc)
+        if self.invalidated_by(event):
+            self.invalidate(event.position, event.wall_time, batch)
+
+    def invalidated_by(self, event: ChangeEvent) -> bool:
+        if self.coll is not None:
+            return event.operation == "drop"
+        return self.db is not None and event.operation == "dropDatabase"
+
+    def invalidate(self, at: Position, wall_time: Any, batch: list[Doc]) -> None:
+        self.position = Position(at.time, at.inc, KIND_INVALIDATE)
+        self.invalidated = True
+        batch.append(
+            {
+                "_id": self.position.token(),
+                "operationType": "invalidate",
+                "clusterTime": self.position.cluster_time,
+                "wallTime": wall_time,
+            }
+        )
+
+
+def render(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Doc:
+    """The change document MongoDB would send for ``event`` on ``stream``."""
+    doc: Doc = {
+        "_id": event.position.token(),
+        "operationType": event.operation,
+        "clusterTime": event.position.cluster_time,
+        "wallTime": event.wall_time,
+    }
+    full = _full_document(event, stream, lookup)
+    if full is not _ABSENT:
+        doc["fullDocument"] = full
+    doc["ns"] = {"db": event.db} if event.coll is None else {"db": event.db, "coll": event.coll}
+    if event.document_key is not None:
+        doc["documentKey"] = event.document_key
+    if event.operation == "update":
+        doc["updateDescription"] = event.update_description()
+    if stream.before_change != "off" and event.operation in {"update", "replace", "delete"}:
+        doc["fullDocumentBeforeChange"] = event.before
+    return doc
+
+
+_ABSENT: Any = object()
+
+
+def _full_document(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Any:
+    if event.operation in {"insert", "replace"}:
+        return event.after
+    if event.operation != "update" or stream.full_document == "default":
+        return _ABSENT
+    if stream.full_document == "updateLookup":
+        key = event.document_key or {}
+        return lookup(event.db, event.coll or "", key.get("_id"))
+    return event.after
+
+
+def open_stream(
+    log: EventLog, db: str, coll: str | None, spec: Any, stages: list[Any]
+) -> ChangeStream:
+    """A stream for ``{$changeStream: spec}`` on ``db``/``coll``, positioned where it starts."""
+    if not isinstance(spec, dict):
+        raise CommandFailed(40573, "the $changeStream stage must be an object")
+    _check_options(spec)
+    cluster = bool(spec.get("allChangesForCluster"))
+    if cluster and (db != "admin" or coll is not None):
+        raise CommandFailed(40575, "allChangesForCluster needs aggregate: 1 on the admin database")
+    if db == "admin" and not cluster:
+        raise CommandFailed(73, "$changeStream may not be opened on the internal admin database")
+    stream = ChangeStream(
+        None if cluster else db,
+        coll,
+        _start_position(log, spec),
+        compile_stages(stages),
+        spec.get("fullDocument", "default"),
+        spec.get("fullDocumentBeforeChange", "off"),
+    )
+    _resume_into_invalidate(log, stream, spec)
+    return stream
+
+
+def _check_options(spec: Doc) -> None:
+    for name, value in spec.items():
+        if name not in _KNOWN:
+            raise CommandFailed(40415, f"BSON field '$changeStream.{name}' is an unknown field.")
+        if name in _OPTIONS and value not in _OPTIONS[name]:
+            raise CommandFailed(2, f"invalid $changeStream.{name}: {value!r}")
+    starts = [
+        name for name in ("resumeAfter", "startAfter", "startAtOperationTime") if name in spec
+    ]
+    if len(starts) > 1:
+        raise CommandFailed(40674, f"only one of {', '.join(starts)} may be given")
+
+
+def _start_position(log: EventLog, spec: Doc) -> Position:
+    if "resumeAfter" in spec or "startAfter" in spec:
+        position = parse_token(spec.get("resumeAfter", spec.get("startAfter")))
+        if "resumeAfter" in spec and position.kind == KIND_INVALIDATE:
+            raise CommandFailed(260, "cannot resumeAfter an invalidate event; use startAfter")
+    elif "startAtOperationTime" in spec:
+        start = spec["startAtOperationTime"]
+        if not isinstance(start, Timestamp):
+            raise CommandFailed(14, "startAtOperationTime must be a timestamp")
+        position = Position.at(start, KIND_START)
+    else:
+        return log.end()
+    log.check_start(position)
+    return position
+
+
+def _resume_into_invalidate(log: EventLog, stream: ChangeStream, spec: Doc) -> None:
+    """Resuming right after the drop that invalidated a stream delivers the invalidate again."""
+    event = log.at(stream.position) if "resumeAfter" in spec else None
+    if event is not None and stream.watches(event) and stream.invalidated_by(event):
+        stream.invalidate(event.position, event.wall_time, stream.pending)

@@ -1,0 +1,73 @@
+"""Fault injection state: queued command failures and the change-stream stall gate.
+
+Lives on the double's event loop; the public methods of :class:`MongoDouble` reach it through
+``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from reactor.testing.replies import Doc, error_reply
+
+# Monitoring traffic is never failed unless named: a stray heartbeat would eat the failure.
+_UNNAMED_EXEMPT = frozenset({"hello", "ismaster"})
+
+
+@dataclass
+class _Failure:
+    remaining: int
+    code: int
+    labels: tuple[str, ...]
+    commands: frozenset[str] | None
+    message: str
+
+    def matches(self, command: str) -> bool:
+        if self.commands is None:
+            return command.lower() not in _UNNAMED_EXEMPT
+        return command in self.commands
+
+
+class Faults:
+    """What the next commands should suffer."""
+
+    def __init__(self) -> None:
+        self._failures: list[_Failure] = []
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def fail_next(
+        self,
+        n: int,
+        code: int,
+        labels: Sequence[str],
+        commands: Collection[str] | None,
+        message: str,
+    ) -> None:
+        names = None if commands is None else frozenset(commands)
+        self._failures.append(_Failure(n, code, tuple(labels), names, message))
+
+    def take_failure(self, command: str) -> Doc | None:
+        """The injected error reply for ``command``, if one is queued for it."""
+        for failure in self._failures:
+            if failure.remaining > 0 and failure.matches(command):
+                failure.remaining -= 1
+                self._failures = [f for f in self._failures if f.remaining > 0]
+                return error_reply(failure.code, failure.message, failure.labels)
+        return None
+
+    @property
+    def stalled(self) -> bool:
+        return not self._flowing.is_set()
+
+    def stall(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    async def flowing(self) -> None:
+        """Return once change streams are not stalled."""
+        await self._flowing.wait()

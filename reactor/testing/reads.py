@@ -1,0 +1,148 @@
+"""find, getMore, killCursors, count, distinct and aggregate (plain pipelines or change streams)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactor.testing.changestream import ChangeStream, open_stream
+from reactor.testing.context import Context, command
+from reactor.testing.cursors import cursor_reply, first_batch
+from reactor.testing.replies import CommandFailed, Doc, not_supported
+
+DEFAULT_AWAIT_MS = 1000
+_UNSUPPORTED_FIND_OPTIONS = ("collation", "tailable", "awaitData", "min", "max", "returnKey")
+
+
+def sort_spec(sort: Any) -> list[tuple[str, Any]] | None:
+    """A wire sort document as the list of pairs mongomock takes."""
+    if not sort:
+        return None
+    if not isinstance(sort, dict):
+        raise CommandFailed(14, "sort must be an object")
+    return list(sort.items())
+
+
+def _batch_size(cmd: Doc, key: str = "batchSize") -> int | None:
+    size = cmd.get(key)
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise CommandFailed(2, f"{key} must be a non-negative integer")
+    return size
+
+
+@command("find")
+async def find(ctx: Context, cmd: Doc) -> Doc:
+    coll = ctx.collection(cmd, "find")
+    for option in _UNSUPPORTED_FIND_OPTIONS:
+        if cmd.get(option):
+            raise not_supported(f"find with {option}")
+    limit = int(cmd.get("limit") or 0)
+    docs = coll.find(
+        cmd.get("filter") or {},
+        cmd.get("projection") or None,
+        skip=int(cmd.get("skip") or 0),
+        limit=abs(limit),
+        sort=sort_spec(cmd.get("sort")),
+    )
+    single = bool(cmd.get("singleBatch")) or limit < 0
+    return first_batch(
+        ctx.backend.cursors, coll.full_name, list(docs), _batch_size(cmd), single_batch=single
+    )
+
+
+@command("getMore")
+async def get_more(ctx: Context, cmd: Doc) -> Doc:
+    cursor_id = cmd.get("getMore")
+    if not isinstance(cursor_id, int):
+        raise CommandFailed(14, "getMore must be a cursor id (int64)")
+    cursor = ctx.backend.cursors.get(cursor_id)
+    if not cmd.get("batchSize"):  # absent or 0: as many as fit
+        cmd = {**cmd, "batchSize": None}
+    if isinstance(cursor, ChangeStream):
+        return await _change_stream_more(ctx, cursor_id, cursor, cmd)
+    batch = cursor.take(_batch_size(cmd))
+    if not cursor.docs:
+        ctx.backend.cursors.discard(cursor_id)
+        cursor_id = 0
+    return cursor_reply(cursor.namespace, cursor_id, batch, "nextBatch")
+
+
+async def _change_stream_more(ctx: Context, cursor_id: int, stream: ChangeStream, cmd: Doc) -> Doc:
+    backend = ctx.backend
+    max_wait_s = int(cmd.get("maxTimeMS") or DEFAULT_AWAIT_MS) / 1000
+    await backend.faults.flowing()
+    batch = await stream.wait_batch(backend.log, backend.lookup, _batch_size(cmd), max_wait_s)
+    await backend.faults.flowing()
+    if stream.invalidated:
+        backend.cursors.discard(cursor_id)
+        cursor_id = 0
+    return cursor_reply(stream.namespace, cursor_id, batch, "nextBatch", stream.position.token())
+
+
+@command("killCursors")
+async def kill_cursors(ctx: Context, cmd: Doc) -> Doc:
+    killed: list[int] = []
+    not_found: list[int] = []
+    for cursor_id in cmd.get("cursors") or []:
+        (killed if ctx.backend.cursors.discard(cursor_id) else not_found).append(cursor_id)
+    return {
+        "cursorsKilled": killed,
+        "cursorsNotFound": not_found,
+        "cursorsAlive": [],
+        "cursorsUnknown": [],
+    }
+
+
+@command("count")
+async def count(ctx: Context, cmd: Doc) -> Doc:
+    coll = ctx.collection(cmd, "count")
+    options = {"skip": int(cmd.get("skip") or 0)}
+    if cmd.get("limit"):
+        options["limit"] = abs(int(cmd["limit"]))
+    return {"n": coll.count_documents(cmd.get("query") or {}, **options)}
+
+
+@command("distinct")
+async def distinct(ctx: Context, cmd: Doc) -> Doc:
+    coll = ctx.collection(cmd, "distinct")
+    if not isinstance(cmd.get("key"), str):
+        raise CommandFailed(14, "distinct key must be a string")
+    return {"values": list(coll.distinct(cmd["key"], cmd.get("query") or {}))}
+
+
+@command("aggregate")
+async def aggregate(ctx: Context, cmd: Doc) -> Doc:
+    pipeline = cmd.get("pipeline")
+    if not isinstance(pipeline, list):
+        raise CommandFailed(14, "'pipeline' option must be specified as an array")
+    cursor_options = cmd.get("cursor")
+    if not isinstance(cursor_options, dict):
+        raise CommandFailed(9, "The 'cursor' option is required, except for aggregate with explain")
+    batch_size = _batch_size(cursor_options)
+    if pipeline and isinstance(pipeline[0], dict) and "$changeStream" in pipeline[0]:
+        return _open_change_stream(ctx, cmd, pipeline, batch_size)
+    if any(isinstance(stage, dict) and "$changeStream" in stage for stage in pipeline):
+        raise CommandFailed(40602, "$changeStream is only valid as the first stage in a pipeline")
+    if not isinstance(cmd.get("aggregate"), str):
+        raise not_supported("aggregate: 1 without $changeStream")
+    for option in ("explain", "collation", "let"):
+        if cmd.get(option):
+            raise not_supported(f"aggregate with {option}")
+    coll = ctx.collection(cmd, "aggregate")
+    docs = list(coll.aggregate(pipeline))
+    return first_batch(ctx.backend.cursors, coll.full_name, docs, batch_size)
+
+
+def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size: int | None) -> Doc:
+    target = cmd.get("aggregate")
+    if isinstance(target, str):
+        coll: str | None = ctx.collection(cmd, "aggregate").name
+    elif target == 1:
+        coll = None
+    else:
+        raise CommandFailed(73, f"invalid aggregate target: {target!r}")
+    backend = ctx.backend
+    stream = open_stream(backend.log, ctx.db, coll, pipeline[0]["$changeStream"], pipeline[1:])
+    batch = stream.collect(backend.log, backend.lookup, batch_size)
+    cursor_id = 0 if stream.invalidated else backend.cursors.add(stream)
+    token = stream.position.token()
+    return cursor_reply(stream.namespace, cursor_id, batch, "firstBatch", token)

@@ -1,0 +1,168 @@
+"""Commands the double refuses or cannot satisfy answer MongoDB-shaped errors, never hang."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from bson import Int64
+from pymongo import AsyncMongoClient
+from pymongo.errors import OperationFailure
+
+from reactor.testing.fixtures import mongo_double, mongo_uri
+
+__all__ = ["mongo_double", "mongo_uri"]  # fixtures used by name below
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture
+async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
+    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    await client.app.jobs.insert_one({"_id": 1, "a": [1, 2], "k": "x"})
+    yield client
+    await client.close()
+
+
+CASES = [
+    ({"getMore": Int64(12345), "collection": "jobs"}, 43),
+    ({"listIndexes": "missing"}, 26),
+    ({"dropIndexes": "missing", "index": "*"}, 26),
+    ({"dropIndexes": "jobs", "index": "nope_1"}, 27),
+    ({"dropIndexes": "jobs", "index": {"nope": 1}}, 27),
+    ({"dropIndexes": "jobs", "index": "_id_"}, 72),
+    (
+        {"createIndexes": "jobs", "indexes": [{"key": {"k": "text"}, "name": "t", "weights": {}}]},
+        238,
+    ),
+    ({"createIndexes": "jobs", "indexes": [{"name": "no_key"}]}, 9),
+    ({"create": "capped", "capped": True, "size": 1000}, 238),
+    ({"create": "jobs"}, 48),
+    ({"find": "jobs", "collation": {"locale": "fr"}}, 238),
+    ({"find": "jobs", "tailable": True}, 238),
+    ({"find": "jobs", "sort": [1]}, 14),
+    ({"find": "jobs", "batchSize": -1}, 2),
+    ({"aggregate": "jobs", "pipeline": [{"$match": {}}]}, 9),
+    ({"aggregate": "jobs", "pipeline": {}, "cursor": {}}, 14),
+    (
+        {"aggregate": "jobs", "pipeline": [{"$match": {}}, {"$changeStream": {}}], "cursor": {}},
+        40602,
+    ),
+    ({"aggregate": 1, "pipeline": [{"$match": {}}], "cursor": {}}, 238),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {"nope": 1}}], "cursor": {}}, 40415),
+    (
+        {"aggregate": "jobs", "pipeline": [{"$changeStream": {"fullDocument": "x"}}], "cursor": {}},
+        2,
+    ),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": 5}], "cursor": {}}, 40573),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$group": {}}], "cursor": {}}, 238),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {}], "cursor": {}}, 40323),
+    (
+        {
+            "aggregate": "jobs",
+            "pipeline": [{"$changeStream": {"startAtOperationTime": 5}}],
+            "cursor": {},
+        },
+        14,
+    ),
+    (
+        {
+            "aggregate": "jobs",
+            "pipeline": [{"$changeStream": {}}, {"$project": {"a": 1, "b": 0}}],
+            "cursor": {},
+        },
+        31254,
+    ),
+    (
+        {
+            "aggregate": "jobs",
+            "pipeline": [{"$changeStream": {}}, {"$project": {"a": "$b"}}],
+            "cursor": {},
+        },
+        238,
+    ),
+    (
+        {
+            "aggregate": "jobs",
+            "pipeline": [{"$changeStream": {"allChangesForCluster": True}}],
+            "cursor": {},
+        },
+        40575,
+    ),
+    ({"findAndModify": "jobs", "query": {}}, 9),
+    ({"findAndModify": "jobs", "remove": True, "update": {"$set": {"a": 1}}}, 9),
+    ({"findAndModify": "jobs", "update": {"$set": {"a.$[e]": 1}}, "arrayFilters": [{"e": 1}]}, 238),
+    ({"distinct": "jobs", "key": 5}, 14),
+    ({"find": ""}, 73),
+    ({"commitTransaction": 1}, 20),
+]
+
+
+@pytest.mark.parametrize(("command", "code"), CASES, ids=[str(c[0])[:60] for c in CASES])
+async def test_refused_commands_answer_their_error_code(
+    client: AsyncMongoClient[Doc], command: Doc, code: int
+) -> None:
+    """Each malformed or unsupported command fails at once with MongoDB's code for it."""
+    with pytest.raises(OperationFailure) as caught:
+        await asyncio.wait_for(client.app.command(command), 5)
+    assert caught.value.code == code
+
+
+async def test_admin_database_change_stream_is_refused(client: AsyncMongoClient[Doc]) -> None:
+    """A change stream on the admin database without allChangesForCluster fails with 73."""
+    with pytest.raises(OperationFailure) as caught:
+        await client.admin.command(
+            {"aggregate": 1, "pipeline": [{"$changeStream": {}}], "cursor": {}}
+        )
+    assert caught.value.code == 73
+
+
+async def test_write_batch_errors_stop_ordered_and_continue_unordered(
+    client: AsyncMongoClient[Doc],
+) -> None:
+    """An ordered update batch stops at its first error; an unordered one runs every update."""
+    bad = {"q": {"_id": 1}, "u": {"$set": {"a.$[e]": 0}}, "arrayFilters": [{"e": 1}]}
+    good = {"q": {"_id": 1}, "u": {"$set": {"k": "y"}}}
+    ordered = await client.app.command({"update": "jobs", "updates": [bad, good]})
+    unordered = await client.app.command(
+        {"update": "jobs", "updates": [bad, good], "ordered": False}
+    )
+    assert [e["code"] for e in ordered["writeErrors"]] == [238]
+    assert ordered["n"] == 0
+    assert unordered["n"] == 1
+    assert (await client.app.jobs.find_one({"_id": 1}) or {})["k"] == "y"
+
+
+async def test_replacement_with_multi_is_rejected(client: AsyncMongoClient[Doc]) -> None:
+    """A replacement-style update with multi: true is a write error with code 9."""
+    reply = await client.app.command(
+        {"update": "jobs", "updates": [{"q": {}, "u": {"k": "z"}, "multi": True}]}
+    )
+    assert reply["writeErrors"][0]["code"] == 9
+
+
+async def test_delete_limit_one_removes_a_single_match(client: AsyncMongoClient[Doc]) -> None:
+    """delete with limit 1 removes one matching document, limit 0 removes them all."""
+    await client.app.jobs.insert_many([{"k": "x"}, {"k": "x"}])
+    one = await client.app.command({"delete": "jobs", "deletes": [{"q": {"k": "x"}, "limit": 1}]})
+    rest = await client.app.command({"delete": "jobs", "deletes": [{"q": {"k": "x"}, "limit": 0}]})
+    assert (one["n"], rest["n"]) == (1, 2)
+
+
+async def test_index_build_over_duplicates_fails(client: AsyncMongoClient[Doc]) -> None:
+    """A unique index over existing duplicates fails with 11000 and is not created."""
+    await client.app.jobs.insert_one({"k": "x"})
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.jobs.create_index("k", unique=True)
+    assert caught.value.code == 11000
+    assert list(await client.app.jobs.index_information()) == ["_id_"]
+
+
+async def test_conflicting_index_options_fail(client: AsyncMongoClient[Doc]) -> None:
+    """Re-creating an index name with other options fails with 85 IndexOptionsConflict."""
+    await client.app.jobs.create_index("k", name="k")
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.jobs.create_index("k", name="k", sparse=True)
+    assert caught.value.code == 85
