@@ -52,8 +52,10 @@ def docker_unavailable_reason() -> str | None:
         why = "the engine did not answer /_ping with 200"
     if answered:
         return None
-    return (f"no Docker engine answers at {host} ({why}); the real replica-set backend runs "
-            "through testcontainers wherever Docker exists")
+    return (
+        f"no Docker engine answers at {host} ({why}); the real replica-set backend runs "
+        "through testcontainers wherever Docker exists"
+    )
 
 
 @contextmanager
@@ -67,15 +69,22 @@ def replica_set_backend() -> Iterator[Backend]:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.waiting_utils import wait_for_logs
 
-    container: Any = (DockerContainer(MONGO_IMAGE)
-                      .with_command("--replSet rs0 --bind_ip_all")
-                      .with_exposed_ports(27017))
+    container: Any = (
+        DockerContainer(MONGO_IMAGE)
+        .with_command("--replSet rs0 --bind_ip_all")
+        .with_exposed_ports(27017)
+    )
     with container:
         wait_for_logs(container, "Waiting for connections", timeout=60)
         code, output = container.exec(
-            ["mongosh", "--quiet", "--eval",
-             "rs.initiate({_id: 'rs0', members: [{_id: 0, host: 'localhost:27017'}]}); "
-             "while (!db.hello().isWritablePrimary) { sleep(100) }"])
+            [
+                "mongosh",
+                "--quiet",
+                "--eval",
+                "rs.initiate({_id: 'rs0', members: [{_id: 0, host: 'localhost:27017'}]}); "
+                "while (!db.hello().isWritablePrimary) { sleep(100) }",
+            ]
+        )
         if code != 0:
             raise RuntimeError(f"replica set did not initiate: {output!r}")
         host = container.get_container_host_ip()

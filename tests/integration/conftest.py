@@ -50,17 +50,24 @@ def double(backend: Backend) -> Any:
 @pytest.fixture
 def settings(backend: Backend, tmp_path: Path) -> Settings:
     """Settings for a fresh database per test, with short leases and no HTTP port."""
-    return load_settings(mongo_uri=backend.uri, db=f"t_{uuid.uuid4().hex[:12]}",
-                         jobs_root=tmp_path / "jobs", http_port=0, lease_s=3,
-                         connect_timeout_s=5, cpu_workers=2, job_timeout_s=30,
-                         log_format="json", worker_name=f"test-{uuid.uuid4().hex[:6]}")
+    return load_settings(
+        mongo_uri=backend.uri,
+        db=f"t_{uuid.uuid4().hex[:12]}",
+        jobs_root=tmp_path / "jobs",
+        http_port=0,
+        lease_s=3,
+        connect_timeout_s=5,
+        cpu_workers=2,
+        job_timeout_s=30,
+        log_format="json",
+        worker_name=f"test-{uuid.uuid4().hex[:6]}",
+    )
 
 
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
     """A client's view of the test database (dropped afterwards)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri,
-                                                                tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
     try:
         yield client[settings.db]
     finally:
@@ -69,8 +76,9 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
 
 
 @asynccontextmanager
-async def running(settings: Settings, registry: Registry | None = None,
-                  **overrides: Any) -> AsyncIterator[Reactor]:
+async def running(
+    settings: Settings, registry: Registry | None = None, **overrides: Any
+) -> AsyncIterator[Reactor]:
     """A reactor serving in the background of the test's task; stopped on exit."""
     if overrides:
         settings = settings.model_copy(update=overrides)

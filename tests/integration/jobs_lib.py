@@ -98,8 +98,16 @@ def cpu_square(n: int) -> dict[str, int]:
 def registry() -> Registry:
     """The handlers of the integration suite, by command name."""
     funcs: dict[str, Any] = {
-        "echo": echo, "sleep": sleep, "record": record, "gated": gated, "solo": solo,
-        "explode": explode, "not_bson": not_bson, "big": big, "retry_once": retry_once,
-        "read_text": read_text, "cpu_square": cpu_square,
+        "echo": echo,
+        "sleep": sleep,
+        "record": record,
+        "gated": gated,
+        "solo": solo,
+        "explode": explode,
+        "not_bson": not_bson,
+        "big": big,
+        "retry_once": retry_once,
+        "read_text": read_text,
+        "cpu_square": cpu_square,
     }
     return Registry(build_handler(name, fn) for name, fn in funcs.items())

@@ -17,25 +17,45 @@ Db = AsyncDatabase[dict[str, Any]]
 
 BAD_JOBS: list[tuple[dict[str, Any], str, str]] = [
     ({"job_id": "no-command", "args": {}}, "InvalidJob", "job has no command"),
-    ({"job_id": "unknown", "command": "nope"}, "UnknownCommand",
-     "unknown command 'nope'; known commands: big, cpu_square, echo"),
-    ({"job_id": "args-list", "command": "echo", "args": [1]}, "InvalidJob",
-     "args must be a mapping"),
-    ({"job_id": "args-wrong", "command": "sleep", "args": {"seconds": "soon"}},
-     "InvalidArguments", "seconds: Input should be a valid number"),
-    ({"job_id": "args-extra", "command": "sleep", "args": {"minutes": 1}},
-     "InvalidArguments", "minutes: unexpected argument"),
-    ({"job_id": "escape", "command": "read_text", "args": {"path": "../../etc/passwd"}},
-     "PathEscape", "escapes the job directory"),
-    ({"job_id": "raises", "command": "explode", "args": {"message": "kaput"}},
-     "RuntimeError", "kaput"),
-    ({"job_id": "not-bson", "command": "not_bson"}, "ResultNotStorable",
-     "cannot be stored as BSON"),
+    (
+        {"job_id": "unknown", "command": "nope"},
+        "UnknownCommand",
+        "unknown command 'nope'; known commands: big, cpu_square, echo",
+    ),
+    (
+        {"job_id": "args-list", "command": "echo", "args": [1]},
+        "InvalidJob",
+        "args must be a mapping",
+    ),
+    (
+        {"job_id": "args-wrong", "command": "sleep", "args": {"seconds": "soon"}},
+        "InvalidArguments",
+        "seconds: Input should be a valid number",
+    ),
+    (
+        {"job_id": "args-extra", "command": "sleep", "args": {"minutes": 1}},
+        "InvalidArguments",
+        "minutes: unexpected argument",
+    ),
+    (
+        {"job_id": "escape", "command": "read_text", "args": {"path": "../../etc/passwd"}},
+        "PathEscape",
+        "escapes the job directory",
+    ),
+    (
+        {"job_id": "raises", "command": "explode", "args": {"message": "kaput"}},
+        "RuntimeError",
+        "kaput",
+    ),
+    (
+        {"job_id": "not-bson", "command": "not_bson"},
+        "ResultNotStorable",
+        "cannot be stored as BSON",
+    ),
 ]
 
 
-async def test_each_bad_job_fails_clearly_and_work_continues(settings: Settings,
-                                                              db: Db) -> None:
+async def test_each_bad_job_fails_clearly_and_work_continues(settings: Settings, db: Db) -> None:
     """Every kind of bad job gets a failed result naming its problem; a good job still runs."""
     no_id = ObjectId()
     docs = [doc for doc, _, _ in BAD_JOBS] + [{"_id": no_id, "command": "echo"}]

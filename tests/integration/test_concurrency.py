@@ -27,8 +27,7 @@ async def test_the_global_bound_stops_claiming(settings: Settings, db: Db) -> No
     assert {r["status"] for r in results.values()} == {"succeeded"}
 
 
-async def test_a_full_handler_does_not_block_other_commands(settings: Settings,
-                                                            db: Db) -> None:
+async def test_a_full_handler_does_not_block_other_commands(settings: Settings, db: Db) -> None:
     """A command at its own limit is skipped while other commands keep flowing."""
     gate = jobs_lib.GATE["current"] = jobs_lib.Gate()
     async with running(settings, jobs_lib.registry(), max_jobs=8):
@@ -46,8 +45,10 @@ async def test_two_reactors_share_the_work_without_running_a_job_twice(
 ) -> None:
     """Two reactors on one database process every job exactly once between them."""
     ids = [f"pair-{i}" for i in range(200)]
-    async with (running(settings, jobs_lib.registry(), worker_name="left"),
-                running(settings, jobs_lib.registry(), worker_name="right")):
+    async with (
+        running(settings, jobs_lib.registry(), worker_name="left"),
+        running(settings, jobs_lib.registry(), worker_name="right"),
+    ):
         await db.jobs.insert_many([new_job("record", {}, i) for i in ids])
         results = await wait_for_results(db, ids, timeout_s=60)
     assert all(jobs_lib.RUNS[i] == 1 for i in ids)

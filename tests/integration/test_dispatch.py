@@ -60,10 +60,12 @@ async def test_queued_status_and_requeue_are_claimed(settings: Settings, db: Db)
 
 async def test_jobs_in_other_states_are_left_alone(settings: Settings, db: Db) -> None:
     """Finished, cancelled and live-leased jobs are not claimed."""
-    await db.jobs.insert_many([
-        {"job_id": "done", "command": "record", "status": "succeeded"},
-        {"job_id": "cancelled", "command": "record", "status": "cancelled"},
-    ])
+    await db.jobs.insert_many(
+        [
+            {"job_id": "done", "command": "record", "status": "succeeded"},
+            {"job_id": "cancelled", "command": "record", "status": "cancelled"},
+        ]
+    )
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one({"job_id": "marker", "command": "record"})
         await wait_for_result(db, "marker", timeout_s=20)
@@ -86,8 +88,11 @@ async def test_retry_runs_the_job_again(settings: Settings, db: Db) -> None:
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one({"job_id": "r1", "command": "retry_once", "args": {}})
         result = await wait_for_result(db, "r1", timeout_s=20)
-    assert (result["status"], result["result"], result["attempt"]) == ("succeeded",
-                                                                       {"attempt": 2}, 2)
+    assert (result["status"], result["result"], result["attempt"]) == (
+        "succeeded",
+        {"attempt": 2},
+        2,
+    )
 
 
 async def test_large_results_go_to_gridfs(settings: Settings, db: Db) -> None:
@@ -101,15 +106,15 @@ async def test_large_results_go_to_gridfs(settings: Settings, db: Db) -> None:
     assert await load_large_result(db, result["result_ref"]) == "x" * 50_000
 
 
-async def test_thread_handlers_read_files_in_the_job_directory(settings: Settings,
-                                                                db: Db) -> None:
+async def test_thread_handlers_read_files_in_the_job_directory(settings: Settings, db: Db) -> None:
     """A blocking handler gets its path argument resolved inside the job's directory."""
     job_dir = settings.jobs_root / "t1"
     job_dir.mkdir(parents=True)
     (job_dir / "note.txt").write_text("hello from the volume")
     async with running(settings, jobs_lib.registry()):
-        await db.jobs.insert_one({"job_id": "t1", "command": "read_text",
-                                  "args": {"path": "note.txt"}})
+        await db.jobs.insert_one(
+            {"job_id": "t1", "command": "read_text", "args": {"path": "note.txt"}}
+        )
         result = await wait_for_result(db, "t1", timeout_s=20)
     assert result["result"] == "hello from the volume"
 

@@ -48,9 +48,16 @@ async def test_restart_resumes_from_the_stored_token(settings: Settings, db: Db)
 async def test_an_expired_lease_is_claimed_again(settings: Settings, db: Db) -> None:
     """A job left running by a dead owner is re-run once its lease has expired."""
     past = datetime.now(UTC) - timedelta(seconds=5)
-    await db.jobs.insert_one({"job_id": "orphan", "command": "record", "status": "running",
-                              "lease_owner": "dead-worker", "lease_expires_at": past,
-                              "attempt": 1})
+    await db.jobs.insert_one(
+        {
+            "job_id": "orphan",
+            "command": "record",
+            "status": "running",
+            "lease_owner": "dead-worker",
+            "lease_expires_at": past,
+            "attempt": 1,
+        }
+    )
     async with running(settings, jobs_lib.registry()) as reactor:
         result = await wait_for_result(db, "orphan", timeout_s=30)
         assert reactor.metrics.lease_expiries._value.get() == 1
@@ -60,16 +67,23 @@ async def test_an_expired_lease_is_claimed_again(settings: Settings, db: Db) -> 
 async def test_a_live_lease_is_not_taken(settings: Settings, db: Db) -> None:
     """A job another owner holds with an unexpired lease is left alone."""
     future = datetime.now(UTC) + timedelta(minutes=5)
-    await db.jobs.insert_one({"job_id": "held", "command": "record", "status": "running",
-                              "lease_owner": "alive", "lease_expires_at": future, "attempt": 1})
+    await db.jobs.insert_one(
+        {
+            "job_id": "held",
+            "command": "record",
+            "status": "running",
+            "lease_owner": "alive",
+            "lease_expires_at": future,
+            "attempt": 1,
+        }
+    )
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one(new_job("record", {}, "marker"))
         await wait_for_result(db, "marker", timeout_s=20)
     assert jobs_lib.RUNS["held"] == 0
 
 
-async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings,
-                                                              db: Db) -> None:
+async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings, db: Db) -> None:
     """Fencing: after a takeover the old attempt's result and status writes are refused."""
     await db.jobs.insert_one(new_job("echo", {}, "fenced"))
     old = Store(db, owner="old", lease_s=30)
@@ -77,8 +91,9 @@ async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings
     await old.ensure_indexes()
     stale = await old.claim_next()
     assert stale is not None
-    await db.jobs.update_one({"job_id": "fenced"},
-                             {"$set": {"lease_expires_at": datetime.now(UTC) - timedelta(1)}})
+    await db.jobs.update_one(
+        {"job_id": "fenced"}, {"$set": {"lease_expires_at": datetime.now(UTC) - timedelta(1)}}
+    )
     fresh = await new.claim_next()
     assert fresh is not None and fresh.attempt == 2 and fresh.reclaimed
     now = datetime.now(UTC)
@@ -92,14 +107,14 @@ async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings
 async def test_heartbeats_keep_a_long_job_leased(settings: Settings, db: Db) -> None:
     """A job running longer than its lease is renewed, not re-run."""
     async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2):
-        await db.jobs.insert_one({"job_id": "long", "command": "sleep",
-                                  "args": {"seconds": 2.5}})
+        await db.jobs.insert_one({"job_id": "long", "command": "sleep", "args": {"seconds": 2.5}})
         result = await wait_for_result(db, "long", timeout_s=30)
     assert (result["status"], result["attempt"]) == ("succeeded", 1)
 
 
-async def test_lost_history_falls_back_to_the_catch_up_scan(settings: Settings, db: Db,
-                                                            double: Any) -> None:
+async def test_lost_history_falls_back_to_the_catch_up_scan(
+    settings: Settings, db: Db, double: Any
+) -> None:
     """When the stored token's history is gone (code 286) queued jobs are still processed."""
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one(new_job("record", {}, "first"))
@@ -113,8 +128,9 @@ async def test_lost_history_falls_back_to_the_catch_up_scan(settings: Settings, 
     assert state is not None
 
 
-async def test_dropped_connections_do_not_lose_jobs(settings: Settings, db: Db,
-                                                    double: Any) -> None:
+async def test_dropped_connections_do_not_lose_jobs(
+    settings: Settings, db: Db, double: Any
+) -> None:
     """After every connection drops, the stream resumes and new jobs are processed."""
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one(new_job("record", {}, "pre"))
@@ -128,8 +144,13 @@ async def test_dropped_connections_do_not_lose_jobs(settings: Settings, db: Db,
 async def test_failed_commands_are_survived(settings: Settings, db: Db, double: Any) -> None:
     """Injected failures on the stream's getMore are retried and the job still runs."""
     async with running(settings, jobs_lib.registry()):
-        double.fail_next(2, code=91, labels=["ResumableChangeStreamError"],
-                         commands={"getMore"}, message="shutting down")
+        double.fail_next(
+            2,
+            code=91,
+            labels=["ResumableChangeStreamError"],
+            commands={"getMore"},
+            message="shutting down",
+        )
         await db.jobs.insert_one(new_job("record", {}, "survivor"))
         result = await wait_for_result(db, "survivor", timeout_s=30)
     assert result["status"] == "succeeded"
