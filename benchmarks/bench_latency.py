@@ -54,17 +54,32 @@ async def _burst(db: Any) -> list[float]:
 
 async def measure() -> dict[str, dict[str, float]]:
     with MongoDouble() as double, tempfile.TemporaryDirectory() as root:
-        settings = load_settings(mongo_uri=double.uri, db="bench", jobs_root=root, http_port=0,
-                                 max_jobs=32, log_level="warning")
+        settings = load_settings(
+            mongo_uri=double.uri,
+            db="bench",
+            jobs_root=root,
+            http_port=0,
+            max_jobs=32,
+            log_level="warning",
+        )
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(double.uri, tz_aware=True)
         async with anyio.create_task_group() as tg:
             reactor = await tg.start(Reactor(settings).serve)
-            runs = {"sequential": await _sequential(client.bench),
-                    "burst": await _burst(client.bench)}
+            runs = {
+                "sequential": await _sequential(client.bench),
+                "burst": await _burst(client.bench),
+            }
             reactor.stop()
         await client.close()
-    return {name: {"jobs": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99),
-                   "mean_ms": statistics.fmean(v)} for name, v in runs.items()}
+    return {
+        name: {
+            "jobs": len(v),
+            "p50_ms": percentile(v, 50),
+            "p99_ms": percentile(v, 99),
+            "mean_ms": statistics.fmean(v),
+        }
+        for name, v in runs.items()
+    }
 
 
 def main() -> dict[str, dict[str, float]]:
@@ -72,8 +87,10 @@ def main() -> dict[str, dict[str, float]]:
     report = anyio.run(measure)
     print(f"dispatch latency, insert -> handler start, echo on the double ({os.cpu_count()} cores)")
     for name, row in report.items():
-        print(f"  {name:<10} jobs={row['jobs']:<4} p50={row['p50_ms']:.1f} ms  "
-              f"p99={row['p99_ms']:.1f} ms  mean={row['mean_ms']:.1f} ms")
+        print(
+            f"  {name:<10} jobs={row['jobs']:<4} p50={row['p50_ms']:.1f} ms  "
+            f"p99={row['p99_ms']:.1f} ms  mean={row['mean_ms']:.1f} ms"
+        )
     return report
 
 

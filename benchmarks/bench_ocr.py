@@ -30,13 +30,13 @@ from typing import Any
 
 import anyio
 from pymongo import AsyncMongoClient
+from reactor_handlers.samples import render_page, sample_text
 
 from reactor import workdir
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings, load_settings
 from reactor.logging import configure
 from reactor.service import Reactor
-from reactor_handlers.samples import render_page, sample_text
 
 PAGES = 24
 ROUNDS = 3
@@ -64,8 +64,13 @@ def raw_parallel(pages: list[Path], out: Path) -> float:
 
     def one(item: tuple[int, Path]) -> None:
         i, page = item
-        subprocess.run(["tesseract", str(page), str(out / f"raw-{i}"), "tsv"], env=env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["tesseract", str(page), str(out / f"raw-{i}"), "tsv"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=cores()) as executor:  # a core frees, the next starts
@@ -106,8 +111,11 @@ def double_process() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "reactor.cli", "dev-mongo", "--port",
-                             str(port)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reactor.cli", "dev-mongo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -120,8 +128,15 @@ def double_process() -> Iterator[str]:
 async def measure(root: Path, uri: str) -> dict[str, Any]:
     pages = make_pages(root / "pages", PAGES)
     (root / "raw").mkdir()
-    settings = load_settings(mongo_uri=uri, db="bench_ocr", jobs_root=root / "jobs", http_port=0,
-                             cpu_workers=cores(), max_jobs=4 * cores(), log_level="warning")
+    settings = load_settings(
+        mongo_uri=uri,
+        db="bench_ocr",
+        jobs_root=root / "jobs",
+        http_port=0,
+        cpu_workers=cores(),
+        max_jobs=4 * cores(),
+        log_level="warning",
+    )
     raw_s, reactor_s, reactor_cpu = [], [], []
     async with anyio.create_task_group() as tg:
         reactor = await tg.start(Reactor(settings).serve)
@@ -133,23 +148,32 @@ async def measure(root: Path, uri: str) -> dict[str, Any]:
             reactor_cpu.append(cpu)
         reactor.stop()
     raw_pps, reactor_pps = PAGES / min(raw_s), PAGES / min(reactor_s)
-    return {"pages": PAGES, "cores": cores(), "rounds": ROUNDS,
-            "raw_pages_per_s": round(raw_pps, 3), "reactor_pages_per_s": round(reactor_pps, 3),
-            "ratio": round(reactor_pps / raw_pps, 3),
-            "parent_cpu_ms_per_job": round(min(reactor_cpu) / PAGES * 1000, 1),
-            "raw_wall_s": [round(s, 2) for s in raw_s],
-            "reactor_wall_s": [round(s, 2) for s in reactor_s]}
+    return {
+        "pages": PAGES,
+        "cores": cores(),
+        "rounds": ROUNDS,
+        "raw_pages_per_s": round(raw_pps, 3),
+        "reactor_pages_per_s": round(reactor_pps, 3),
+        "ratio": round(reactor_pps / raw_pps, 3),
+        "parent_cpu_ms_per_job": round(min(reactor_cpu) / PAGES * 1000, 1),
+        "raw_wall_s": [round(s, 2) for s in raw_s],
+        "reactor_wall_s": [round(s, 2) for s in reactor_s],
+    }
 
 
 def main() -> dict[str, Any]:
     configure("json", "warning")
     with tempfile.TemporaryDirectory(prefix="bench-ocr-") as tmp, double_process() as uri:
         report = anyio.run(measure, Path(tmp), uri)
-    print(f"OCR throughput, {report['pages']} pages of 300 dpi text, {report['cores']} cores, "
-          f"best of {report['rounds']} interleaved rounds")
+    print(
+        f"OCR throughput, {report['pages']} pages of 300 dpi text, {report['cores']} cores, "
+        f"best of {report['rounds']} interleaved rounds"
+    )
     print(f"  raw parallel tesseract: {report['raw_pages_per_s']:.2f} pages/s")
-    print(f"  through the reactor:    {report['reactor_pages_per_s']:.2f} pages/s "
-          f"(ratio {report['ratio']:.2f})")
+    print(
+        f"  through the reactor:    {report['reactor_pages_per_s']:.2f} pages/s "
+        f"(ratio {report['ratio']:.2f})"
+    )
     print(f"  reactor process CPU per job: {report['parent_cpu_ms_per_job']:.1f} ms")
     return report
 

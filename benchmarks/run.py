@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import bench_latency  # noqa: E402
+import bench_latency
 
 
 def main() -> None:
-    summary = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                           "platform": platform.platform()},
-               "dispatch_latency": bench_latency.main()}
+    machine = {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+    summary: dict[str, object] = {"machine": machine, "dispatch_latency": bench_latency.main()}
     try:
         import bench_ocr
     except ImportError as exc:

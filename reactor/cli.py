@@ -18,8 +18,13 @@ from reactor.logging import configure, get_logger
 
 log = get_logger("reactor.cli")
 
-CONNECTION_FIELDS = ("mongo_uri", "db", "jobs_collection", "results_collection",
-                     "connect_timeout_s")
+CONNECTION_FIELDS = (
+    "mongo_uri",
+    "db",
+    "jobs_collection",
+    "results_collection",
+    "connect_timeout_s",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,14 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings_flags(parser: argparse.ArgumentParser, fields: Any) -> None:
     for name in fields:
         info = Settings.model_fields[name]
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=f"setting_{name}", default=None,
-                            metavar=name.split("_")[-1].upper(),
-                            help=f"{info.description} [{env_name(name)}]")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"setting_{name}",
+            default=None,
+            metavar=name.split("_")[-1].upper(),
+            help=f"{info.description} [{env_name(name)}]",
+        )
 
 
 def _settings(ns: argparse.Namespace) -> Settings:
-    flags = {key.removeprefix("setting_"): value for key, value in vars(ns).items()
-             if key.startswith("setting_") and value is not None}
+    flags = {
+        key.removeprefix("setting_"): value
+        for key, value in vars(ns).items()
+        if key.startswith("setting_") and value is not None
+    }
     return load_settings(**flags)
 
 
@@ -127,15 +139,17 @@ def cmd_submit(ns: argparse.Namespace) -> int:
             db = mongo[settings.db]
             job_id = ns.job_id or client.new_job(ns.command)["job_id"]
             if not ns.wait:
-                await client.submit(db, ns.command, args, job_id=job_id,
-                                    jobs=settings.jobs_collection)
+                await client.submit(
+                    db, ns.command, args, job_id=job_id, jobs=settings.jobs_collection
+                )
                 print(job_id)
                 return 0
             async with anyio.create_task_group() as tg:
                 waiter = _Waiter(db, job_id, ns.timeout, settings.results_collection)
                 await tg.start(waiter.run)
-                await client.submit(db, ns.command, args, job_id=job_id,
-                                    jobs=settings.jobs_collection)
+                await client.submit(
+                    db, ns.command, args, job_id=job_id, jobs=settings.jobs_collection
+                )
             return waiter.report()
         finally:
             await mongo.close()
@@ -155,16 +169,17 @@ class _Waiter:
 
         task_status.started()
         try:
-            self.result = await client.wait_for_result(self.db, self.job_id,
-                                                       timeout_s=self.timeout_s,
-                                                       results=self.results)
+            self.result = await client.wait_for_result(
+                self.db, self.job_id, timeout_s=self.timeout_s, results=self.results
+            )
         except TimeoutError:
             self.result = None
 
     def report(self) -> int:
         if self.result is None:
-            print(f"reactor: no result for {self.job_id} within {self.timeout_s:g} s",
-                  file=sys.stderr)
+            print(
+                f"reactor: no result for {self.job_id} within {self.timeout_s:g} s", file=sys.stderr
+            )
             return 3
         print(_to_json(self.result))
         return 0 if self.result.get("status") == "succeeded" else 1
@@ -178,9 +193,12 @@ def cmd_status(ns: argparse.Namespace) -> int:
     async def main() -> int:
         mongo = await _connect(settings)
         try:
-            job, result = await client.job_status(mongo[settings.db], ns.job_id,
-                                                  jobs=settings.jobs_collection,
-                                                  results=settings.results_collection)
+            job, result = await client.job_status(
+                mongo[settings.db],
+                ns.job_id,
+                jobs=settings.jobs_collection,
+                results=settings.results_collection,
+            )
         finally:
             await mongo.close()
         if job is None and result is None:

@@ -43,9 +43,16 @@ def run_demo() -> int:
     from reactor.testing import MongoDouble
 
     with MongoDouble() as double, tempfile.TemporaryDirectory(prefix="reactor-demo-") as root:
-        settings = load_settings(mongo_uri=double.uri, db="demo", jobs_root=root, http_port=0,
-                                 log_level="warning", lease_s=10, job_timeout_s=120,
-                                 cpu_workers=min(2, os.cpu_count() or 1))
+        settings = load_settings(
+            mongo_uri=double.uri,
+            db="demo",
+            jobs_root=root,
+            http_port=0,
+            log_level="warning",
+            lease_s=10,
+            job_timeout_s=120,
+            cpu_workers=min(2, os.cpu_count() or 1),
+        )
         return anyio.run(_demo, settings)
 
 
@@ -68,18 +75,36 @@ async def _demo(settings: Settings) -> int:
 def sample_jobs(jobs_root: Path, registry: Registry) -> list[Sample]:
     """The jobs the demo submits: each capability once, and each kind of bad input."""
     samples = [
-        Sample({"job_id": "demo-echo", "command": "echo", "args": {"hello": "world"}},
-               "succeeded", "echo returns its args"),
-        Sample({"job_id": "demo-sleep", "command": "sleep", "args": {"seconds": 0.2}},
-               "succeeded", "sleep on the loop"),
-        Sample({"job_id": "demo-unknown", "command": "transmogrify", "args": {}},
-               "failed", "unknown command"),
-        Sample({"job_id": "demo-bad-args", "command": "sleep", "args": {"seconds": "soon"}},
-               "failed", "args that do not match the handler"),
-        Sample({"job_id": "demo-not-mapping", "command": "echo", "args": [1, 2]},
-               "failed", "args that are not a mapping"),
-        Sample({"_id": ObjectId(), "command": "echo", "args": {}},
-               "failed", "a job without job_id (result keyed by _id)"),
+        Sample(
+            {"job_id": "demo-echo", "command": "echo", "args": {"hello": "world"}},
+            "succeeded",
+            "echo returns its args",
+        ),
+        Sample(
+            {"job_id": "demo-sleep", "command": "sleep", "args": {"seconds": 0.2}},
+            "succeeded",
+            "sleep on the loop",
+        ),
+        Sample(
+            {"job_id": "demo-unknown", "command": "transmogrify", "args": {}},
+            "failed",
+            "unknown command",
+        ),
+        Sample(
+            {"job_id": "demo-bad-args", "command": "sleep", "args": {"seconds": "soon"}},
+            "failed",
+            "args that do not match the handler",
+        ),
+        Sample(
+            {"job_id": "demo-not-mapping", "command": "echo", "args": [1, 2]},
+            "failed",
+            "args that are not a mapping",
+        ),
+        Sample(
+            {"_id": ObjectId(), "command": "echo", "args": {}},
+            "failed",
+            "a job without job_id (result keyed by _id)",
+        ),
     ]
     if registry.get("ocr") is not None:
         samples += _image_jobs(jobs_root, registry)
@@ -92,18 +117,27 @@ def _image_jobs(jobs_root: Path, registry: Registry) -> list[Sample]:
     ocr_dir = workdir.prepare(jobs_root, "demo-ocr")
     (ocr_dir / "page.png").write_bytes(pages.sample_page().read_bytes())
     jobs = [
-        Sample({"job_id": "demo-ocr", "command": "ocr", "args": {"image": "page.png"}},
-               "succeeded", "OCR of the sample page"),
-        Sample({"job_id": "demo-escape", "command": "ocr",
-                "args": {"image": "../../etc/passwd"}},
-               "failed", "a path that escapes the job directory"),
+        Sample(
+            {"job_id": "demo-ocr", "command": "ocr", "args": {"image": "page.png"}},
+            "succeeded",
+            "OCR of the sample page",
+        ),
+        Sample(
+            {"job_id": "demo-escape", "command": "ocr", "args": {"image": "../../etc/passwd"}},
+            "failed",
+            "a path that escapes the job directory",
+        ),
     ]
     if registry.get("prepare") is not None:
         skew_dir = workdir.prepare(jobs_root, "demo-deskew")
         pages.make_skewed(pages.sample_page(), skew_dir / "skewed.png", SKEW_DEG)
-        jobs.append(Sample({"job_id": "demo-deskew", "command": "prepare",
-                            "args": {"image": "skewed.png"}},
-                           "succeeded", f"deskew a copy rotated by {SKEW_DEG:g} degrees"))
+        jobs.append(
+            Sample(
+                {"job_id": "demo-deskew", "command": "prepare", "args": {"image": "skewed.png"}},
+                "succeeded",
+                f"deskew a copy rotated by {SKEW_DEG:g} degrees",
+            )
+        )
     return jobs
 
 
@@ -115,8 +149,9 @@ def report(samples: list[Sample], results: dict[str, dict[str, Any]]) -> int:
         ok = result["status"] == sample.expect
         failures += not ok
         mark = "ok " if ok else "BAD"
-        print(f"[{mark}] {sample.key}  {result['command']}  -> {result['status']}"
-              f"  ({sample.title})")
+        print(
+            f"[{mark}] {sample.key}  {result['command']}  -> {result['status']}  ({sample.title})"
+        )
         print("      " + _summary(result).replace("\n", "\n      "))
     print(f"\n{len(samples) - failures} of {len(samples)} jobs ended as expected")
     return 1 if failures else 0
@@ -132,6 +167,8 @@ def _summary(result: dict[str, Any]) -> str:
         return f"text ({value.get('mean_confidence', 0):.0f}% confidence): {text[:300]}"
     if isinstance(value, dict) and "angle_deg" in value:
         angle = float(value["angle_deg"])  # the rotation applied to straighten the page
-        return (f"measured skew {-angle:+.2f} degrees (straightened by rotating {angle:+.2f}), "
-                f"wrote {value.get('output')}")
+        return (
+            f"measured skew {-angle:+.2f} degrees (straightened by rotating {angle:+.2f}), "
+            f"wrote {value.get('output')}"
+        )
     return f"result {value!r}"

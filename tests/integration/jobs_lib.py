@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from reactor_handlers.basic import echo, sleep
 
 from reactor.errors import Retry
 from reactor.handler import JobContext, handler
 from reactor.registry import Registry, build_handler
-from reactor_handlers.basic import echo, sleep
 
 RUNS: Counter[str] = Counter()  # how often each job_id ran, across every reactor in this process
 

@@ -67,5 +67,6 @@ async def test_stop_drains_running_jobs(settings: Settings, db: Db) -> None:
         await db.jobs.insert_one(new_job("echo", {}, "too-late"))
         gate.open.set()
     result = await db.results.find_one({"job_id": "drain"})
-    assert result is not None and result["status"] == "succeeded"
+    assert result is not None
+    assert result["status"] == "succeeded"
     assert await db.results.find_one({"job_id": "too-late"}) is None

@@ -35,7 +35,8 @@ async def test_restart_resumes_from_the_stored_token(settings: Settings, db: Db)
         await db.jobs.insert_one(new_job("record", {}, "before"))
         await wait_for_result(db, "before", timeout_s=20)
     state = await db[STATE_COLLECTION].find_one({"_id": "jobs_stream"})
-    assert state is not None and isinstance(state["resume_token"], dict)
+    assert state is not None
+    assert isinstance(state["resume_token"], dict)
     await db.jobs.insert_many([new_job("record", {}, f"down-{i}") for i in range(5)])
     async with running(settings, jobs_lib.registry()) as reactor:
         results = await wait_for_results(db, [f"down-{i}" for i in range(5)], timeout_s=30)
@@ -95,13 +96,16 @@ async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings
         {"job_id": "fenced"}, {"$set": {"lease_expires_at": datetime.now(UTC) - timedelta(1)}}
     )
     fresh = await new.claim_next()
-    assert fresh is not None and fresh.attempt == 2 and fresh.reclaimed
+    assert fresh is not None
+    assert fresh.attempt == 2
+    assert fresh.reclaimed
     now = datetime.now(UTC)
     await new.finish(fresh, Result("fenced", "echo", Status.SUCCEEDED, 2, "new", now, now, 1))
     with pytest.raises(LeaseLost):
         await old.finish(stale, Result("fenced", "echo", Status.FAILED, 1, "old", now, now))
     result = await db.results.find_one({"job_id": "fenced"})
-    assert result is not None and (result["worker"], result["attempt"]) == ("new", 2)
+    assert result is not None
+    assert (result["worker"], result["attempt"]) == ("new", 2)
 
 
 async def test_heartbeats_keep_a_long_job_leased(settings: Settings, db: Db) -> None:

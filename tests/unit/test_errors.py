@@ -16,8 +16,11 @@ def test_every_error_has_one_root() -> None:
 
 def test_job_errors_pickle_with_their_flags() -> None:
     """Type, message and retryable survive pickling (CPU pool replies)."""
-    for error in (InputError("bad page", retryable=True), JobTimeout(2.5),
-                  HandlerFailed("boom", type_name="x.Y", remote_traceback="tb")):
+    for error in (
+        InputError("bad page", retryable=True),
+        JobTimeout(2.5),
+        HandlerFailed("boom", type_name="x.Y", remote_traceback="tb"),
+    ):
         clone = pickle.loads(pickle.dumps(error))
         assert type(clone) is type(error)
         assert clone.message == error.message

@@ -23,8 +23,9 @@ REGISTRY = Registry([build_handler("echo", _noop), build_handler("ocr", _noop)])
 
 def _job(**doc: Any) -> Job:
     base = {"_id": ObjectId(), "job_id": "j", "command": "echo", "args": {}}
-    return Job.from_doc({**base, **doc, "attempt": 1, "lease_owner": "me",
-                         "started_at": datetime.now(UTC)})
+    return Job.from_doc(
+        {**base, **doc, "attempt": 1, "lease_owner": "me", "started_at": datetime.now(UTC)}
+    )
 
 
 def test_a_return_value_succeeds() -> None:
@@ -34,8 +35,9 @@ def test_a_return_value_succeeds() -> None:
 
 def test_job_errors_fail_with_their_type_and_flag() -> None:
     """A JobError becomes a failed outcome carrying its class name and retryable flag."""
-    outcome = sort_outcome(InputError("not an image", retryable=False), None, attempt=1,
-                           max_attempts=3)
+    outcome = sort_outcome(
+        InputError("not an image", retryable=False), None, attempt=1, max_attempts=3
+    )
     assert outcome.status is Status.FAILED
     assert outcome.error is not None
     assert (outcome.error.type, outcome.error.message) == ("InputError", "not an image")
@@ -56,16 +58,19 @@ def test_retry_requeues_until_attempts_are_used() -> None:
     """Retry puts the job back while attempts remain, then fails it for good."""
     assert sort_outcome(Retry("busy"), None, attempt=1, max_attempts=2).retry
     final = sort_outcome(Retry("busy"), None, attempt=2, max_attempts=2)
-    assert final.status is Status.FAILED and not final.retry
-    assert final.error is not None and final.error.type == "GaveUp"
+    assert final.status is Status.FAILED
+    assert not final.retry
+    assert final.error is not None
+    assert final.error.type == "GaveUp"
 
 
 def test_remote_builtin_type_names_are_shortened() -> None:
     """A worker's 'builtins.ValueError' is stored as 'ValueError', like a local one."""
     from reactor.errors import HandlerFailed
 
-    info = ErrorInfo.from_exception(HandlerFailed("x", type_name="builtins.ValueError",
-                                                  remote_traceback="Traceback ..."))
+    info = ErrorInfo.from_exception(
+        HandlerFailed("x", type_name="builtins.ValueError", remote_traceback="Traceback ...")
+    )
     assert (info.type, info.traceback) == ("ValueError", "Traceback ...")
 
 
@@ -79,8 +84,9 @@ def test_remote_builtin_type_names_are_shortened() -> None:
         ({"args": "x=1"}, InvalidJob, "got str"),
     ],
 )
-def test_malformed_jobs_are_named(doc: dict[str, Any], error: type[Exception],
-                                  message: str) -> None:
+def test_malformed_jobs_are_named(
+    doc: dict[str, Any], error: type[Exception], message: str
+) -> None:
     """Each kind of malformed job raises a clear error before any handler runs."""
     job = _job(**doc)
     handler = REGISTRY.get(job.command) if isinstance(job.command, str) else None

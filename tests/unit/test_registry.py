@@ -28,8 +28,11 @@ def test_builtin_handlers_are_registered() -> None:
 
 def test_two_entry_points_with_one_name_fail_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
     """A duplicate command name stops startup with both sources in the message."""
-    _use(monkeypatch, EntryPoint("add", f"{MOD}:add", "reactor.handlers"),
-         EntryPoint("add", f"{MOD}:anything", "reactor.handlers"))
+    _use(
+        monkeypatch,
+        EntryPoint("add", f"{MOD}:add", "reactor.handlers"),
+        EntryPoint("add", f"{MOD}:anything", "reactor.handlers"),
+    )
     with pytest.raises(DuplicateHandler, match=r"sample_handlers:add.*sample_handlers:anything"):
         load_registry()
 
@@ -64,8 +67,12 @@ def test_how_a_handler_runs_follows_its_kind() -> None:
     assert build_handler("add", m.add).runs is Runs.LOOP
     assert build_handler("read", m.read_file).runs is Runs.THREAD
     crunch = build_handler("crunch", m.crunch)
-    assert (crunch.runs, crunch.options.timeout_s, crunch.options.max_concurrency,
-            crunch.version) == (Runs.PROCESS, 5, 2, "9.9")
+    assert (
+        crunch.runs,
+        crunch.options.timeout_s,
+        crunch.options.max_concurrency,
+        crunch.version,
+    ) == (Runs.PROCESS, 5, 2, "9.9")
 
 
 def test_args_are_validated_against_type_hints(tmp_path: Path) -> None:
