@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,26 @@ def cpu_square(n: int) -> dict[str, int]:
     return {"square": n * n, "pid": os.getpid()}
 
 
+@handler(runs="process", timeout_s=1)
+def cpu_hang() -> None:
+    """Never return, like a wedged native call."""
+    while True:
+        time.sleep(60)
+
+
+@handler(runs="process", timeout_s=20)
+def cpu_exit(code: int = 1) -> None:
+    """Kill the worker process under the job."""
+    os._exit(code)
+
+
+@handler(runs="process", timeout_s=20)
+def cpu_nap(seconds: float) -> dict[str, int]:
+    """Hold a CPU worker for a while."""
+    time.sleep(seconds)
+    return {"pid": os.getpid()}
+
+
 def registry() -> Registry:
     """The handlers of the integration suite, by command name."""
     funcs: dict[str, Any] = {
@@ -109,5 +130,8 @@ def registry() -> Registry:
         "retry_once": retry_once,
         "read_text": read_text,
         "cpu_square": cpu_square,
+        "cpu_hang": cpu_hang,
+        "cpu_exit": cpu_exit,
+        "cpu_nap": cpu_nap,
     }
     return Registry(build_handler(name, fn) for name, fn in funcs.items())
