@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,11 +34,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     try:
         return int(ns.func(ns))
-    except ReactorError as exc:
-        print(f"reactor: {exc}", file=sys.stderr)
+    except (ReactorError, BaseExceptionGroup) as exc:
+        error = reactor_error(exc)
+        if error is None:
+            raise
+        print(f"reactor: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `reactor status X | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def reactor_error(exc: BaseException) -> ReactorError | None:
+    """The ReactorError behind ``exc``, also when task groups wrapped it; None for anything else."""
+    if isinstance(exc, ReactorError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        errors = [reactor_error(inner) for inner in exc.exceptions]
+        if errors and all(e is not None for e in errors):
+            return errors[0]
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
