@@ -21,7 +21,9 @@
     │   ├── ResultNotStorable       the return value cannot be stored as BSON
     │   ├── HandlerFailed           the handler raised an exception of its own
     │   └── GaveUp                  the job used up its attempts
-    └── Retry                       a signal, not a failure: run the job again later
+    ├── Retry                       a signal, not a failure: run the job again later
+    └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
+                                    start()); CommandFailed and MalformedMessage never leave it
 
 ``JobError.retryable`` says whether running the same job again could succeed; it is stored in
 the result's ``error`` field. ``Retry`` is raised by handlers to ask for another attempt.

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -33,8 +33,13 @@ def resolve_format(log_format: LogFormat) -> Literal["json", "console"]:
     return log_format
 
 
-def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
-    """Configure structlog (and stdlib logging, for libraries) once per process."""
+def configure(
+    log_format: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog (and stdlib logging, for libraries) once per process.
+
+    Lines go to ``stream``, standard output by default.
+    """
     fmt = resolve_format(log_format)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -58,7 +63,7 @@ def configure(log_format: LogFormat = "auto", level: str = "info") -> None:
         foreign_pre_chain=shared[1:],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
