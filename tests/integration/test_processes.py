@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
+import pytest
 from backends import Backend
 
 JOBS = 1000
@@ -62,6 +63,7 @@ def _deadline(seconds: float) -> float:
     return time.monotonic() + seconds
 
 
+@pytest.mark.timeout(400)  # 1,000 jobs through real processes; about 25 s on an idle machine
 def test_two_processes_share_jobs_and_survive_a_sigkill(backend: Backend, tmp_path: Path) -> None:
     """1,000 seed-format jobs across two reactor processes, one SIGKILLed mid-run: 1,000 results,
     each job succeeded, and only jobs the killed process held ran a second attempt."""
