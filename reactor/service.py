@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from reactor.config import Settings
 from reactor.connect import connect
 from reactor.dispatch import Dispatcher
+from reactor.errors import StoreError
 from reactor.handler import Runs
 from reactor.logging import get_logger
 from reactor.metrics import Metrics
@@ -216,7 +217,7 @@ class Reactor:
     async def _run_job(self, dispatcher: Dispatcher, job: Job, held: list[anyio.Semaphore]) -> None:
         try:
             await dispatcher.run(job)
-        except PyMongoError as exc:
+        except (PyMongoError, StoreError) as exc:
             log.error(
                 "job_not_recorded",
                 job_id=job.key,

@@ -78,6 +78,14 @@ async def big(size: int) -> str:
     return "x" * size
 
 
+async def big_after_gate(ctx: JobContext, size: int) -> str:
+    """Wait at the current gate on the first attempt, then return ``size`` bytes."""
+    RUNS[ctx.job_id] += 1
+    if ctx.attempt == 1:
+        await GATE["current"].wait()
+    return "x" * size
+
+
 async def retry_once(ctx: JobContext) -> dict[str, int]:
     """Ask for another attempt the first time."""
     if ctx.attempt == 1:
@@ -127,6 +135,7 @@ def registry() -> Registry:
         "explode": explode,
         "not_bson": not_bson,
         "big": big,
+        "big_after_gate": big_after_gate,
         "retry_once": retry_once,
         "read_text": read_text,
         "cpu_square": cpu_square,

@@ -158,3 +158,58 @@ async def test_failed_commands_are_survived(settings: Settings, db: Db, double: 
         await db.jobs.insert_one(new_job("record", {}, "survivor"))
         result = await wait_for_result(db, "survivor", timeout_s=30)
     assert result["status"] == "succeeded"
+
+
+async def test_a_failover_during_a_claim_is_retried_by_the_driver(
+    settings: Settings, db: Db, double: Any
+) -> None:
+    """NotWritablePrimary with RetryableWriteError on a claim is retried; the job runs once."""
+    async with running(settings, jobs_lib.registry()):
+        double.fail_next(
+            1,
+            code=10107,
+            labels=["RetryableWriteError"],
+            commands={"findAndModify"},
+            message="not primary",
+        )
+        await db.jobs.insert_one(new_job("record", {}, "failover"))
+        result = await wait_for_result(db, "failover", timeout_s=30)
+    assert (result["status"], result["attempt"]) == ("succeeded", 1)
+    assert jobs_lib.RUNS["failover"] == 1
+
+
+async def test_a_result_that_cannot_be_written_is_rerun_after_its_lease(
+    settings: Settings, db: Db, double: Any
+) -> None:
+    """When MongoDB refuses the finishing writes, the service survives and the lease re-runs it."""
+    async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2) as reactor:
+        await db.jobs.insert_one(new_job("record", {}, "unrecorded"))
+        async with await db.jobs.watch([{"$match": {"operationType": "update"}}]) as stream:
+            double.fail_next(2, code=11600, commands={"update"}, message="interrupted")
+            await stream.next()  # the claim
+        result = await wait_for_result(db, "unrecorded", timeout_s=30)
+        await db.jobs.insert_one(new_job("record", {}, "still-serving"))
+        await wait_for_result(db, "still-serving", timeout_s=30)
+        assert reactor.metrics.lease_expiries._value.get() >= 1
+    # the failures may also hit a resume-token save, so one or two attempts go unrecorded
+    assert result["status"] == "succeeded"
+    assert result["attempt"] >= 2
+    assert jobs_lib.RUNS["unrecorded"] == result["attempt"]
+
+
+async def test_a_failed_gridfs_upload_leaves_the_job_to_its_lease(
+    settings: Settings, db: Db, double: Any
+) -> None:
+    """A large result whose GridFS upload fails is re-run later; the service keeps serving."""
+    gate = jobs_lib.GATE["current"] = jobs_lib.Gate()
+    async with running(
+        settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2, result_inline_max_bytes=4096
+    ):
+        await db.jobs.insert_one(new_job("big_after_gate", {"size": 20_000}, "big-fail"))
+        await gate.until_waiting(1)
+        double.fail_next(1, code=11600, commands={"insert"}, message="interrupted")
+        gate.open.set()  # the next insert is the GridFS upload of the result
+        result = await wait_for_result(db, "big-fail", timeout_s=30)
+    assert result["status"] == "succeeded"
+    assert result["attempt"] == 2
+    assert result["result_ref"]["bytes"] > 20_000
