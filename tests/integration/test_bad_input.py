@@ -20,7 +20,7 @@ BAD_JOBS: list[tuple[dict[str, Any], str, str]] = [
     (
         {"job_id": "unknown", "command": "nope"},
         "UnknownCommand",
-        "unknown command 'nope'; known commands: big, cpu_exit, cpu_hang, cpu_nap",
+        "unknown command 'nope'; known commands: " + ", ".join(jobs_lib.registry().names()),
     ),
     (
         {"job_id": "args-list", "command": "echo", "args": [1]},
