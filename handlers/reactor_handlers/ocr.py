@@ -87,17 +87,25 @@ def ocr(
     oem: int = 3,
     dpi: int | None = None,
     outputs: list[OcrOutput] | None = None,
+    inline_outputs: bool = False,
 ) -> dict[str, Any]:
     """Recognise the text of one image (every page of a multi-page TIFF).
 
     Returns ``text``, ``mean_confidence`` (mean word confidence, 0-100, ``None`` without words),
     ``words`` (``text``, ``conf``, ``left``, ``top``, ``width``, ``height``, 1-based ``page``),
     ``pages``, ``lang`` and ``files``: requested outputs as paths relative to the job directory.
+    With ``inline_outputs`` (for clients without the shared volume) ``contents`` also holds each
+    output's bytes; the reactor moves a result over its inline limit to GridFS.
     """
     options = OcrOptions.checked(lang, psm, oem, dpi, outputs or ())
     source = source_from_args(image, image_bytes, image_base64)
     info = inspect_image(source, max_pixels(ctx))
-    return recognize(source, info, options, ctx.workdir)
+    result = recognize(source, info, options, ctx.workdir)
+    if inline_outputs:
+        result["contents"] = {
+            kind: (ctx.workdir / name).read_bytes() for kind, name in result["files"].items()
+        }
+    return result
 
 
 def recognize(
