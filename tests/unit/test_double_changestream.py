@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from reactor.testing.fixtures import mongo_double, mongo_uri
 __all__ = ["mongo_double", "mongo_uri"]  # fixtures used by name below
 
 Doc = dict[str, Any]
-
-
-@pytest.fixture
-async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
-    yield client
-    await client.close()
 
 
 async def test_insert_events_carry_the_full_document(client: AsyncMongoClient[Doc]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,19 +10,18 @@ from bson import Int64
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 
-from reactor.testing.fixtures import mongo_double, mongo_uri
+from reactor.testing.fixtures import mongo_client, mongo_double, mongo_uri
 
-__all__ = ["mongo_double", "mongo_uri"]  # fixtures used by name below
+__all__ = ["mongo_client", "mongo_double", "mongo_uri"]  # fixtures used by name below
 
 Doc = dict[str, Any]
 
 
 @pytest.fixture
-async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
-    await client.app.jobs.insert_one({"_id": 1, "a": [1, 2], "k": "x"})
-    yield client
-    await client.close()
+async def client(mongo_client: AsyncMongoClient[Doc]) -> AsyncMongoClient[Doc]:
+    """The shared client, with one document in ``app.jobs`` so the collection exists."""
+    await mongo_client.app.jobs.insert_one({"_id": 1, "a": [1, 2], "k": "x"})
+    return mongo_client
 
 
 CASES = [

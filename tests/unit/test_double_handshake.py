@@ -8,7 +8,6 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import bson
@@ -22,13 +21,6 @@ from reactor.testing.fixtures import mongo_double, mongo_uri
 __all__ = ["mongo_double", "mongo_uri"]  # fixtures used by name below
 
 Doc = dict[str, Any]
-
-
-@pytest.fixture
-async def client(mongo_uri: str) -> AsyncIterator[AsyncMongoClient[Doc]]:
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
-    yield client
-    await client.close()
 
 
 async def test_async_client_sees_a_replica_set_primary(
