@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from bson.errors import BSONError
-from pymongo.errors import OperationFailure
-
 from reactor.testing import admin, find_modify, indexes, reads, writes
 from reactor.testing.context import COMMANDS, Backend, Context
-from reactor.testing.replies import CommandFailed, Doc, error_reply
+from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
 
 # Importing the handler modules registers their commands.
 HANDLER_MODULES = (admin, find_modify, indexes, reads, writes)
@@ -47,13 +44,10 @@ async def _run(handler: object, ctx: Context, body: Doc) -> Doc:
     try:
         reply: Doc = await handler(ctx, body)
     except CommandFailed as exc:
-        return exc.reply()
-    except OperationFailure as exc:
-        return error_reply(exc.code or 2, str(exc))
-    except NotImplementedError as exc:
-        return error_reply(238, f"not supported by the mongo-reactor test double: {exc}")
-    except (BSONError, TypeError, ValueError, KeyError, AttributeError) as exc:
-        return error_reply(2, f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # a bug in the double: answer it rather than drop the connection
-        return error_reply(1, f"test double internal error: {type(exc).__name__}: {exc}")
+        return exc.reply()  # keeps its error labels
+    except Exception as exc:
+        known = error_code(exc)
+        if known is None:  # a bug in the double: answer it rather than drop the connection
+            return error_reply(1, f"test double internal error: {type(exc).__name__}: {exc}")
+        return error_reply(*known)
     return reply

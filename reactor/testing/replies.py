@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bson.errors import BSONError
+from pymongo.errors import OperationFailure
+
 from reactor.errors import ReactorError
 
 Doc = dict[str, Any]
@@ -81,3 +84,23 @@ def error_reply(code: int, message: str, labels: Sequence[str] = ()) -> Doc:
 def not_supported(what: str) -> CommandFailed:
     """The error for a valid MongoDB feature the double does not have."""
     return CommandFailed(238, f"{what} is not supported by the mongo-reactor test double")
+
+
+UNSUPPORTED = 238  # NotImplemented: what the double (or mongomock beneath it) cannot do
+
+
+def error_code(exc: Exception) -> tuple[int, str] | None:
+    """``(code, message)`` for an error a command may raise on bad input; None for a bug.
+
+    mongomock raises ``NotImplementedError`` for what it lacks: that becomes code 238, never a
+    crash of the double.
+    """
+    if isinstance(exc, CommandFailed):
+        return exc.code, exc.message
+    if isinstance(exc, OperationFailure):
+        return exc.code or 2, str(exc)
+    if isinstance(exc, NotImplementedError):
+        return UNSUPPORTED, f"not supported by the mongo-reactor test double: {exc}"
+    if isinstance(exc, BSONError | TypeError | ValueError | KeyError | AttributeError):
+        return 2, f"{type(exc).__name__}: {exc}"
+    return None

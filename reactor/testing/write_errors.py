@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
-from reactor.testing.replies import CommandFailed, Doc
+from reactor.testing.replies import Doc, error_code
 
 _MISSING: Any = object()
 
@@ -20,14 +20,8 @@ def write_error(index: int, exc: Exception, coll: Any, candidate: Doc) -> Doc:
     """The ``writeErrors`` entry for the ``index``-th operation of a batch that raised ``exc``."""
     if isinstance(exc, DuplicateKeyError):
         return {"index": index, **duplicate_key(coll, candidate)}
-    if isinstance(exc, CommandFailed):
-        return {"index": index, "code": exc.code, "errmsg": exc.message}
-    if isinstance(exc, OperationFailure):
-        return {"index": index, "code": exc.code or 2, "errmsg": str(exc)}
-    if isinstance(exc, NotImplementedError):
-        message = f"not supported by the mongo-reactor test double: {exc}"
-        return {"index": index, "code": 238, "errmsg": message}
-    return {"index": index, "code": 2, "errmsg": f"{type(exc).__name__}: {exc}"}
+    code, message = error_code(exc) or (2, f"{type(exc).__name__}: {exc}")
+    return {"index": index, "code": code, "errmsg": message}
 
 
 def duplicate_key(coll: Any, candidate: Doc) -> Doc:

@@ -164,3 +164,17 @@ async def test_conflicting_index_options_fail(client: AsyncMongoClient[Doc]) -> 
     with pytest.raises(OperationFailure) as caught:
         await client.app.jobs.create_index("k", name="k", sparse=True)
     assert caught.value.code == 85
+
+
+async def test_what_mongomock_lacks_answers_238_in_commands_and_writes(
+    client: AsyncMongoClient[Doc],
+) -> None:
+    """mongomock's NotImplementedError becomes code 238, as a command error and as a write error."""
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.jobs.find_one({"$where": "true"})
+    assert caught.value.code == 238
+    assert "not supported by the mongo-reactor test double" in str(caught.value)
+    reply = await client.app.command(
+        "update", "jobs", updates=[{"q": {"$where": "true"}, "u": {"$set": {"k": "y"}}}]
+    )
+    assert reply["writeErrors"][0]["code"] == 238
