@@ -73,6 +73,22 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         100_000_000, ge=1, description="Largest image a vision/OCR job may decode."
     )
+    handler_modules: str = Field(
+        "",
+        description="Extra handler modules: module names or .py paths, comma separated; "
+        "each public top-level function becomes a command of its own name.",
+    )
+    drain_s: float = Field(
+        60.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may finish before they are handed back.",
+    )
+    liveness_s: float = Field(
+        60.0,
+        gt=0,
+        description="/healthz fails when the claim loop, the stream or recording has made no "
+        "progress for this long while work waits, or a MongoDB call hangs past its timeout.",
+    )
     result_inline_max_bytes: int = Field(
         8_000_000,
         ge=1024,
@@ -90,6 +106,11 @@ class Settings(BaseSettings):
     def heartbeat_s(self) -> float:
         """Lease renewal period: three renewals fit in one lease."""
         return self.lease_s / 3
+
+    @property
+    def handler_module_list(self) -> list[str]:
+        """``handler_modules`` split at commas, blanks dropped."""
+        return [part.strip() for part in self.handler_modules.split(",") if part.strip()]
 
     def handler_options(self) -> dict[str, Any]:
         """The settings a handler may read through ``JobContext.settings`` (picklable)."""

@@ -10,6 +10,8 @@
     │   └── LeaseLost               the fencing check failed: another attempt owns the job now
     ├── PoolError                   the CPU pool itself is unusable (not one job's fault)
     │   └── PoolClosed
+    ├── LeaseExpired                a job's lease was not renewed in time, so its execution was
+    │                               stopped here (another reactor may run it; not charged)
     ├── JobError                    one job's failure; becomes a failed result, never a crash
     │   ├── InvalidJob              the job document itself is malformed (job_id, command, args)
     │   ├── UnknownCommand          no handler is registered for the command
@@ -20,6 +22,8 @@
     │   ├── WorkerCrashed           the worker process died under the job (exit code or signal)
     │   ├── ResultNotStorable       the return value cannot be stored as BSON
     │   ├── HandlerFailed           the handler raised an exception of its own
+    │   ├── ResultRefused           MongoDB refused the result document (not a size problem)
+    │   ├── PoisonJob               the job killed the reactor that ran it alone: quarantined
     │   └── GaveUp                  the job used up its attempts
     ├── Retry                       a signal, not a failure: run the job again later
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
@@ -62,6 +66,14 @@ class PoolError(ReactorError):
 
 class PoolClosed(PoolError):
     """Work was submitted to a CPU pool that has been shut down."""
+
+
+class LeaseExpired(ReactorError):
+    """A job's lease was not renewed before it could expire, so its execution here was stopped.
+
+    Raised by the CPU pool when a worker stopped itself at its keep-alive deadline (its reactor was
+    frozen or cut off from MongoDB). Not the job's fault: another reactor may now own the job.
+    """
 
 
 class JobError(ReactorError):
@@ -160,6 +172,14 @@ def _rebuild_handler_failed(
     return HandlerFailed(
         message, type_name=type_name, remote_traceback=remote_traceback, retryable=retryable
     )
+
+
+class ResultRefused(JobError):
+    """MongoDB refused to store the job's result document (validation, a conflicting result)."""
+
+
+class PoisonJob(JobError):
+    """The job's reactor died while it ran alone there after an earlier reactor death: poison."""
 
 
 class GaveUp(JobError):

@@ -64,6 +64,16 @@ class JobContext:
             job_id=self.job_id, command=self.command, attempt=self.attempt, **self.log_fields
         )
 
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far the job is (``0.0`` to ``1.0``), from any kind of handler.
+
+        Stored on the job as ``progress: {fraction, message, updated_at}``, at most one write
+        per second per job (the latest report wins).
+        """
+        from reactor import progress
+
+        progress.report(self.job_id, fraction, message)
+
     def path(self, name: str | Path) -> Path:
         """A path inside the job directory (``name`` may not leave it)."""
         from reactor.workdir import resolve_inside

@@ -7,18 +7,29 @@ hints (pydantic), so a job's ``args`` are validated before the handler runs.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
+import sys
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pydantic
 
 from reactor.errors import DuplicateHandler, InvalidArguments, RegistryError
-from reactor.handler import CONTEXT_PARAM, HandlerOptions, Runs, default_runs, options_of
+from reactor.handler import (
+    CONTEXT_PARAM,
+    OPTIONS_ATTR,
+    HandlerOptions,
+    Runs,
+    default_runs,
+    options_of,
+)
 from reactor.workdir import resolve_inside
 
 GROUP = "reactor.handlers"
@@ -72,8 +83,11 @@ class Registry:
         return len(self._by_name)
 
 
-def load_registry(group: str = GROUP) -> Registry:
-    """Load every entry point of ``group``; fail on duplicates or on one that cannot load."""
+def load_registry(group: str = GROUP, modules: Sequence[str] = ()) -> Registry:
+    """Load every entry point of ``group`` and every public function of ``modules``.
+
+    Fails on a command name declared twice (naming both places) or on one that cannot load.
+    """
     found = _unique(entry_points(group=group))
     seen: dict[str, EntryPoint] = {}
     for ep in found:
@@ -83,7 +97,63 @@ def load_registry(group: str = GROUP) -> Registry:
                 f"{_describe(ep)}; uninstall one or rename its entry point"
             )
         seen[ep.name] = ep
-    return Registry(_load(ep) for ep in seen.values())
+    handlers = {name: _load(ep) for name, ep in seen.items()}
+    for spec in modules:
+        for handler in module_handlers(spec):
+            if handler.name in handlers:
+                raise DuplicateHandler(
+                    f"command {handler.name!r} is declared twice: {handlers[handler.name].source} "
+                    f"and {handler.source} (REACTOR_HANDLER_MODULES); rename one of them"
+                )
+            handlers[handler.name] = handler
+    return Registry(handlers.values())
+
+
+def module_handlers(spec: str) -> list[Handler]:
+    """The handlers of one handler module: a module name or a ``.py`` file path.
+
+    Every public top-level function *defined* in the module (not imported into it) becomes a
+    command of its own name. A plain function runs in the CPU pool unless ``@handler`` says
+    otherwise; an ``async def`` runs on the loop.
+    """
+    module = _import_module(spec)
+    found = []
+    for name, fn in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue
+        if fn.__module__ != module.__name__:
+            continue
+        default = Runs.LOOP if inspect.iscoroutinefunction(fn) else Runs.PROCESS
+        if hasattr(fn, OPTIONS_ATTR):
+            default = default_runs(fn)
+        try:
+            found.append(build_handler(name, fn, runs_default=default))
+        except (TypeError, NameError, pydantic.PydanticUserError) as exc:
+            raise RegistryError(
+                f"handler {name!r} ({module.__name__}:{name}) has an unusable signature: {exc}"
+            ) from exc
+    return found
+
+
+def _import_module(spec: str) -> ModuleType:
+    """Import a module by name, or a ``.py`` file by path (its folder joins ``sys.path``, so the
+    CPU pool's worker processes import it under the same name)."""
+    try:
+        if not spec.endswith(".py"):
+            return importlib.import_module(spec)
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise RegistryError(f"handler module {spec!r} (REACTOR_HANDLER_MODULES) is not a file")
+        folder = str(path.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        return importlib.import_module(path.stem)
+    except RegistryError:
+        raise
+    except Exception as exc:
+        raise RegistryError(
+            f"cannot import handler module {spec!r} (REACTOR_HANDLER_MODULES): {exc!r}"
+        ) from exc
 
 
 def build_handler(
@@ -93,6 +163,7 @@ def build_handler(
     source: str | None = None,
     distribution: str | None = None,
     dist_version: str | None = None,
+    runs_default: Runs | None = None,
 ) -> Handler:
     """Make a :class:`Handler` from a function (also used by tests and the testing package)."""
     options = options_of(fn)
@@ -100,7 +171,7 @@ def build_handler(
     return Handler(
         name=name,
         fn=fn,
-        runs=options.runs or default_runs(fn),
+        runs=options.runs or runs_default or default_runs(fn),
         options=options,
         source=source or f"{fn.__module__}:{fn.__qualname__}",
         distribution=distribution,

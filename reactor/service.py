@@ -58,7 +58,11 @@ class Reactor:
 
     def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
         self.settings = settings
-        self.registry = registry if registry is not None else load_registry()
+        self.registry = (
+            registry
+            if registry is not None
+            else load_registry(modules=settings.handler_module_list)
+        )
         self.metrics = Metrics()
         self.client: AsyncMongoClient[dict[str, Any]] | None = None
         self.store: Store | None = None
