@@ -49,6 +49,23 @@ LEASE_EXPIRES_AT = "lease_expires_at"
 CREATED_AT = "created_at"
 STARTED_AT = "started_at"
 FINISHED_AT = "finished_at"
+RUN = "run"  # which run of the job (a re-run starts the next), 1-based; absent means 1
+FENCE = "fence"  # fencing token: +1 on every claim, never reset (the reactor's own)
+PRIORITY = "priority"  # higher runs first; absent means 0
+RUN_AT = "run_at"  # not started before this date
+CANCEL_REQUESTED = "cancel_requested"
+CANCEL_REQUESTED_AT = "cancel_requested_at"
+CANCELLED_AT = "cancelled_at"
+CANCELLED_VIA = "cancelled_via"  # "cancel_requested" or "status": how the cancel was asked for
+PROGRESS = "progress"  # {fraction, message, updated_at}
+ISOLATED = "isolated"  # a reclaimed job running alone: its reactor dying now makes it poison
+ERRORS = "errors"  # this run's failed attempts: [{attempt, type, message, at}]
+ADOPTED_AT = "adopted_at"
+# Result fields beyond the job's.
+RESULT = "result"
+ERROR = "error"
+HISTORY = "history"  # earlier runs: [{run, status, attempts, error_type, finished_at}]
+JOB_DOC_ID = "job_doc_id"
 
 CLAIM_ORDER: list[tuple[str, int]] = [(ID, 1)]  # ObjectIds grow with insertion time: oldest first
 
