@@ -8,6 +8,7 @@ from reactor.errors import (
     Retry,
 )
 from reactor.handler import JobContext, Runs, handler
+from reactor.retry import RetryPolicy
 
 __all__ = [
     "InputError",
@@ -16,6 +17,7 @@ __all__ = [
     "JobError",
     "ReactorError",
     "Retry",
+    "RetryPolicy",
     "Runs",
     "handler",
 ]

@@ -120,24 +120,52 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from reactor.service import Reactor
 
     async def main() -> None:
-        reactor = Reactor(settings)
+        reactor = Reactor(settings, exit_on_wedge=True)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, reactor, tg.cancel_scope)
+            tg.start_soon(_stop_on_signal, reactor)
             await reactor.serve()
             tg.cancel_scope.cancel()
 
-    anyio.run(main)
+    try:
+        anyio.run(main)
+    except (ReactorError, BaseExceptionGroup) as exc:
+        if reactor_error(exc) is None:
+            log.critical("reactor_crashed", exc_info=exc)
+            _exit(EXIT_CRASHED)
+        raise
+    except Exception as exc:  # crash-only: anything unexpected ends the process loudly
+        log.critical("reactor_crashed", exc_info=exc)
+        _exit(EXIT_CRASHED)
+    _exit(0)
     return 0
 
 
-async def _stop_on_signal(reactor: Any, scope: anyio.CancelScope) -> None:
+EXIT_CRASHED = 70
+
+
+def _exit(code: int) -> None:
+    """Exit now, even if abandoned handler threads are still running (they cannot be killed)."""
+    import threading
+
+    left = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    left = [name for name in left if name != threading.current_thread().name]
+    if left or code:
+        if left:
+            log.warning("threads_abandoned_at_exit", threads=left[:20], count=len(left))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+async def _stop_on_signal(reactor: Any) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
+            name = signal.Signals(signum).name
             if reactor.stopping:
-                log.warning("reactor_forced_stop", signal=signal.Signals(signum).name)
-                scope.cancel()
+                log.warning("reactor_forced_stop", signal=name)
+                reactor.stop(force=True)
                 return
-            log.info("reactor_stop_requested", signal=signal.Signals(signum).name)
+            log.info("reactor_stop_requested", signal=name)
             reactor.stop()
 
 

@@ -52,12 +52,23 @@ class Settings(BaseSettings):
         0.0, ge=0, description="Period of the expired-lease sweep (0: half of lease_s)."
     )
     job_timeout_s: float = Field(600.0, gt=0, description="Default handler timeout.")
-    max_attempts: int = Field(3, ge=1, description="Attempts before a job is failed for good.")
+    max_attempts: int = Field(
+        3, ge=1, description="Attempts per run before a job fails for good (handlers may override)."
+    )
+    retry_backoff_s: float = Field(
+        1.0, ge=0, description="Pause before the first retry; doubled for each further one."
+    )
+    retry_max_backoff_s: float = Field(300.0, ge=0, description="Longest pause between retries.")
     worker_name: str = Field(
         default_factory=_default_worker_name, min_length=1, description="Owner written on claims."
     )
     connect_timeout_s: float = Field(
         10.0, gt=0, description="How long startup waits for MongoDB before giving up."
+    )
+    mongo_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Bound of every MongoDB operation the reactor makes (client-side timeout).",
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="json, console, or auto (console on a terminal, json otherwise)."

@@ -1,7 +1,9 @@
-"""One job's life: check it, run its handler where it belongs, sort the outcome, record it.
+"""One job's life: hold its lease, check it, run its handler where it belongs, record the outcome.
 
-Every job-level failure becomes a failed result; only infrastructure failures (MongoDB gone
-while finishing) escape, and those leave the job running so its lease expires and it is re-run.
+Every job-level failure becomes an outcome (``outcome.py``) and then a result; only a forced
+shutdown interrupts this, and that leaves the job to its lease. The pieces live elsewhere: the
+lease and its deadline in ``lease.py``, stopping in ``cancel.py``, running alone in
+``isolation.py``, retry decisions in ``retry.py``, recording in ``recorder.py``.
 """
 
 from __future__ import annotations
@@ -9,28 +11,38 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
-import bson
+from anyio.abc import TaskGroup
+from pymongo.errors import PyMongoError
 
-from reactor import workdir
+from reactor import progress, workdir
+from reactor.cancel import CancelBoard, Reason, Watch
 from reactor.errors import (
     GaveUp,
     HandlerFailed,
     InvalidJob,
     JobError,
     JobTimeout,
+    LeaseExpired,
     LeaseLost,
-    ResultNotStorable,
+    PoisonJob,
     Retry,
     UnknownCommand,
 )
 from reactor.handler import JobContext, Runs
+from reactor.isolation import Isolation
+from reactor.lease import Lease
+from reactor.liveness import Liveness, running_entry
 from reactor.logging import bind_job, get_logger
-from reactor.model import ErrorInfo, Job, Result, Status
+from reactor.model import Job
+from reactor.outcome import HAND_BACK, Outcome, cancelled, failed, sort_exception, sort_value
+from reactor.recorder import Observer, Recorder
 from reactor.registry import Handler, Registry
-from reactor.store import Store, utcnow
+from reactor.retry import RetryPolicy
+from reactor.store import Store
 
 log = get_logger("reactor.dispatch")
 
@@ -45,50 +57,23 @@ class Pool(Protocol):
         *,
         timeout_s: float | None,
         log_context: Mapping[str, Any] | None = None,
+        cwd: Path | None = None,
+        on_progress: Any = None,
+        keepalive: Any = None,
     ) -> Any: ...
 
 
-class Observer(Protocol):
-    """Receives outcomes (the metrics)."""
-
-    def job_started(self, command: str) -> None: ...
-    def job_finished(self, command: str, status: Status, duration_s: float) -> None: ...
-    def job_retried(self, command: str) -> None: ...
-    def lease_lost(self) -> None: ...
-
-
 @dataclass(frozen=True)
-class Outcome:
-    """How a job ended, before it is written."""
+class Limits:
+    """The settings one job's life depends on."""
 
-    status: Status
-    value: Any = None
-    error: ErrorInfo | None = None
-    retry: bool = False
-
-
-def sort_outcome(
-    exc: BaseException | None, value: Any, *, attempt: int, max_attempts: int
-) -> Outcome:
-    """Turn a handler's return value or exception into an outcome (pure)."""
-    if exc is None:
-        return Outcome(Status.SUCCEEDED, value=value)
-    if isinstance(exc, Retry):
-        if attempt < max_attempts:
-            return Outcome(Status.QUEUED, retry=True)
-        gave_up = GaveUp(f"retry requested ({exc.reason}) but all {max_attempts} attempts are used")
-        return Outcome(Status.FAILED, error=ErrorInfo.from_exception(gave_up))
-    return Outcome(Status.FAILED, error=ErrorInfo.from_exception(exc))
-
-
-def ensure_storable(value: Any) -> None:
-    """Raise :class:`ResultNotStorable` unless ``value`` can be a BSON field."""
-    try:
-        bson.encode({"result": value})
-    except (bson.errors.InvalidDocument, OverflowError, TypeError) as exc:
-        raise ResultNotStorable(
-            f"return value of type {type(value).__name__} cannot be stored as BSON: {exc}"
-        ) from None
+    jobs_root: Path
+    default_timeout_s: float
+    lease_s: float
+    heartbeat_s: float
+    retry: RetryPolicy  # the reactor's defaults, complete
+    handler_settings: Mapping[str, Any]
+    progress_interval_s: float = 1.0
 
 
 class Dispatcher:
@@ -100,91 +85,147 @@ class Dispatcher:
         registry: Registry,
         pool: Pool | None,
         observer: Observer,
+        limits: Limits,
         *,
-        jobs_root: Any,
-        default_timeout_s: float,
-        max_attempts: int,
-        heartbeat_s: float,
-        handler_settings: dict[str, Any],
+        board: CancelBoard,
+        isolation: Isolation,
+        liveness: Liveness | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.pool = pool
         self.observer = observer
-        self.jobs_root = jobs_root
-        self.default_timeout_s = default_timeout_s
-        self.max_attempts = max_attempts
-        self.heartbeat_s = heartbeat_s
-        self.handler_settings = handler_settings
+        self.limits = limits
+        self.board = board
+        self.isolation = isolation
+        self.liveness = liveness
+        self.recorder = Recorder(store, observer)
 
     async def run(self, job: Job) -> None:
         """Run one claimed job to a recorded outcome (or leave it to its lease)."""
-        with bind_job(job.key, job.command_name, job.attempt):
+        with (
+            bind_job(job.key, job.command_name, job.attempt, run=job.run),
+            self.board.watch(job) as watch,
+        ):
             handler = self.registry.get(job.command) if isinstance(job.command, str) else None
             self.observer.job_started(job.command_name)
-            log.info("job_started", runs=handler.runs.value if handler else None)
+            log.info("job_started", runs=handler.runs.value if handler else None,
+                     reclaimed=job.reclaimed or None)  # fmt: skip
+            lease = Lease(self.store, watch, lease_s=self.limits.lease_s,
+                          heartbeat_s=self.limits.heartbeat_s)  # fmt: skip
             try:
-                outcome = await self._run_with_heartbeat(job, handler)
-            except anyio.get_cancelled_exc_class():
-                await self._release_on_shutdown(job)
-                raise
-            if outcome is not None:
-                await self._record(job, handler, outcome)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(lease.keep)
+                    outcome = await self._attempt(job, handler, watch, lease, tg)
+                    if outcome is not None:
+                        await self.recorder.record(job, handler, outcome, lease)
+                    tg.cancel_scope.cancel()
+            finally:
+                self.observer.job_left(job.key, job.command_name)
 
-    async def _release_on_shutdown(self, job: Job) -> None:
-        """Cancelled mid-run (shutdown past its drain): hand the job back instead of waiting
-        for its lease to expire."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-            try:
-                await self.store.requeue(job)
-                log.warning("job_released")
-            except Exception as exc:
-                log.warning("job_release_failed", error=str(exc))
+    def policy(self, handler: Handler | None) -> RetryPolicy:
+        defaults = self.limits.retry
+        declared = handler.options.retry_policy if handler is not None else RetryPolicy()
+        return declared.with_defaults(
+            defaults.attempts, defaults.backoff_s or 0.0, defaults.max_backoff_s or 0.0
+        )
 
-    async def _run_with_heartbeat(self, job: Job, handler: Handler | None) -> Outcome | None:
-        lost = anyio.Event()
-        outcome: Outcome | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._heartbeat, job, lost, tg.cancel_scope)
-            outcome = await self._execute(job, handler)
-            tg.cancel_scope.cancel()
-        return None if lost.is_set() else outcome
-
-    async def _execute(self, job: Job, handler: Handler | None) -> Outcome:
-        max_attempts = self._max_attempts(handler)
+    async def _attempt(
+        self, job: Job, handler: Handler | None, watch: Watch, lease: Lease, tg: TaskGroup
+    ) -> Outcome | None:
+        """This attempt's outcome; ``None`` when the lease was lost (nothing to record)."""
+        early = early_outcome(job, handler, self.registry, self.policy(handler))
+        if early is not None or handler is None:
+            return early
+        in_process = handler.runs is not Runs.PROCESS
+        alone = job.reclaimed and in_process
         try:
-            value = await self._call(job, handler, max_attempts)
-            ensure_storable(value)
-        except Exception as exc:
-            if not isinstance(exc, JobError | Retry):
-                log.warning("handler_raised", exc_info=exc)
-            return sort_outcome(exc, None, attempt=job.attempt, max_attempts=max_attempts)
-        return sort_outcome(None, value, attempt=job.attempt, max_attempts=max_attempts)
+            await self.store.start(job, isolated=alone)
+        except LeaseLost:
+            return None
+        except PyMongoError as exc:
+            log.warning("job_start_not_recorded", error=str(exc)[:300])
+            return HAND_BACK
+        value: Any = None
+        error: BaseException | None = None
+        with watch.scope:
+            try:
+                async with self.isolation.slot(in_process=in_process, alone=alone):
+                    value = await self._call(job, handler, lease, tg)
+            except Exception as exc:
+                error = exc
+        return self._sort(job, handler, watch, value, error)
 
-    async def _call(self, job: Job, handler: Handler | None, max_attempts: int) -> Any:
-        checked = check_job(job, handler, self.registry)
-        if job.attempt > max_attempts:
-            raise GaveUp(
-                f"job was claimed {job.attempt} times, over its {max_attempts} attempts "
-                "(did it crash or time out the reactor each time?)"
-            )
-        directory = workdir.prepare(self.jobs_root, job.key)
-        kwargs = checked.bind_args(job.args, directory)
-        if checked.wants_context:
+    def _sort(
+        self, job: Job, handler: Handler, watch: Watch, value: Any, error: BaseException | None
+    ) -> Outcome | None:
+        if watch.scope.cancelled_caught or isinstance(error, LeaseExpired):
+            if watch.reason is Reason.CANCEL and watch.request is not None:
+                return cancelled(watch.request)
+            return None if watch.reason is Reason.LOST else HAND_BACK
+        if error is None:
+            return sort_value(value)
+        if not isinstance(error, JobError | Retry):
+            log.warning("handler_raised", exc_info=error)
+        return sort_exception(error, attempt=job.attempt, policy=self.policy(handler))
+
+    async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:
+        directory = workdir.prepare(self.limits.jobs_root, job.key)
+        kwargs = handler.bind_args(job.args, directory)
+        if handler.wants_context:
             kwargs["ctx"] = JobContext(
-                job.key, checked.name, job.attempt, directory, settings=dict(self.handler_settings)
+                job.key,
+                handler.name,
+                job.attempt,
+                directory,
+                settings=dict(self.limits.handler_settings),
+                run=job.run,
             )
-        timeout_s = checked.options.timeout_s or self.default_timeout_s
-        return await self._invoke(checked, kwargs, timeout_s, job)
+        writer = progress.Writer(
+            functools.partial(self.store.progress, job),
+            interval_s=self.limits.progress_interval_s,
+            on_report=functools.partial(self.observer.job_progress, job.key, job.command_name),
+        )
+        tg.start_soon(writer.run)
+        progress.ROUTER.add(job.key, writer.report)
+        timeout_s = handler.options.timeout_s or self.limits.default_timeout_s
+        entry = running_entry(job.key, handler.name, handler.runs.value, timeout_s)
+        if self.liveness is not None:
+            self.liveness.running[id(entry)] = entry
+        try:
+            return await self._invoke(handler, kwargs, timeout_s, job, lease, writer, directory)
+        finally:
+            progress.ROUTER.remove(job.key, writer.report)
+            if self.liveness is not None:
+                self.liveness.running.pop(id(entry), None)
 
     async def _invoke(
-        self, handler: Handler, kwargs: dict[str, Any], timeout_s: float, job: Job
+        self,
+        handler: Handler,
+        kwargs: dict[str, Any],
+        timeout_s: float,
+        job: Job,
+        lease: Lease,
+        writer: progress.Writer,
+        directory: Path,
     ) -> Any:
         if handler.runs is Runs.PROCESS:
             if self.pool is None:
                 raise HandlerFailed("no CPU pool is running", type_name="reactor.PoolMissing")
+            from reactor.pool import KeepAlive
+
+            keepalive = KeepAlive(lease.deadline)
+            lease.on_extend(keepalive.extend)
             context = {"job_id": job.key, "command": handler.name, "attempt": job.attempt}
-            return await self.pool.run(handler.fn, kwargs, timeout_s=timeout_s, log_context=context)
+            return await self.pool.run(
+                handler.fn,
+                kwargs,
+                timeout_s=timeout_s,
+                log_context=context,
+                cwd=directory,
+                on_progress=writer.report,
+                keepalive=keepalive,
+            )
         try:
             with anyio.fail_after(timeout_s):
                 if handler.runs is Runs.LOOP:
@@ -194,63 +235,31 @@ class Dispatcher:
         except TimeoutError:
             raise JobTimeout(timeout_s) from None
 
-    async def _heartbeat(self, job: Job, lost: anyio.Event, scope: anyio.CancelScope) -> None:
-        while True:
-            await anyio.sleep(self.heartbeat_s)
-            try:
-                await self.store.renew(job)
-            except LeaseLost:
-                log.warning("lease_lost")
-                self.observer.lease_lost()
-                lost.set()
-                scope.cancel()
-                return
-            except Exception as exc:  # MongoDB hiccup: try again next beat
-                log.warning("heartbeat_failed", error=str(exc))
 
-    async def _record(self, job: Job, handler: Handler | None, outcome: Outcome) -> None:
-        if outcome.retry:
-            await self._requeue(job)
-            return
-        result = Result(
-            job_key=job.key,
-            command=job.command_name,
-            status=outcome.status,
-            attempt=job.attempt,
-            worker=self.store.owner,
-            started_at=job.started_at,
-            finished_at=utcnow(),
-            value=outcome.value,
-            error=outcome.error,
-            handler=handler.source if handler else None,
-            handler_version=handler.version if handler else None,
-            extra={} if job.has_job_id else {"job_doc_id": job.doc_id},
+def early_outcome(
+    job: Job, handler: Handler | None, registry: Registry, policy: RetryPolicy
+) -> Outcome | None:
+    """The outcome of a job that must not run at all, or ``None`` (pure)."""
+    if job.problem is not None:
+        return failed(InvalidJob(job.problem))
+    if job.poison:
+        return failed(
+            PoisonJob(
+                "quarantined: the reactor that ran this job alone died while running it, after "
+                "an earlier reactor died under it too; `reactor retry` runs it again"
+            )
         )
-        try:
-            await self.store.finish(job, result)
-        except LeaseLost as exc:
-            log.warning("lease_lost", error=str(exc))
-            self.observer.lease_lost()
-            return
-        self.observer.job_finished(job.command_name, outcome.status, result.duration_ms / 1000)
-        fields: dict[str, Any] = {"status": outcome.status.value, "duration_ms": result.duration_ms}
-        if outcome.error is not None:
-            fields |= {"error_type": outcome.error.type, "error": outcome.error.message}
-        log.info("job_finished", **fields)
-
-    async def _requeue(self, job: Job) -> None:
-        try:
-            await self.store.requeue(job)
-        except LeaseLost as exc:
-            log.warning("lease_lost", error=str(exc))
-            return
-        self.observer.job_retried(job.command_name)
-        log.info("job_retry_queued")
-
-    def _max_attempts(self, handler: Handler | None) -> int:
-        if handler is not None and handler.options.max_attempts is not None:
-            return handler.options.max_attempts
-        return self.max_attempts
+    if job.cancel is not None:
+        return cancelled(job.cancel)
+    try:
+        check_job(job, handler, registry)
+    except JobError as exc:
+        return failed(exc)
+    if job.attempt > policy.attempts:
+        return failed(
+            GaveUp(f"attempt {job.attempt} is over the {policy.attempts} attempts allowed per run")
+        )
+    return None
 
 
 def check_job(job: Job, handler: Handler | None, registry: Registry) -> Handler:

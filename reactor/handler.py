@@ -21,6 +21,8 @@ from typing import Any, TypeVar, overload
 
 import structlog
 
+from reactor.retry import RetryPolicy
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 OPTIONS_ATTR = "__reactor_handler__"
@@ -44,6 +46,15 @@ class HandlerOptions:
     max_concurrency: int | None = None
     max_attempts: int | None = None
     version: str | None = None
+    retry: RetryPolicy | None = None
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The declared policy, with ``max_attempts`` folded in (``None`` fields: settings)."""
+        policy = self.retry or RetryPolicy()
+        if self.max_attempts is not None and policy.max_attempts is None:
+            return RetryPolicy(**{**policy.__dict__, "max_attempts": self.max_attempts})
+        return policy
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class JobContext:
     workdir: Path
     settings: dict[str, Any] = field(default_factory=dict)  # Settings.handler_options()
     log_fields: dict[str, Any] = field(default_factory=dict)
+    run: int = 1  # which run of the job (a re-run starts the next)
 
     @property
     def log(self) -> Any:
@@ -93,6 +105,7 @@ def handler(
     max_concurrency: int | None = None,
     max_attempts: int | None = None,
     version: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -105,6 +118,7 @@ def handler(
     max_concurrency: int | None = None,
     max_attempts: int | None = None,
     version: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> F | Callable[[F], F]:
     """Declare how a handler runs; usable bare (``@handler``) or with options."""
 
@@ -115,6 +129,7 @@ def handler(
             max_concurrency=max_concurrency,
             max_attempts=max_attempts,
             version=version,
+            retry=retry,
         )
         _check_options(func, options)
         setattr(func, OPTIONS_ATTR, options)

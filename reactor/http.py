@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reactor import queries
 from reactor.errors import ConfigError
+from reactor.liveness import describe
 from reactor.logging import get_logger
 
 if TYPE_CHECKING:
@@ -25,18 +27,17 @@ MONGO_PING_TIMEOUT_S = 2.0
 
 
 async def readiness(reactor: Reactor) -> list[str]:
-    """Why the reactor is not ready; empty when it is."""
+    """Why the reactor should get no new work now; empty when it is ready."""
+    if reactor.draining:
+        return ["draining"]
     reasons = []
-    if reactor.client is None:
+    if reactor.store is None:
         reasons.append("not connected to MongoDB yet")
     else:
-        with anyio.move_on_after(MONGO_PING_TIMEOUT_S) as scope:
-            try:
-                await reactor.client.admin.command("ping")
-            except Exception as exc:
-                reasons.append(f"MongoDB does not answer: {type(exc).__name__}: {exc}")
-        if scope.cancelled_caught:
-            reasons.append(f"MongoDB did not answer a ping within {MONGO_PING_TIMEOUT_S:g} s")
+        try:
+            await reactor.store.ping(MONGO_PING_TIMEOUT_S)
+        except Exception as exc:
+            reasons.append(f"MongoDB does not answer: {type(exc).__name__}: {str(exc)[:200]}")
     stalled_s = reactor.seconds_since_stream_progress()
     if stalled_s > reactor.settings.ready_stall_s:
         reasons.append(
@@ -50,7 +51,8 @@ async def readiness(reactor: Reactor) -> list[str]:
 
 def build_app(reactor: Reactor) -> Starlette:
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
+        problems = reactor.liveness.problems()
+        return JSONResponse(describe(problems), status_code=503 if problems else 200)
 
     async def readyz(request: Request) -> Response:
         reasons = await readiness(reactor)
@@ -73,11 +75,12 @@ async def refresh_metrics(reactor: Reactor) -> None:
         token_age_s=reactor.seconds_since_stream_progress(), pool_restarts=restarts
     )
     if reactor.store is not None:
-        with anyio.move_on_after(MONGO_PING_TIMEOUT_S):
-            try:
-                reactor.metrics.queued.set(await reactor.store.count_queued())
-            except Exception as exc:
-                log.warning("metrics_count_failed", error=str(exc))
+        try:
+            count = reactor.store.jobs.count_documents(queries.queued())
+            queued = await reactor.calls.run("count_queued", MONGO_PING_TIMEOUT_S, count)
+            reactor.metrics.queued.set(queued)
+        except Exception as exc:
+            log.warning("metrics_count_failed", error=str(exc)[:200])
 
 
 class _Server(uvicorn.Server):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -70,6 +71,32 @@ class Metrics:
             "Claims after a job event that found nothing: another replica claimed first.",
             registry=r,
         )
+        self.progress = Gauge(
+            "reactor_job_progress_ratio",
+            "Reported progress (0 to 1) of the jobs this reactor runs, by job_id and command.",
+            ["job_id", "command"],
+            registry=r,
+        )
+        self.unrecorded = Gauge(
+            "reactor_outcomes_unrecorded",
+            "Finished outcomes this reactor holds until MongoDB takes them.",
+            registry=r,
+        )
+        self.record_retries = Counter(
+            "reactor_record_retries",
+            "Writes of a finished outcome that failed (MongoDB away) and were tried again.",
+            registry=r,
+        )
+        self.adopted = Counter(
+            "reactor_jobs_adopted",
+            "Jobs without status whose result already existed, adopted instead of re-run.",
+            registry=r,
+        )
+        self.loop_blocked = Counter(
+            "reactor_event_loop_blocked",
+            "Times the event loop was blocked for a second or more (a loop handler blocking).",
+            registry=r,
+        )
         self.pool_restarts = Gauge(
             "reactor_pool_worker_restarts",
             "CPU worker processes replaced, by reason.",
@@ -80,11 +107,24 @@ class Metrics:
     # The dispatcher's Observer.
     def job_started(self, command: str) -> None:
         self.started.labels(command).inc()
-        self.in_flight.inc()
 
     def job_finished(self, command: str, status: Status, duration_s: float) -> None:
         self.finished.labels(command, status.value).inc()
         self.duration.labels(command).observe(duration_s)
+
+    def job_progress(self, job_id: str, command: str, fraction: float) -> None:
+        self.progress.labels(job_id, command).set(fraction)
+
+    def job_left(self, job_id: str, command: str) -> None:
+        """Forget a job's per-job series once this reactor no longer holds it."""
+        with contextlib.suppress(KeyError):
+            self.progress.remove(job_id, command)
+
+    def recording(self, delta: int) -> None:
+        self.unrecorded.inc(delta)
+
+    def record_retried(self) -> None:
+        self.record_retries.inc()
 
     def job_retried(self, command: str) -> None:
         self.retried.labels(command).inc()

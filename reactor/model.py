@@ -1,24 +1,28 @@
-"""Jobs, results and statuses: the only code that knows the MongoDB document shapes.
+"""Jobs, results and statuses: the MongoDB document shapes (filters and updates: ``queries.py``).
 
 A job as clients write it::
 
-    {"job_id": "<unique string>", "command": "<handler name>", "args": {...}}
+    {"job_id": "<unique string>", "command": "<handler name>", "args": {...},
+     "priority": 0, "run_at": <date>, "cancel_requested": true}     # the last three optional
 
-Fields the reactor manages on the job: ``status`` (absent means queued), ``attempt``,
-``lease_owner``, ``lease_expires_at``, ``created_at`` (set when absent), ``started_at``,
-``finished_at``. A result, one per job, keyed by ``job_id`` (or the job's ``_id`` when the job
-has no ``job_id``)::
+Fields the reactor manages on the job: ``status`` (absent or null means queued), ``run``,
+``attempt``, ``fence``, ``lease_owner``, ``lease_expires_at``, ``created_at``, ``started_at``,
+``finished_at``, ``progress``, ``errors``, ``isolated``, ``cancelled_at``, ``cancelled_via``,
+``adopted_at``. A result, one per job, keyed by ``job_id`` (or the job's ``_id`` when the job
+has none) and replaced by each run's::
 
-    {"job_id", "command", "status", "result" | "error": {type, message, traceback, retryable},
-     "attempt", "worker", "started_at", "finished_at", "duration_ms", "handler", "handler_version"}
+    {"job_id", "job_doc_id", "command", "status", "result" | "error": {type, message, traceback,
+     retryable}, "run", "attempt", "errors", "history", "worker", "started_at", "finished_at",
+     "duration_ms", "handler", "handler_version", "fence"}
 """
 
 from __future__ import annotations
 
+import math
 import traceback as tb
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +30,7 @@ from reactor.errors import HandlerFailed, JobError
 
 
 class Status(StrEnum):
-    """A job's state. A job document without ``status`` is queued."""
+    """A job's state. A job document without ``status`` (or with ``null``) is queued."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -36,6 +40,7 @@ class Status(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+STATUS_VALUES = tuple(s.value for s in Status)
 
 # Field names, in one place.
 ID = "_id"
@@ -67,7 +72,20 @@ ERROR = "error"
 HISTORY = "history"  # earlier runs: [{run, status, attempts, error_type, finished_at}]
 JOB_DOC_ID = "job_doc_id"
 
-CLAIM_ORDER: list[tuple[str, int]] = [(ID, 1)]  # ObjectIds grow with insertion time: oldest first
+MAX_ATTEMPT = 1_000_000  # an attempt number above this is a malformed document
+HISTORY_MAX = 20  # earlier runs kept on a result
+ERRORS_MAX = 20  # failed attempts kept per run
+MESSAGE_MAX_CHARS = 4_000  # of an error message, in a result
+TRACEBACK_MAX_CHARS = 16_000  # of a traceback, in a result
+SUMMARY_MAX_CHARS = 500  # of a message in ``errors``
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """A cancellation asked for through the document: which field, and when (if known)."""
+
+    via: str  # "cancel_requested" or "status"
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,38 +97,47 @@ class Job:
     has_job_id: bool
     command: Any
     args: Any
+    fence: int
+    run: int
     attempt: int
     owner: str
     started_at: datetime
-    reclaimed: bool = False  # claimed from an owner whose lease had expired
+    rerun: bool = False  # the claim starts a new run (the job had finished before)
+    reclaimed: bool = False  # an earlier execution of this attempt may have started (it died)
+    poison: bool = False  # reclaimed although it already ran alone: its reactor died under it
+    cancel: CancelRequest | None = None
+    problem: str | None = None  # why the document is malformed, for InvalidJob
+    errors: tuple[dict[str, Any], ...] = ()  # this run's failed attempts so far
 
     @classmethod
     def from_claim(cls, before: Mapping[str, Any], owner: str, now: datetime) -> Job:
-        """The job as a claim left it, from the document as it was just before the claim."""
-        after = {
-            **before,
-            LEASE_OWNER: owner,
-            STARTED_AT: now,
-            ATTEMPT: int(before.get(ATTEMPT, 0)) + 1,
-        }
-        job = cls.from_doc(after)
-        reclaimed = before.get(STATUS) == Status.RUNNING.value
-        return cls(**{**job.__dict__, "reclaimed": reclaimed})
-
-    @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> Job:
-        """Read a claimed job document; never raises, validation happens in dispatch."""
-        job_id = doc.get(JOB_ID)
+        """The job as the claim left it, from the document as it was just before the claim."""
+        status = before.get(STATUS)
+        rerun = status in (None, Status.QUEUED.value, Status.RUNNING.value) and (
+            before.get(FINISHED_AT) is not None
+        )
+        reclaimed = status == Status.RUNNING.value and not rerun
+        job_id = before.get(JOB_ID)
         key = job_id if isinstance(job_id, str) and job_id else None
+        problem = document_problem(before)
+        errors = before.get(ERRORS)
         return cls(
-            doc_id=doc[ID],
-            key=key if key is not None else str(doc[ID]),
+            doc_id=before[ID],
+            key=key if key is not None else str(before[ID]),
             has_job_id=key is not None,
-            command=doc.get(COMMAND),
-            args=doc.get(ARGS, {}),
-            attempt=int(doc.get(ATTEMPT, 1)),
-            owner=str(doc.get(LEASE_OWNER, "")),
-            started_at=doc.get(STARTED_AT) or datetime.now().astimezone(),
+            command=before.get(COMMAND),
+            args=before.get(ARGS, {}),
+            fence=_int_or(before.get(FENCE), 0) + 1,
+            run=max(1, _int_or(before.get(RUN), 1)) + (1 if rerun else 0),
+            attempt=1 if rerun or problem else max(1, _int_or(before.get(ATTEMPT), 1)),
+            owner=owner,
+            started_at=now,
+            rerun=rerun,
+            reclaimed=reclaimed,
+            poison=reclaimed and before.get(ISOLATED) is True,
+            cancel=cancel_request(before),
+            problem=problem,
+            errors=() if rerun or not isinstance(errors, list) else tuple(errors[-ERRORS_MAX:]),
         )
 
     @property
@@ -118,66 +145,70 @@ class Job:
         """The command as a string for logs and results, whatever the document held."""
         return self.command if isinstance(self.command, str) else repr(self.command)
 
-    def fence(self) -> dict[str, Any]:
-        """The filter that matches this job only while this attempt still owns it."""
-        return {
-            ID: self.doc_id,
-            LEASE_OWNER: self.owner,
-            ATTEMPT: self.attempt,
-            STATUS: Status.RUNNING.value,
-        }
+
+def cancel_request(doc: Mapping[str, Any]) -> CancelRequest | None:
+    """The cancellation a document asks for, if any."""
+    requested_at = doc.get(CANCEL_REQUESTED_AT)
+    when = requested_at if isinstance(requested_at, datetime) else None
+    if doc.get(CANCEL_REQUESTED) is True:
+        return CancelRequest("cancel_requested", when)
+    if doc.get(STATUS) == Status.CANCELLED.value:
+        return CancelRequest("status", when)
+    return None
 
 
-def claimable_filter(now: datetime) -> dict[str, Any]:
-    """Jobs that may be claimed: queued (or without status), or running with an expired lease."""
-    return {
-        "$or": [
-            {STATUS: {"$exists": False}},
-            {STATUS: Status.QUEUED.value},
-            {STATUS: Status.RUNNING.value, LEASE_EXPIRES_AT: {"$lt": now}},
-        ]
-    }
+def document_problem(doc: Mapping[str, Any]) -> str | None:
+    """What is wrong with the reactor-read fields of a job document, or ``None``."""
+    status = doc.get(STATUS)
+    if status is not None and status not in STATUS_VALUES:
+        accepted = ", ".join(STATUS_VALUES)
+        return f"status {status!r} is not one of: {accepted} (or absent for queued)"
+    for name in (ATTEMPT, RUN):
+        value = doc.get(name)
+        if value is not None and _count(value) is None:
+            return f"{name} {value!r} is not a whole number from 0 to {MAX_ATTEMPT:,}"
+    priority = doc.get(PRIORITY)
+    if priority is not None and not _is_priority(priority):
+        return f"priority {priority!r} is not an integer"
+    run_at = doc.get(RUN_AT)
+    if run_at is not None and not isinstance(run_at, datetime):
+        return f"run_at {run_at!r} is not a date (use a BSON date, e.g. a Python datetime)"
+    flag = doc.get(CANCEL_REQUESTED)
+    if flag is not None and not isinstance(flag, bool):
+        return f"cancel_requested {flag!r} is not true or false"
+    return None
 
 
-def claim_update(owner: str, now: datetime, lease_s: float) -> dict[str, Any]:
-    """Move a job to running under ``owner`` with a fresh lease and the next attempt number."""
-    return {
-        "$set": {
-            STATUS: Status.RUNNING.value,
-            LEASE_OWNER: owner,
-            LEASE_EXPIRES_AT: now + timedelta(seconds=lease_s),
-            STARTED_AT: now,
-        },
-        "$unset": {FINISHED_AT: ""},
-        "$min": {CREATED_AT: now},  # sets created_at when absent, keeps an older one
-        "$inc": {ATTEMPT: 1},
-    }
+def _whole(value: Any) -> int | None:
+    """``value`` as a whole number (an int, or a float with no fraction), or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return None
+    return int(value)
 
 
-def renew_update(now: datetime, lease_s: float) -> dict[str, Any]:
-    """Extend a lease (the heartbeat)."""
-    return {"$set": {LEASE_EXPIRES_AT: now + timedelta(seconds=lease_s)}}
+def _count(value: Any) -> int | None:
+    """``value`` as a whole number in ``[0, MAX_ATTEMPT]``, or ``None``."""
+    number = _whole(value)
+    return number if number is not None and 0 <= number <= MAX_ATTEMPT else None
 
 
-def finish_update(status: Status, now: datetime) -> dict[str, Any]:
-    """Record a job's final status and drop its lease."""
-    return {
-        "$set": {STATUS: status.value, FINISHED_AT: now},
-        "$unset": {LEASE_OWNER: "", LEASE_EXPIRES_AT: ""},
-    }
+def _int_or(value: Any, default: int) -> int:
+    number = _whole(value)
+    return default if number is None else number
 
 
-def requeue_update() -> dict[str, Any]:
-    """Put a job back to queued for another attempt (a ``Retry``)."""
-    return {
-        "$set": {STATUS: Status.QUEUED.value},
-        "$unset": {LEASE_OWNER: "", LEASE_EXPIRES_AT: "", STARTED_AT: ""},
-    }
+def _is_priority(value: Any) -> bool:
+    """A usable priority: any int or float but NaN (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return not (isinstance(value, float) and math.isnan(value))
 
 
 @dataclass(frozen=True)
 class ErrorInfo:
-    """A failure as stored: ``{type, message, traceback, retryable}``."""
+    """A failure as stored: ``{type, message, traceback, retryable}``, long texts truncated."""
 
     type: str
     message: str
@@ -192,57 +223,106 @@ class ErrorInfo:
         if isinstance(exc, JobError):
             trace = _format(exc) if exc.__traceback__ or exc.__cause__ else None
             return cls(type(exc).__name__, exc.message, trace, exc.retryable)
-        return cls(_qualified(type(exc)), str(exc) or type(exc).__name__, _format(exc), False)
+        return cls(_qualified(type(exc)), _message(exc), _format(exc), False)
 
     def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": self.type, "retryable": self.retryable}
+        truncated: dict[str, int] = {}
+        doc["message"] = _clip(self.message, MESSAGE_MAX_CHARS, "message", truncated)
+        doc["traceback"] = (
+            None
+            if self.traceback is None
+            else _clip(self.traceback, TRACEBACK_MAX_CHARS, "traceback", truncated, tail=True)
+        )
+        if truncated:
+            doc["truncated"] = truncated  # field -> original length in characters
+        return doc
+
+    def summary(self, attempt: int, at: datetime) -> dict[str, Any]:
+        """The short form kept in ``errors``, one per failed attempt."""
         return {
+            "attempt": attempt,
             "type": self.type,
-            "message": self.message,
-            "traceback": self.traceback,
-            "retryable": self.retryable,
+            "message": self.message[:SUMMARY_MAX_CHARS],
+            "at": at,
         }
 
 
 @dataclass(frozen=True)
 class Result:
-    """One job's outcome, as written to ``results``."""
+    """One run's outcome, as written to ``results``."""
 
-    job_key: str
-    command: str
+    job: Job
     status: Status
-    attempt: int
     worker: str
-    started_at: datetime
     finished_at: datetime
     value: Any = None
     error: ErrorInfo | None = None
     handler: str | None = None
     handler_version: str | None = None
+    errors: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_ms(self) -> float:
-        return round((self.finished_at - self.started_at).total_seconds() * 1000, 3)
+        return round((self.finished_at - self.job.started_at).total_seconds() * 1000, 3)
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        job = self.job
         doc: dict[str, Any] = {
-            JOB_ID: self.job_key,
-            COMMAND: self.command,
+            JOB_ID: job.key,
+            JOB_DOC_ID: job.doc_id,
+            COMMAND: job.command_name,
             STATUS: self.status.value,
-            ATTEMPT: self.attempt,
+            RUN: job.run,
+            ATTEMPT: job.attempt,
+            FENCE: job.fence,
             "worker": self.worker,
-            STARTED_AT: self.started_at,
+            STARTED_AT: job.started_at,
             FINISHED_AT: self.finished_at,
             "duration_ms": self.duration_ms,
             "handler": self.handler,
             "handler_version": self.handler_version,
+            ERRORS: list(self.errors),
+            HISTORY: history or [],
         }
         if self.error is not None:
-            doc["error"] = self.error.to_doc()
+            doc[ERROR] = self.error.to_doc()
         else:
-            doc["result"] = self.value
+            doc[RESULT] = self.value
         doc.update(self.extra)
         return doc
+
+
+def history_entry(result_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A finished run as kept in the next run's ``history``."""
+    error = result_doc.get(ERROR)
+    return {
+        RUN: result_doc.get(RUN, 1),
+        STATUS: result_doc.get(STATUS),
+        "attempts": result_doc.get(ATTEMPT),
+        "error_type": error.get("type") if isinstance(error, Mapping) else None,
+        FINISHED_AT: result_doc.get(FINISHED_AT),
+    }
+
+
+def next_history(previous: Mapping[str, Any] | None, run: int) -> list[dict[str, Any]]:
+    """The ``history`` of run ``run``'s result, from the result it replaces (if any)."""
+    if previous is None or previous.get(RUN, 1) == run:
+        return list(previous.get(HISTORY) or []) if previous is not None else []
+    earlier = previous.get(HISTORY)
+    kept = list(earlier) if isinstance(earlier, list) else []
+    return [*kept, history_entry(previous)][-HISTORY_MAX:]
+
+
+def _clip(
+    text: str, limit: int, name: str, truncated: dict[str, int], *, tail: bool = False
+) -> str:
+    if len(text) <= limit:
+        return text
+    truncated[name] = len(text)
+    note = f" ... [{len(text) - limit:,} characters cut of {len(text):,}] ... "
+    return note + text[-limit:] if tail else text[:limit] + note
 
 
 def _qualified(cls: type) -> str:
@@ -251,5 +331,15 @@ def _qualified(cls: type) -> str:
     )
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc) or type(exc).__name__
+    except Exception:  # a __str__ that raises
+        return type(exc).__name__
+
+
 def _format(exc: BaseException) -> str:
-    return "".join(tb.format_exception(exc)).rstrip()
+    try:
+        return "".join(tb.format_exception(exc)).rstrip()
+    except Exception:  # RecursionError and friends while formatting
+        return f"{_qualified(type(exc))}: (traceback could not be formatted)"

@@ -36,6 +36,16 @@ BACKOFF_S: Final = (0.5, 30.0)  # first and longest pause between failed starts
 _log = get_logger("reactor.pool")
 
 
+class KeepAlive:
+    """A task's keep-alive deadline (time.monotonic()); only moves forward."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def extend(self, until: float) -> None:
+        self.deadline = max(self.deadline, until)
+
+
 class CpuPool:
     """``workers`` processes (spawned, not forked) that run one picklable function at a time."""
 
@@ -132,6 +142,9 @@ class CpuPool:
         *,
         timeout_s: float | None,
         log_context: Mapping[str, Any] | None = None,
+        cwd: Any = None,
+        on_progress: Any = None,
+        keepalive: KeepAlive | None = None,
     ) -> Any:
         """Run ``fn(**kwargs)`` in a worker and return its value (see the module docstring)."""
         task = _encode_task(fn, kwargs, log_context)

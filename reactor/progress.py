@@ -10,12 +10,20 @@ reports are dropped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import structlog
 
 Sink = Callable[[str, float, "str | None"], None]
 
 MESSAGE_MAX_CHARS = 500
+
+_log = structlog.get_logger("reactor.progress")
 
 _sink: Sink | None = None
 
@@ -44,3 +52,88 @@ def check_fraction(fraction: float) -> float:
     if math.isnan(value):
         raise ValueError("progress fraction must be a number, got NaN")
     return min(1.0, max(0.0, value))
+
+
+class Router:
+    """The reactor process's sink: each report goes to its job's writer, on that writer's loop.
+
+    Thread handlers call ``ctx.progress`` from a worker thread: the report is handed to the
+    loop with ``call_soon_threadsafe``. Several reactors in one process (tests) share it.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, tuple[asyncio.AbstractEventLoop, Callable[..., None]]] = {}
+
+    def install(self) -> None:
+        """Make this router the process's sink (idempotent)."""
+        if _sink is not self.deliver:
+            set_sink(self.deliver)
+
+    def add(self, job_id: str, callback: Callable[[float, str | None], None]) -> None:
+        self._routes[job_id] = (asyncio.get_running_loop(), callback)
+
+    def remove(self, job_id: str, callback: Callable[[float, str | None], None]) -> None:
+        route = self._routes.get(job_id)
+        if route is not None and route[1] == callback:
+            del self._routes[job_id]
+
+    def deliver(self, job_id: str, fraction: float, message: str | None) -> None:
+        route = self._routes.get(job_id)
+        if route is None:
+            return
+        loop, callback = route
+        if _on_loop(loop):
+            callback(fraction, message)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(callback, fraction, message)
+
+
+ROUTER = Router()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+class Writer:
+    """One job's progress, written at most once per ``interval_s`` (the latest report wins)."""
+
+    def __init__(
+        self,
+        write: Callable[[float, str | None], Awaitable[None]],
+        *,
+        interval_s: float = 1.0,
+        on_report: Callable[[float], None] | None = None,
+    ) -> None:
+        self._write = write
+        self._interval_s = interval_s
+        self._on_report = on_report
+        self._latest: tuple[float, str | None] | None = None
+        self._pending = anyio.Event()
+        self._written_at = -math.inf
+
+    def report(self, fraction: float, message: str | None = None) -> None:
+        """Take a report (on the loop); the writer task writes it when the throttle allows."""
+        self._latest = (fraction, message)
+        if self._on_report is not None:
+            self._on_report(fraction)
+        self._pending.set()
+
+    async def run(self) -> None:
+        """Write reports until cancelled; a failed write is dropped (the next one retries)."""
+        while True:
+            await self._pending.wait()
+            self._pending = anyio.Event()
+            await anyio.sleep(max(0.0, self._written_at + self._interval_s - time.monotonic()))
+            latest, self._latest = self._latest, None
+            if latest is None:
+                continue
+            self._written_at = time.monotonic()
+            try:
+                await self._write(*latest)
+            except Exception as exc:  # MongoDB hiccup or lost lease: progress is best effort
+                _log.warning("progress_write_failed", error=str(exc)[:300])

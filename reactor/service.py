@@ -1,15 +1,19 @@
-"""Wiring: one task group owns the stream, the claim loop, the sweep, the endpoints and every job.
+"""Wiring: one task group owns the stream, the claim loop, the timers, the endpoints and every job.
 
 The claim loop is the only place jobs enter. It takes a global slot *before* claiming, so when
 ``max_jobs`` are in flight it stops claiming (backpressure) while the stream goes on reading and
-coalescing wake-ups into one flag. Commands whose own limit is reached, and CPU commands when
-every CPU slot is busy, are left out of the claim query so other work still flows. Each job
-releases its slots in ``finally`` and wakes the loop, which pulls the next oldest job.
+raising claim tiers (``claims.py``). Commands whose own limit is reached, CPU commands when every
+CPU slot is busy, and in-process commands while a reclaimed job runs alone are left out of the
+claim query, so other work still flows. Each job releases its slots in ``finally`` and wakes the
+loop. An exception nobody expected ends the whole task group, and with it the process (crash-only).
 """
 
 from __future__ import annotations
 
 import math
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -17,21 +21,32 @@ from anyio.abc import TaskGroup, TaskStatus
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from reactor import adopt, progress
+from reactor.cancel import CancelBoard, Reason
+from reactor.claims import Claimer, Tiers
 from reactor.config import Settings
 from reactor.connect import connect
-from reactor.dispatch import Dispatcher
-from reactor.errors import StoreError
+from reactor.delays import DueTimer
+from reactor.dispatch import Dispatcher, Limits
+from reactor.driver import Calls, install_lock_fix
+from reactor.errors import LeaseLost
 from reactor.handler import Runs
+from reactor.isolation import Isolation
+from reactor.liveness import Liveness, Watchdog
 from reactor.logging import get_logger
 from reactor.metrics import Metrics
-from reactor.model import Job
+from reactor.model import CancelRequest, Job
+from reactor.queries import CLAIM_ORDER, Tier
 from reactor.registry import Registry, load_registry
+from reactor.retry import RetryPolicy
 from reactor.store import Store
-from reactor.stream import JobStream
+from reactor.stream import QUEUED_TIERS, JobStream
 
 log = get_logger("reactor.service")
 
 CLAIM_RETRY_S = 1.0
+HAND_BACK_S = 5.0  # how long stopped jobs may take to be handed back at shutdown
+CANCEL_TASKS = 16  # targeted claims for cancellation running at once
 
 
 class Wakeup:
@@ -39,24 +54,21 @@ class Wakeup:
 
     def __init__(self) -> None:
         self._event = anyio.Event()
-        self.from_event = False
 
-    def set(self, *, from_event: bool = False) -> None:
-        self.from_event = self.from_event or from_event
+    def set(self) -> None:
         self._event.set()
 
-    async def wait(self) -> bool:
-        """Wait for a wake-up; return whether a stream event was among its causes."""
+    async def wait(self) -> None:
         await self._event.wait()
         self._event = anyio.Event()
-        caused_by_event, self.from_event = self.from_event, False
-        return caused_by_event
 
 
 class Reactor:
     """A running reactor: ``await reactor.serve()`` until :meth:`stop`."""
 
-    def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, registry: Registry | None = None, exit_on_wedge: bool = False
+    ) -> None:
         self.settings = settings
         self.registry = (
             registry
@@ -64,14 +76,22 @@ class Reactor:
             else load_registry(modules=settings.handler_module_list)
         )
         self.metrics = Metrics()
+        self.calls = Calls()
         self.client: AsyncMongoClient[dict[str, Any]] | None = None
         self.store: Store | None = None
         self.stream: JobStream | None = None
         self.pool: Any = None
+        self.board = CancelBoard()
+        self.isolation = Isolation()
+        self.tiers = Tiers()
         self._wake = Wakeup()
+        self.delays = DueTimer(lambda: self.wake(*QUEUED_TIERS))
         self._stopping = anyio.Event()
+        self._forced = False
+        self._indexes_due = True
         self._slots = anyio.Semaphore(settings.max_jobs)
         self._cpu_slots = anyio.Semaphore(settings.cpu_workers)
+        self._cancel_slots = anyio.Semaphore(CANCEL_TASKS)
         self._handler_slots = {
             h.name: anyio.Semaphore(h.options.max_concurrency)
             for h in self.registry
@@ -81,14 +101,26 @@ class Reactor:
         self.in_flight = 0
         self._idle = anyio.Event()
         self._idle.set()
+        self.liveness = Liveness(
+            settings.liveness_s, self.calls, stream_timeout_s=settings.mongo_timeout_s + 1
+        )
+        self.liveness.work_waiting = self._work_waiting
+        self.watchdog = Watchdog(self.liveness, exit_on_wedge=exit_on_wedge)
+        self.watchdog.on_blocked = self.metrics.loop_blocked.inc
+        self._tg: TaskGroup | None = None
+        self._dispatcher: Dispatcher | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
 
     async def serve(self, *, task_status: TaskStatus[Reactor] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, start every task, report started, run until stopped, then drain."""
+        install_lock_fix()
         self.client = await connect(self.settings)
         try:
             await self._serve(task_status)
         finally:
-            with anyio.CancelScope(shield=True):
+            self.watchdog.stop()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(HAND_BACK_S + 5):
                 if self.pool is not None:
                     await self.pool.aclose()
                 await self.client.close()
@@ -97,9 +129,16 @@ class Reactor:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def stop(self) -> None:
-        """Stop claiming, let running jobs finish (up to the job timeout), then exit."""
+    @property
+    def draining(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop claiming and drain (``force``: stop at once, hand nothing back)."""
+        self._forced = self._forced or force
         self._stopping.set()
+        if force and self._tg is not None:
+            self._tg.cancel_scope.cancel()
 
     async def _serve(self, task_status: TaskStatus[Reactor]) -> None:
         assert self.client is not None
@@ -108,49 +147,61 @@ class Reactor:
             self.client[s.db],
             jobs=s.jobs_collection,
             results=s.results_collection,
-            owner=s.worker_name,
+            owner=f"{s.worker_name}/{uuid.uuid4().hex[:8]}",
+            worker=s.worker_name,
             lease_s=s.lease_s,
             result_inline_max_bytes=s.result_inline_max_bytes,
+            calls=self.calls,
+            timeout_s=s.mongo_timeout_s,
         )
-        await self.store.ensure_indexes()
+        await adopt.ensure_indexes(self.store)
+        self._indexes_due = False
+        await adopt.adopt(self.store, apply=True, on_adopted=self.metrics.adopted.inc)
         self.pool = await self._start_pool()
-        dispatcher = Dispatcher(
-            self.store,
-            self.registry,
-            self.pool,
-            self.metrics,
-            jobs_root=s.jobs_root,
-            default_timeout_s=s.job_timeout_s,
-            max_attempts=s.max_attempts,
-            heartbeat_s=s.heartbeat_s,
-            handler_settings=s.handler_options(),
-        )
-        self.stream = JobStream(
-            self.store,
-            lambda: self._wake.set(from_event=True),
-            on_lag=self.metrics.stream_lag.set,
-        )
+        self._dispatcher = self._make_dispatcher()
+        self.stream = JobStream(self.store, self, on_lag=self.metrics.stream_lag.set)
+        self.liveness.last_stream_turn = lambda: self.stream.last_turn if self.stream else 0.0
+        progress.ROUTER.install()
+        self.watchdog.start()
         async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self.liveness.beat)
             tg.start_soon(self.stream.run)
             tg.start_soon(self._sweep)
+            tg.start_soon(self.delays.run)
             if s.http_port:
                 from reactor.http import serve_http
 
                 await tg.start(serve_http, self, s.http_host, s.http_port)
-            tg.start_soon(self._claim_loop, tg, dispatcher)
-            log.info(
-                "reactor_started",
-                worker=s.worker_name,
-                db=s.db,
-                handlers=self.registry.names(),
-                max_jobs=s.max_jobs,
-                cpu_workers=s.cpu_workers if self.pool else 0,
-            )
+            tg.start_soon(self._claim_loop, tg)
+            log.info("reactor_started", worker=s.worker_name, owner=self.store.owner, db=s.db,
+                     handlers=self.registry.names(), max_jobs=s.max_jobs,
+                     cpu_workers=s.cpu_workers if self.pool else 0)  # fmt: skip
             task_status.started(self)
             await self._stopping.wait()
             await self._drain()
+            self.watchdog.stop()
             tg.cancel_scope.cancel()
         log.info("reactor_stopped")
+
+    def _make_dispatcher(self) -> Dispatcher:
+        assert self.store is not None
+        s = self.settings
+        limits = Limits(
+            jobs_root=s.jobs_root,
+            default_timeout_s=s.job_timeout_s,
+            lease_s=s.lease_s,
+            heartbeat_s=s.heartbeat_s,
+            retry=RetryPolicy(
+                max_attempts=s.max_attempts,
+                backoff_s=s.retry_backoff_s,
+                max_backoff_s=s.retry_max_backoff_s,
+            ),
+            handler_settings=s.handler_options(),
+        )
+        return Dispatcher(self.store, self.registry, self.pool, self.metrics, limits,
+                          board=self.board, isolation=self.isolation,
+                          liveness=self.liveness)  # fmt: skip
 
     async def _start_pool(self) -> Any:
         if not self._cpu_commands:
@@ -168,35 +219,111 @@ class Reactor:
         await pool.start()
         return pool
 
-    async def _claim_loop(self, tg: TaskGroup, dispatcher: Dispatcher) -> None:
-        while not self._stopping.is_set():
-            from_event = await self._wake.wait()
-            while not self._stopping.is_set():
-                await self._slots.acquire()
-                job = await self._claim()
-                if job is None:
-                    self._slots.release()
-                    if from_event:
-                        self.metrics.claims_lost.inc()
-                    break
-                from_event = False
-                tg.start_soon(self._run_job, dispatcher, job, self._take_slots(job))
+    async def _drain(self) -> None:
+        """Let running jobs finish within ``drain_s``; then stop them and hand them back."""
+        log.info("reactor_draining", in_flight=self.in_flight, drain_s=self.settings.drain_s)
+        with anyio.move_on_after(self.settings.drain_s):
+            await self._idle.wait()
+        if self.in_flight and not self._forced:
+            stopped = self.board.stop_all(Reason.SHUTDOWN)
+            log.warning("reactor_handing_back", jobs=stopped)
+            with anyio.move_on_after(HAND_BACK_S):
+                await self._idle.wait()
 
-    async def _claim(self) -> Job | None:
+    # -- what the stream says (reactor.stream.Listener) --------------------------------------
+
+    def wake(self, *tiers: Tier) -> None:
+        self.tiers.raise_(*tiers)
+        self._wake.set()
+
+    def cancel(self, doc_id: Any, request: CancelRequest) -> None:
+        if self.board.request(doc_id, request):
+            log.info("job_cancel_requested", doc_id=str(doc_id), via=request.via)
+            return
+        if self._tg is not None and not self.stopping:
+            self._tg.start_soon(self._cancel_elsewhere, doc_id)
+
+    def due(self, when: datetime) -> None:
+        self.delays.offer(when)
+
+    def reopened(self) -> None:
+        """The stream (re)opened: indexes again before claiming, then catch up on everything."""
+        self._indexes_due = True
+        self.delays.forget()
+        self.wake(*CLAIM_ORDER)
+
+    async def _cancel_elsewhere(self, doc_id: Any) -> None:
+        """A cancel for a job no live lease holds: claim it to record the cancellation."""
         assert self.store is not None
-        if self._stopping.is_set():
+        assert self._dispatcher is not None
+        async with self._cancel_slots:
+            try:
+                job = await self.store.claim_for_cancel(doc_id)
+            except PyMongoError as exc:  # the sweep's repair tier will find it
+                log.warning("cancel_claim_failed", error=str(exc)[:300])
+                self.wake(Tier.REPAIR)
+                return
+            if job is not None:
+                await self._dispatcher.run(job)
+
+    # -- the claim loop -----------------------------------------------------------------------
+
+    async def _claim_loop(self, tg: TaskGroup) -> None:
+        assert self.store is not None
+        claimer = Claimer(self.store, self.tiers, lambda: self.stopping)
+        while not self.stopping:
+            await self._wake.wait()
+            await self._claim_round(tg, claimer)
+            if not self.stopping:
+                await self.delays.refresh(self.store)
+
+    async def _claim_round(self, tg: TaskGroup, claimer: Claimer) -> None:
+        assert self._dispatcher is not None
+        while not self.stopping:
+            await self._slots.acquire()
+            job = await self._claim(claimer)
+            if job is None:
+                self._slots.release()
+                return
+            tg.start_soon(self._run_job, job, self._take_slots(job))
+
+    async def _claim(self, claimer: Claimer) -> Job | None:
+        assert self.store is not None
+        if self.stopping:
             return None
         try:
-            job = await self.store.claim_next(exclude_commands=self._full_commands())
+            if self._indexes_due:
+                await adopt.ensure_indexes(self.store)
+                self._indexes_due = False
+            only = self._cpu_commands if self.isolation.active else None
+            job = await claimer.next(exclude=self._full_commands(), only=only)
         except PyMongoError as exc:
-            log.warning("claim_failed", error=str(exc), retry_in_s=CLAIM_RETRY_S)
+            log.warning("claim_failed", error=str(exc)[:300], error_type=type(exc).__name__,
+                        retry_in_s=CLAIM_RETRY_S)  # fmt: skip
+            self._indexes_due = True
             await anyio.sleep(CLAIM_RETRY_S)
             self._wake.set()
             return None
+        finally:
+            self.liveness.last_claim = time.monotonic()
+        if job is not None and self.stopping:
+            await self._hand_back_now(job)  # claimed while the stop came: not ours to start
+            return None
         if job is not None and job.reclaimed:
             self.metrics.lease_expiries.inc()
-            log.info("job_reclaimed", job_id=job.key, attempt=job.attempt)
+            log.info("job_reclaimed", job_id=job.key, attempt=job.attempt, fence=job.fence)
         return job
+
+    async def _hand_back_now(self, job: Job) -> None:
+        assert self.store is not None
+        try:
+            await self.store.hand_back(job)
+            log.info("job_handed_back", job_id=job.key, attempt=job.attempt)
+        except (LeaseLost, PyMongoError) as exc:
+            log.warning("job_hand_back_failed", job_id=job.key, error=str(exc)[:300])
+
+    def _work_waiting(self) -> bool:
+        return self.tiers.any and self._slots.value > 0 and not self.stopping
 
     def _full_commands(self) -> list[str]:
         full = [name for name, sem in self._handler_slots.items() if sem.value == 0]
@@ -216,18 +343,13 @@ class Reactor:
         if self.in_flight == 0:
             self._idle = anyio.Event()
         self.in_flight += 1
+        self.metrics.in_flight.inc()
         return held
 
-    async def _run_job(self, dispatcher: Dispatcher, job: Job, held: list[anyio.Semaphore]) -> None:
+    async def _run_job(self, job: Job, held: list[anyio.Semaphore]) -> None:
+        assert self._dispatcher is not None
         try:
-            await dispatcher.run(job)
-        except (PyMongoError, StoreError) as exc:
-            log.error(
-                "job_not_recorded",
-                job_id=job.key,
-                error=str(exc),
-                note="MongoDB failed while recording; the lease will expire and re-run it",
-            )
+            await self._dispatcher.run(job)
         finally:
             for sem in held:
                 sem.release()
@@ -242,12 +364,7 @@ class Reactor:
         """Leases expire without any event: look for them every ``sweep_s``."""
         while True:
             await anyio.sleep(self.settings.sweep_s)
-            self._wake.set()
-
-    async def _drain(self) -> None:
-        log.info("reactor_draining", in_flight=self.in_flight)
-        with anyio.move_on_after(self.settings.job_timeout_s + self.settings.lease_s):
-            await self._idle.wait()
+            self.wake(Tier.REPAIR)
 
     def seconds_since_stream_progress(self) -> float:
         return self.stream.seconds_since_progress() if self.stream else math.inf

@@ -1,27 +1,31 @@
-"""Claims, heartbeats, results and resume tokens against MongoDB.
+"""Claims, leases, results and resume tokens against MongoDB (documents: ``model``/``queries``).
 
-Every write about a running job is fenced on ``{_id, lease_owner, attempt, status: running}``,
-so a process that stalled past its lease cannot overwrite the attempt that replaced it. A result
-is written before the job's final status: a crash between the two leaves a running job whose
-lease expires and is re-run, never a finished job without a result.
+Every call goes through :class:`reactor.driver.Calls` (bounded, shielded, watched). A result is
+written before the job's final status: a crash between the two leaves a running job whose
+lease expires and is re-run, never a finished job without a result. A result write is refused
+when a newer claim already wrote one (the ``fence`` check) or when the result belongs to another
+job; the store then tells a lost lease (:class:`LeaseLost`) from a refusal with the job still
+ours (:class:`ResultRefused`), so the caller can end the job instead of looping.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import bson
 from gridfs import AsyncGridFSBucket
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from reactor import model
-from reactor.errors import LeaseLost, ResultNotStorable, StoreError
-from reactor.model import Job, Result, Status
+from reactor import model, queries
+from reactor.driver import Calls, is_transient
+from reactor.errors import LeaseLost, ResultNotStorable, ResultRefused
+from reactor.model import Job, Result
+from reactor.queries import Doc, Tier
 
 STATE_COLLECTION = "reactor_state"
 STREAM_STATE_ID = "jobs_stream"
@@ -43,117 +47,188 @@ class Store:
         results: str = "results",
         owner: str,
         lease_s: float,
+        worker: str | None = None,
         result_inline_max_bytes: int = 8_000_000,
+        calls: Calls | None = None,
+        timeout_s: float = 10.0,
     ) -> None:
         self.db = db
         self.jobs: AsyncCollection[dict[str, Any]] = db[jobs]
         self.results: AsyncCollection[dict[str, Any]] = db[results]
         self.state: AsyncCollection[dict[str, Any]] = db[STATE_COLLECTION]
-        self.owner = owner
+        self.owner = owner  # the lease owner: unique to this process
+        self.worker = worker or owner  # the name results carry
         self.lease_s = lease_s
         self.result_inline_max_bytes = result_inline_max_bytes
+        self.calls = calls or Calls()
+        self.timeout_s = timeout_s
+
+    async def _run(self, name: str, call: Any) -> Any:
+        return await self.calls.run(name, self.timeout_s, call)
 
     async def ensure_indexes(self) -> None:
-        """Unique ``job_id`` on jobs and results; an index for the claim query."""
-        await self.jobs.create_index(
-            [(model.JOB_ID, ASCENDING)],
-            unique=True,
-            partialFilterExpression={model.JOB_ID: {"$type": "string"}},
-            name="job_id_unique",
-        )
-        await self.jobs.create_index(
-            [(model.STATUS, ASCENDING), (model.LEASE_EXPIRES_AT, ASCENDING)], name="claim"
-        )
-        await self.results.create_index(
-            [(model.JOB_ID, ASCENDING)], unique=True, name="job_id_unique"
-        )
+        """The indexes of ``queries.INDEXES`` (idempotent: MongoDB skips existing ones)."""
+        for coll, specs in ((self.jobs, queries.INDEXES), (self.results, queries.RESULT_INDEXES)):
+            for name, (keys, options) in specs.items():
+                await self._run("create_index", coll.create_index(keys, name=name, **options))
 
-    async def claim_next(self, *, exclude_commands: Collection[str] = ()) -> Job | None:
-        """Claim the oldest claimable job whose command is not excluded, or return ``None``."""
+    # -- claims ----------------------------------------------------------------------------
+
+    async def claim(self, query: Doc, sort: queries.Sort | None) -> Job | None:
+        """Claim one job matching ``query`` (first in ``sort``), or return ``None``."""
         now = utcnow()
-        query = model.claimable_filter(now)
-        if exclude_commands:
-            query = {"$and": [query, {model.COMMAND: {"$nin": list(exclude_commands)}}]}
-        doc = await self.jobs.find_one_and_update(
-            query,
-            model.claim_update(self.owner, now, self.lease_s),
-            sort=model.CLAIM_ORDER,
-            return_document=ReturnDocument.BEFORE,
-        )
+        update = queries.claim_update(self.owner, now, self.lease_s)
+        options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
+        if sort:
+            options["sort"] = sort
+        doc = await self._run("claim", self.jobs.find_one_and_update(query, update, **options))
         return Job.from_claim(doc, self.owner, now) if doc is not None else None
 
-    async def renew(self, job: Job) -> None:
-        """Extend the job's lease; raise :class:`LeaseLost` if this attempt no longer owns it."""
-        outcome = await self.jobs.update_one(
-            job.fence(), model.renew_update(utcnow(), self.lease_s)
-        )
-        if outcome.matched_count == 0:
-            raise LeaseLost(f"job {job.key!r} attempt {job.attempt} is no longer ours")
+    async def claim_tier(self, tier: Tier, **restriction: Any) -> Job | None:
+        query, sort = queries.tier_query(tier, utcnow(), self.owner)
+        return await self.claim(queries.restrict(query, **restriction), sort)
 
-    async def finish(self, job: Job, result: Result) -> None:
+    async def claim_for_cancel(self, doc_id: Any) -> Job | None:
+        return await self.claim(queries.targeted(doc_id, utcnow(), self.owner), None)
+
+    async def repair_fences(self) -> int:
+        """Reset non-numeric ``fence`` values on claimable jobs (they make every claim fail)."""
+        query = queries.bad_fence(utcnow(), self.owner)
+        outcome = await self._run(
+            "repair_fences", self.jobs.update_many(query, queries.fence_repair())
+        )
+        return int(outcome.modified_count)
+
+    # -- one job's writes (fenced) -----------------------------------------------------------
+
+    async def start(self, job: Job, *, isolated: bool) -> None:
+        """Write what the claim could not (a new run, the run-alone mark), if anything."""
+        update = queries.start_update(job, isolated=isolated)
+        if update is not None:
+            await self._fenced("start", job, update)
+
+    async def renew(self, job: Job) -> Doc:
+        """Extend the lease; the job's status and cancel fields, or :class:`LeaseLost`."""
+        update = queries.renew_update(utcnow(), self.lease_s)
+        found = await self._run(
+            "renew",
+            self.jobs.find_one_and_update(
+                queries.fence(job), update, projection=queries.RENEW_PROJECTION
+            ),
+        )
+        if found is None:
+            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours")
+        return dict(found)
+
+    async def progress(self, job: Job, fraction: float, message: str | None) -> None:
+        await self._fenced("progress", job, queries.progress_update(fraction, message, utcnow()))
+
+    async def requeue(self, job: Job, *, run_at: datetime | None, error: Doc | None) -> None:
+        await self._fenced("requeue", job, queries.requeue_update(job, run_at=run_at, error=error))
+
+    async def hand_back(self, job: Job) -> None:
+        await self._fenced("hand_back", job, queries.hand_back_update())
+
+    async def finish(self, result: Result) -> None:
         """Write the result, then the final status, each only while the fence holds."""
-        await self.renew(job)  # the fence, and a fresh lease to cover the two writes
-        doc = await self._storable(result)
-        try:
-            await self.results.update_one(
-                {model.JOB_ID: result.job_key, model.ATTEMPT: {"$lte": job.attempt}},
-                {"$set": doc},
-                upsert=True,
+        job = result.job
+        await self.renew(job)  # the fence, and a fresh lease to cover the writes
+        previous = None
+        if job.run > 1:
+            previous = await self._run(
+                "result_read", self.results.find_one({model.JOB_ID: job.key})
             )
-        except DuplicateKeyError:
-            raise LeaseLost(f"job {job.key!r}: a newer attempt already wrote its result") from None
-        outcome = await self.jobs.update_one(
-            job.fence(), model.finish_update(result.status, utcnow())
+        doc = await self._storable(result, model.next_history(previous, job.run))
+        try:
+            await self._run(
+                "result_write",
+                self.results.update_one(
+                    queries.result_filter(job), queries.result_update(doc), upsert=True
+                ),
+            )
+        except PyMongoError as exc:
+            if is_transient(exc):
+                raise
+            await self._refused(job, exc)
+        cancel = job.cancel if result.status is model.Status.CANCELLED else None
+        await self._fenced(
+            "finish", job, queries.finish_update(job, result.status, result.finished_at, cancel)
         )
-        if outcome.matched_count == 0:
-            raise LeaseLost(f"job {job.key!r} attempt {job.attempt} lost its lease while finishing")
 
-    async def requeue(self, job: Job) -> None:
-        """Put the job back to queued for another attempt (fenced)."""
-        outcome = await self.jobs.update_one(job.fence(), model.requeue_update())
+    async def fail_without_result(self, job: Job, error: Doc) -> None:
+        """End a job whose result cannot be stored: failed, the refusal on the job document."""
+        await self._fenced("finish", job, queries.failed_without_result(job, error, utcnow()))
+
+    async def _refused(self, job: Job, exc: PyMongoError) -> None:
+        """The result write was refused: raise LeaseLost if a newer claim owns the job, else
+        ResultRefused (the result slot belongs to another job, or MongoDB rejects it)."""
+        owned = await self._run("fence_check", self.jobs.find_one(queries.fence(job), {"_id": 1}))
+        if owned is None:
+            raise LeaseLost(f"job {job.key!r}: a newer attempt owns it (its result was refused)")
+        if isinstance(exc, DuplicateKeyError):
+            raise ResultRefused(
+                f"results already holds a document for job_id {job.key!r} that a newer claim "
+                "or another job wrote; this run's result was not stored"
+            ) from None
+        raise ResultRefused(f"MongoDB refused the result document: {exc}") from None
+
+    async def _fenced(self, name: str, job: Job, update: Doc) -> None:
+        outcome = await self._run(name, self.jobs.update_one(queries.fence(job), update))
         if outcome.matched_count == 0:
-            raise LeaseLost(f"job {job.key!r} attempt {job.attempt} lost its lease before retry")
+            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})")
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def earliest_due(self) -> datetime | None:
+        """When the next delayed job becomes due, or ``None``."""
+        query, sort = queries.earliest_due(utcnow())
+        doc = await self._run(
+            "earliest_due", self.jobs.find_one(query, {model.RUN_AT: 1}, sort=sort)
+        )
+        due = doc.get(model.RUN_AT) if doc else None
+        return due if isinstance(due, datetime) else None
 
     async def count_queued(self) -> int:
-        return await self.jobs.count_documents(
-            {"$or": [{model.STATUS: {"$exists": False}}, {model.STATUS: Status.QUEUED.value}]}
-        )
+        return int(await self._run("count_queued", self.jobs.count_documents(queries.queued())))
+
+    async def ping(self, timeout_s: float) -> None:
+        await self.calls.run("ping", timeout_s, self.db.client.admin.command("ping"))
 
     async def load_resume_token(self) -> dict[str, Any] | None:
-        doc = await self.state.find_one({"_id": STREAM_STATE_ID})
+        doc = await self._run("token_load", self.state.find_one({"_id": STREAM_STATE_ID}))
         token = doc.get("resume_token") if doc else None
         return token if isinstance(token, dict) else None
 
-    async def save_resume_token(self, token: dict[str, Any] | None) -> None:
-        await self.state.update_one(
-            {"_id": STREAM_STATE_ID},
-            {"$set": {"resume_token": token, "updated_at": utcnow(), "owner": self.owner}},
-            upsert=True,
+    async def save_resume_token(self, token: Mapping[str, Any] | None) -> None:
+        update = {"$set": {"resume_token": token, "updated_at": utcnow(), "owner": self.owner}}
+        await self._run(
+            "token_save", self.state.update_one({"_id": STREAM_STATE_ID}, update, upsert=True)
         )
 
-    async def _storable(self, result: Result) -> dict[str, Any]:
+    # -- result documents ---------------------------------------------------------------------
+
+    async def _storable(self, result: Result, history: list[Doc]) -> Doc:
         """The result document, with a large value moved to GridFS behind a reference."""
-        doc = result.to_doc()
+        doc = result.to_doc(history)
         try:
             size = len(bson.encode(doc))
-        except (bson.errors.InvalidDocument, OverflowError) as exc:
-            raise ResultNotStorable(f"result cannot be stored as BSON: {exc}") from None
+        except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, ...
+            raise ResultNotStorable(
+                f"result cannot be stored as BSON: {type(exc).__name__}: {str(exc)[:500]}"
+            ) from None
         if size <= self.result_inline_max_bytes or result.value is None:
             return doc
-        return await self._offload(doc, size)
+        return await self._offload(doc)
 
-    async def _offload(self, doc: dict[str, Any], size: int) -> dict[str, Any]:
+    async def _offload(self, doc: Doc) -> Doc:
         bucket = AsyncGridFSBucket(self.db, bucket_name=RESULTS_BUCKET)
-        payload = bson.encode({"result": doc.pop("result")})
-        try:
-            file_id = await bucket.upload_from_stream(
-                f"{doc[model.JOB_ID]}.bson",
-                payload,
-                metadata={model.JOB_ID: doc[model.JOB_ID], model.ATTEMPT: doc[model.ATTEMPT]},
-            )
-        except PyMongoError as exc:
-            raise StoreError(f"cannot store large result in GridFS: {exc}") from exc
-        doc["result"] = None
+        payload = bson.encode({"result": doc.pop(model.RESULT)})
+        metadata = {model.JOB_ID: doc[model.JOB_ID], model.FENCE: doc[model.FENCE]}
+        file_id = await self._run(
+            "gridfs_upload",
+            bucket.upload_from_stream(f"{doc[model.JOB_ID]}.bson", payload, metadata=metadata),
+        )
+        doc[model.RESULT] = None
         doc["result_ref"] = {
             "gridfs_bucket": RESULTS_BUCKET,
             "file_id": file_id,
@@ -163,7 +238,7 @@ class Store:
         return doc
 
 
-async def load_large_result(db: AsyncDatabase[dict[str, Any]], ref: dict[str, Any]) -> Any:
+async def load_large_result(db: AsyncDatabase[dict[str, Any]], ref: Mapping[str, Any]) -> Any:
     """Read back a result stored in GridFS from its ``result_ref``."""
     bucket = AsyncGridFSBucket(db, bucket_name=ref.get("gridfs_bucket", RESULTS_BUCKET))
     stream = await bucket.open_download_stream(ref["file_id"])

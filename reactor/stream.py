@@ -1,71 +1,143 @@
 """The change stream on ``jobs``: it says *when* to claim; the job documents say *what*.
 
-Events never carry work. Each one only wakes the claim loop, which takes the oldest claimable
-job from the collection, so events coalesce into a flag instead of piling up in a buffer, and a
-missed event costs latency, never a job. A catch-up wake follows every (re)opening of the stream:
-at startup, after lost history (code 286), after an invalidate event and after a reconnect. The
-stream is opened *before* that catch-up so nothing slips between the two.
+Events never carry work. Each one only raises the claim tiers it concerns (``queries.Tier``) and
+wakes the claim loop, so events coalesce into flags instead of piling up in a buffer, and a missed
+event costs latency, never a job. An event asking to cancel a job goes to ``cancel``; one with a
+``run_at`` re-arms the due timer. After every (re)opening of the stream -- startup, lost history
+(code 286), an invalidate or drop, a reconnect -- ``reopened`` runs: indexes are ensured again
+and every tier is raised (the catch-up). The stream is opened *before* that catch-up so nothing
+slips between the two.
 
-Only inserts and updates that put a job back to ``queued`` match; the reactor's own claims,
-heartbeats and final statuses do not, so they never wake it again.
+Only inserts, replacements and the updates a client makes to steer a job match; the reactor's own
+claims, heartbeats, progress and final statuses do not, so they never wake it again.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 from pymongo.errors import OperationFailure, PyMongoError
 
 from reactor import model
 from reactor.logging import get_logger
-from reactor.model import Status
+from reactor.model import CancelRequest, Status
+from reactor.queries import Tier
 from reactor.store import Store
 
 log = get_logger("reactor.stream")
 
 HISTORY_LOST_CODES = frozenset({286, 280, 260})  # history lost, fatal, invalid resume token
+QUEUED_TIERS = (Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE)
+_UPDATED = "updateDescription.updatedFields"
+_ENDS = ["drop", "dropDatabase", "rename", "invalidate"]
 
 PIPELINE: list[dict[str, Any]] = [
     {
         "$match": {
             "$or": [
-                {"operationType": "insert"},
+                {"operationType": {"$in": ["insert", "replace"]}},
+                {"operationType": "update", f"{_UPDATED}.{model.STATUS}": Status.QUEUED.value},
+                {"operationType": "update", f"{_UPDATED}.{model.CANCEL_REQUESTED}": True},
                 {
                     "operationType": "update",
-                    f"updateDescription.updatedFields.{model.STATUS}": Status.QUEUED.value,
+                    f"{_UPDATED}.{model.STATUS}": Status.CANCELLED.value,
+                    f"{_UPDATED}.{model.CANCELLED_AT}": {"$exists": False},
                 },
-                {"operationType": "replace"},
+                {"operationType": "update", f"{_UPDATED}.{model.PRIORITY}": {"$exists": True}},
+                {"operationType": "update", f"{_UPDATED}.{model.RUN_AT}": {"$exists": True}},
+                {"operationType": {"$in": _ENDS}},
             ]
         }
     },
-    {"$project": {"operationType": 1, "documentKey": 1, "wallTime": 1}},
+    {
+        "$project": {
+            "operationType": 1,
+            "documentKey": 1,
+            "wallTime": 1,
+            _UPDATED: 1,
+            **{
+                f"fullDocument.{name}": 1
+                for name in (model.STATUS, model.PRIORITY, model.RUN_AT, model.CANCEL_REQUESTED)
+            },
+        }
+    },
 ]
 
 
+class Listener(Protocol):
+    """What the stream tells the service."""
+
+    def wake(self, *tiers: Tier) -> None: ...
+    def cancel(self, doc_id: Any, request: CancelRequest) -> None: ...
+    def due(self, when: datetime) -> None: ...
+    def reopened(self) -> None: ...
+
+
+def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
+    """The claim tiers a job with these fields can be claimed by (pure)."""
+    status = fields.get(model.STATUS)
+    if status not in (None, Status.QUEUED.value):
+        return (Tier.REPAIR,)
+    priority = fields.get(model.PRIORITY)
+    if priority is None:
+        return (Tier.DEFAULT,)
+    if isinstance(priority, bool) or not isinstance(priority, int | float) or math.isnan(priority):
+        return (Tier.REPAIR,)
+    if priority > 0:
+        return (Tier.POSITIVE,)
+    return (Tier.NEGATIVE,) if priority < 0 else (Tier.DEFAULT,)
+
+
+def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
+    """Tell ``listener`` what one change event means (pure apart from the calls)."""
+    kind = change.get("operationType")
+    if kind in _ENDS:
+        return  # the stream ends after these; reopening catches up
+    doc_id = (change.get("documentKey") or {}).get(model.ID)
+    wall = change.get("wallTime")
+    wall_time = wall if isinstance(wall, datetime) else None
+    fields = change.get("fullDocument") if kind in ("insert", "replace") else None
+    if fields is None:
+        fields = (change.get("updateDescription") or {}).get("updatedFields") or {}
+    request = model.cancel_request(fields)
+    if request is not None:
+        at = request.requested_at or wall_time
+        listener.cancel(doc_id, CancelRequest(request.via, at))
+    run_at = fields.get(model.RUN_AT)
+    if isinstance(run_at, datetime):
+        listener.due(run_at)
+    if kind == "update" and model.PRIORITY not in fields and model.STATUS in fields:
+        listener.wake(*QUEUED_TIERS)  # re-queued: its priority is not in the event
+    elif request is None:
+        listener.wake(*tiers_for(fields))
+
+
 class JobStream:
-    """Watch ``jobs``, call ``wake`` for each relevant event and after every catch-up point."""
+    """Watch ``jobs`` and tell a :class:`Listener`; never returns unless cancelled."""
 
     def __init__(
         self,
         store: Store,
-        wake: Callable[[], None],
+        listener: Listener,
         *,
         max_await_ms: int = 1000,
         token_save_s: float = 1.0,
         retry_s: float = 1.0,
-        on_lag: Callable[[float], None] | None = None,
+        on_lag: Any = None,
     ) -> None:
         self._store = store
-        self._wake = wake
+        self._listener = listener
         self._on_lag = on_lag
         self._max_await_ms = max_await_ms
         self._token_save_s = token_save_s
         self._retry_s = retry_s
         self.last_progress = time.monotonic()  # an event or an advanced resume token
+        self.last_turn = time.monotonic()  # the loop's last completed step, for liveness
         self.events = 0
         self.token: dict[str, Any] | None = None
         self._saved: dict[str, Any] | None = None
@@ -74,9 +146,18 @@ class JobStream:
     def seconds_since_progress(self) -> float:
         return time.monotonic() - self.last_progress
 
+    @property
+    def _call_timeout_s(self) -> float:
+        return self._store.timeout_s + self._max_await_ms / 1000
+
     async def run(self) -> None:
-        """Watch forever, reopening after errors; never returns unless cancelled."""
-        self.token = await self._store.load_resume_token()
+        """Watch forever, reopening after errors."""
+        while True:
+            try:
+                self.token = await self._store.load_resume_token()
+                break
+            except PyMongoError as exc:
+                await self._failed(exc)
         self._saved = self.token
         try:
             while True:
@@ -90,45 +171,55 @@ class JobStream:
             await self._watch_once()
         except OperationFailure as exc:
             if exc.code not in HISTORY_LOST_CODES:
-                raise
-            log.warning("stream_history_lost", code=exc.code, error=str(exc))
+                await self._failed(exc)
+                return
+            log.warning("stream_history_lost", code=exc.code, error=str(exc)[:300])
             self.token = None
             await self._save_token(force=True)
         except PyMongoError as exc:
-            log.warning(
-                "stream_error",
-                error=str(exc),
-                error_type=type(exc).__name__,
-                retry_in_s=self._retry_s,
-            )
-            await anyio.sleep(self._retry_s)
+            await self._failed(exc)
+
+    async def _failed(self, exc: PyMongoError) -> None:
+        self.last_turn = time.monotonic()
+        log.warning("stream_error", error=str(exc)[:300], error_type=type(exc).__name__,
+                    retry_in_s=self._retry_s)  # fmt: skip
+        await anyio.sleep(self._retry_s)
 
     async def _watch_once(self) -> None:
         options: dict[str, Any] = {"max_await_time_ms": self._max_await_ms}
         if self.token is not None:
             options["start_after"] = self.token
-        async with await self._store.jobs.watch(PIPELINE, **options) as stream:
+        calls, timeout_s = self._store.calls, self._call_timeout_s
+        stream = await calls.run(
+            "stream_open", timeout_s, self._store.jobs.watch(PIPELINE, **options)
+        )
+        try:
             log.info("stream_opened", resumed=self.token is not None)
             self._progress(stream.resume_token)
-            self._wake()  # catch up with whatever happened while we were not watching
+            self._listener.reopened()  # catch up with whatever happened while not watching
             while stream.alive:
-                change = await stream.try_next()
+                change = await calls.run("stream_next", timeout_s, stream.try_next())
+                self.last_turn = time.monotonic()
                 self._progress(stream.resume_token)
                 if change is not None:
                     self._on_change(change)
                 await self._save_token()
+        finally:
+            with calls.guard("stream_close", self._store.timeout_s):
+                await stream.close()  # (in finally: a cancellation is on its way anyway)
         log.info("stream_closed")
 
-    def _on_change(self, change: dict[str, Any]) -> None:
+    def _on_change(self, change: Mapping[str, Any]) -> None:
         self.events += 1
         if change.get("operationType") == "invalidate":
             log.warning("stream_invalidated")
-            self.token = change.get("_id")  # start_after an invalidate token reopens
+            token = change.get("_id")
+            self.token = dict(token) if isinstance(token, Mapping) else None
             return
         wall_time = change.get("wallTime")
         if self._on_lag is not None and isinstance(wall_time, datetime):
             self._on_lag(max(0.0, (datetime.now(UTC) - wall_time).total_seconds()))
-        self._wake()
+        dispatch(change, self._listener)
 
     def _progress(self, token: Any) -> None:
         if isinstance(token, dict) and token != self.token:
@@ -142,6 +233,6 @@ class JobStream:
         try:
             await self._store.save_resume_token(self.token)
         except PyMongoError as exc:
-            log.warning("resume_token_save_failed", error=str(exc))
+            log.warning("resume_token_save_failed", error=str(exc)[:300])
             return
         self._saved, self._saved_at = self.token, time.monotonic()

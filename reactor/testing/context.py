@@ -9,6 +9,7 @@ from typing import Any
 import mongomock
 from bson.objectid import ObjectId
 
+from reactor.testing import _interim
 from reactor.testing.cursors import CursorTable
 from reactor.testing.events import EventLog
 from reactor.testing.fastpath import accelerate
@@ -55,6 +56,8 @@ class Context:
             raise CommandFailed(73, f"invalid collection name: {name!r}")
         return accelerate(self.backend.client[self.db][name])
 
+
+_interim.install()
 
 Handler = Callable[[Context, Doc], Awaitable[Doc]]
 COMMANDS: dict[str, Handler] = {}

@@ -46,7 +46,7 @@ async def test_many_jobs_give_exactly_one_result_each(settings: Settings, db: Db
 
 
 async def test_queued_status_and_requeue_are_claimed(settings: Settings, db: Db) -> None:
-    """A job inserted as queued runs, and putting a finished job back to queued runs it again."""
+    """A job inserted as queued runs, and putting a finished job back to queued starts run 2."""
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one({"job_id": "q1", "command": "record", "status": "queued"})
         first = await wait_for_result(db, "q1", timeout_s=20)
@@ -55,11 +55,14 @@ async def test_queued_status_and_requeue_are_claimed(settings: Settings, db: Db)
             await stream.next()
     second = await db.results.find_one({"job_id": "q1"})
     assert second is not None
-    assert (first["attempt"], second["attempt"]) == (1, 2)
+    assert (first["run"], first["attempt"]) == (1, 1)
+    assert (second["run"], second["attempt"]) == (2, 1)
+    assert [entry["run"] for entry in second["history"]] == [1]
+    assert jobs_lib.RUNS["q1"] == 2
 
 
 async def test_jobs_in_other_states_are_left_alone(settings: Settings, db: Db) -> None:
-    """Finished, cancelled and live-leased jobs are not claimed."""
+    """Finished jobs are not claimed; a job inserted as cancelled gets a cancelled result unrun."""
     await db.jobs.insert_many(
         [
             {"job_id": "done", "command": "record", "status": "succeeded"},
@@ -68,8 +71,10 @@ async def test_jobs_in_other_states_are_left_alone(settings: Settings, db: Db) -
     )
     async with running(settings, jobs_lib.registry()):
         await db.jobs.insert_one({"job_id": "marker", "command": "record"})
-        await wait_for_result(db, "marker", timeout_s=20)
-    assert await db.results.count_documents({}) == 1
+        results = await wait_for_results(db, ["marker", "cancelled"], timeout_s=20)
+    assert results["cancelled"]["status"] == "cancelled"
+    assert results["cancelled"]["cancelled_via"] == "status"
+    assert await db.results.count_documents({}) == 2
     assert jobs_lib.RUNS["done"] == jobs_lib.RUNS["cancelled"] == 0
 
 

@@ -36,7 +36,7 @@ async def test_endpoints_are_served_on_the_configured_port(settings: Settings) -
         running(settings, jobs_lib.registry(), http_host="127.0.0.1", http_port=port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
-        assert (await http.get("/healthz")).json() == {"status": "alive"}
+        assert (await http.get("/healthz")).json() == {"status": "alive", "reasons": []}
         ready = await http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "reasons": []}

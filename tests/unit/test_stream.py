@@ -1,4 +1,4 @@
-"""How the stream turns change events into wake-ups (no database needed)."""
+"""How the stream turns change events into claim tiers, cancels and due times (no database)."""
 
 from __future__ import annotations
 
@@ -6,52 +6,119 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from mongomock.filtering import filter_applies
 
-from reactor.stream import PIPELINE, JobStream
-
-
-def _stream(wakes: list[int], lags: list[float]) -> JobStream:
-    store: Any = object()
-    return JobStream(store, lambda: wakes.append(1), on_lag=lags.append)
+from reactor.model import CancelRequest
+from reactor.queries import Tier
+from reactor.stream import PIPELINE, JobStream, dispatch, tiers_for
 
 
-def test_an_event_wakes_and_reports_its_lag() -> None:
-    """A job event wakes the claim loop once and reports how late it arrived."""
-    wakes: list[int] = []
+class Recorder:
+    def __init__(self) -> None:
+        self.tiers: list[Tier] = []
+        self.cancels: list[tuple[Any, CancelRequest]] = []
+        self.dues: list[datetime] = []
+        self.reopens = 0
+
+    def wake(self, *tiers: Tier) -> None:
+        self.tiers.extend(tiers)
+
+    def cancel(self, doc_id: Any, request: CancelRequest) -> None:
+        self.cancels.append((doc_id, request))
+
+    def due(self, when: datetime) -> None:
+        self.dues.append(when)
+
+    def reopened(self) -> None:
+        self.reopens += 1
+
+
+def _update(**fields: Any) -> dict[str, Any]:
+    return {
+        "operationType": "update",
+        "documentKey": {"_id": 7},
+        "updateDescription": {"updatedFields": fields},
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "tier"),
+    [
+        ({}, Tier.DEFAULT),
+        ({"priority": 0}, Tier.DEFAULT),
+        ({"priority": 4}, Tier.POSITIVE),
+        ({"priority": -2}, Tier.NEGATIVE),
+        ({"priority": "high"}, Tier.REPAIR),
+        ({"status": "QUEUED"}, Tier.REPAIR),
+        ({"status": None}, Tier.DEFAULT),
+    ],
+)
+def test_an_insert_raises_the_tier_that_can_claim_it(fields: dict[str, Any], tier: Tier) -> None:
+    """Priority and status of an inserted job pick the one claim tier to try."""
+    assert tiers_for(fields) == (tier,)
+
+
+def test_an_event_reports_its_lag() -> None:
+    """A job event raises its tier once and reports how late it arrived."""
+    listener = Recorder()
     lags: list[float] = []
-    stream = _stream(wakes, lags)
+    stream = JobStream(object(), listener, on_lag=lags.append)  # type: ignore[arg-type]
     stream._on_change(
-        {"operationType": "insert", "wallTime": datetime.now(UTC) - timedelta(seconds=2)}
+        {
+            "operationType": "insert",
+            "wallTime": datetime.now(UTC) - timedelta(seconds=2),
+            "fullDocument": {},
+        }
     )
-    assert wakes == [1]
+    assert listener.tiers == [Tier.DEFAULT]
     assert lags == [pytest.approx(2, abs=0.5)]
-    assert stream.events == 1
 
 
 def test_an_invalidate_keeps_its_token_and_does_not_wake() -> None:
     """An invalidate event is remembered as the token to start after, not a job."""
-    wakes: list[int] = []
-    stream = _stream(wakes, [])
+    listener = Recorder()
+    stream = JobStream(object(), listener)  # type: ignore[arg-type]
     stream._on_change({"operationType": "invalidate", "_id": {"_data": "ff"}})
-    assert wakes == []
+    assert listener.tiers == []
     assert stream.token == {"_data": "ff"}
 
 
-def test_only_inserts_replacements_and_requeues_match() -> None:
-    """The pipeline passes inserts, replacements and updates that set status queued."""
-    from mongomock.filtering import filter_applies
+def test_a_cancel_request_is_passed_on_with_its_time() -> None:
+    """cancel_requested true becomes a cancel for that document, not a claim."""
+    listener = Recorder()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    dispatch({**_update(cancel_requested=True), "wallTime": at}, listener)
+    assert listener.cancels == [(7, CancelRequest("cancel_requested", at))]
+    assert listener.tiers == []
 
+
+def test_a_status_set_to_cancelled_is_a_cancel_request() -> None:
+    """A client's status: cancelled asks for cancellation through the status field."""
+    listener = Recorder()
+    dispatch(_update(status="cancelled"), listener)
+    assert [request.via for _, request in listener.cancels] == ["status"]
+
+
+def test_a_requeue_raises_every_queued_tier_and_offers_its_due_time() -> None:
+    """A job set back to queued may have any priority; its run_at re-arms the timer."""
+    listener = Recorder()
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    dispatch(_update(status="queued", run_at=when), listener)
+    assert set(listener.tiers) == {Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE}
+    assert listener.dues == [when]
+
+
+def test_only_client_steering_matches_the_pipeline() -> None:
+    """Inserts, re-queues and cancel requests match; the reactor's own writes do not."""
     match = PIPELINE[0]["$match"]
     assert filter_applies(match, {"operationType": "insert"})
-    assert filter_applies(
-        match,
-        {"operationType": "update", "updateDescription": {"updatedFields": {"status": "queued"}}},
-    )
+    for fields in ({"status": "queued"}, {"cancel_requested": True}, {"status": "cancelled"}):
+        assert filter_applies(match, _update(**fields)), fields
     for own_write in (
         {"status": "running", "lease_owner": "me"},
         {"lease_expires_at": 1},
         {"status": "succeeded"},
+        {"progress": {"fraction": 0.5}},
+        {"status": "cancelled", "cancelled_at": 1},
     ):
-        assert not filter_applies(
-            match, {"operationType": "update", "updateDescription": {"updatedFields": own_write}}
-        )
+        assert not filter_applies(match, _update(**own_write)), own_write

@@ -1,0 +1,92 @@
+"""Holding a job: the heartbeat that renews its lease, and the local deadline that bounds it.
+
+The heartbeat renews every ``heartbeat_s`` (a third of the lease) until the job is recorded,
+also while a finished outcome waits for MongoDB to come back. A renewal answers with the job's
+status and cancel fields, so a cancellation the stream missed is still seen here.
+
+The lease expires on the server ``lease_s`` after the last renewal. Past ``deadline`` (a margin
+before that, on this machine's monotonic clock) another reactor may have taken the job, so a
+handler still running must stop: the CPU pool's keep-alive kills the worker by itself (it works
+even when this process is frozen by SIGSTOP), and a loop handler is cancelled here. A finished
+outcome is kept: recording it needs the fence, which tells whether the job is still ours.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+from pymongo.errors import PyMongoError
+
+from reactor.cancel import Reason, Watch
+from reactor.errors import LeaseLost
+from reactor.logging import get_logger
+from reactor.model import cancel_request
+from reactor.store import Store
+
+log = get_logger("reactor.lease")
+
+DEADLINE_MARGIN = 0.15  # of lease_s: stop a handler this long before the lease can expire
+
+
+class Lease:
+    """One held job's lease."""
+
+    def __init__(self, store: Store, watch: Watch, *, lease_s: float, heartbeat_s: float) -> None:
+        self._store = store
+        self._watch = watch
+        self._lease_s = lease_s
+        self._heartbeat_s = heartbeat_s
+        self.lost = anyio.Event()
+        self.deadline = time.monotonic() + self._span_s
+        self._listeners: list[Callable[[float], None]] = []
+
+    @property
+    def _span_s(self) -> float:
+        return self._lease_s * (1 - DEADLINE_MARGIN)
+
+    def on_extend(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(deadline)`` now and after every renewal (the pool's keep-alive)."""
+        self._listeners.append(listener)
+        listener(self.deadline)
+
+    async def keep(self) -> None:
+        """Renew until cancelled or lost; stop the handler when the deadline passes unrenewed."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._guard_deadline)
+            await self._beat()
+            tg.cancel_scope.cancel()
+
+    async def _beat(self) -> None:
+        job = self._watch.job
+        while True:
+            await anyio.sleep(self._heartbeat_s)
+            sent = time.monotonic()
+            try:
+                found = await self._store.renew(job)
+            except LeaseLost:
+                log.warning("lease_lost")
+                self.lost.set()
+                self._watch.stop(Reason.LOST)
+                return
+            except PyMongoError as exc:  # MongoDB away: keep trying; the deadline guards
+                log.warning("heartbeat_failed", error=str(exc)[:300], error_type=type(exc).__name__)
+                continue
+            self._extend(sent + self._span_s)
+            request = cancel_request(found)
+            if request is not None:
+                self._watch.stop(Reason.CANCEL, request)
+
+    def _extend(self, deadline: float) -> None:
+        if deadline <= self.deadline:
+            return
+        self.deadline = deadline
+        for listener in self._listeners:
+            listener(deadline)
+
+    async def _guard_deadline(self) -> None:
+        while (remaining := self.deadline - time.monotonic()) > 0:  # noqa: ASYNC110 (moving deadline)
+            await anyio.sleep(remaining)
+        log.warning("lease_deadline_passed", lease_s=self._lease_s)
+        self._watch.stop(Reason.EXPIRED)

@@ -1,0 +1,95 @@
+"""How an attempt ended, before it is recorded; sorted by pure functions.
+
+=============  ===============================================================================
+``SUCCEEDED``  the handler returned a storable value: a succeeded result
+``FAILED``     a final failure: a failed result, with every attempt's error in ``errors``
+``CANCELLED``  cancelled through the document: a cancelled result saying when and via what
+``RETRY``      another attempt, after ``delay_s``: back to queued with ``run_at`` set
+``HAND_BACK``  stopped for a reason that is not the job's (drain, lost keep-alive): back to
+               queued with the same attempt, runnable at once
+=============  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+
+from reactor.errors import GaveUp, ResultNotStorable, Retry
+from reactor.model import CancelRequest, ErrorInfo, Status
+from reactor.retry import RetryPolicy, retry_delay
+
+
+class Kind(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RETRY = "retry"
+    HAND_BACK = "hand_back"
+
+
+FINAL_STATUS = {
+    Kind.SUCCEEDED: Status.SUCCEEDED,
+    Kind.FAILED: Status.FAILED,
+    Kind.CANCELLED: Status.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's end."""
+
+    kind: Kind
+    value: Any = None
+    error: ErrorInfo | None = None
+    delay_s: float = 0.0
+    cancel: CancelRequest | None = None
+
+    @property
+    def status(self) -> Status | None:
+        """The final status this outcome records, or ``None`` (retry, hand back)."""
+        return FINAL_STATUS.get(self.kind)
+
+
+def succeeded(value: Any) -> Outcome:
+    return Outcome(Kind.SUCCEEDED, value=value)
+
+
+def failed(exc: BaseException) -> Outcome:
+    return Outcome(Kind.FAILED, error=ErrorInfo.from_exception(exc))
+
+
+def cancelled(request: CancelRequest) -> Outcome:
+    return Outcome(Kind.CANCELLED, cancel=request)
+
+
+HAND_BACK = Outcome(Kind.HAND_BACK)
+
+
+def sort_exception(exc: BaseException, *, attempt: int, policy: RetryPolicy) -> Outcome:
+    """A handler's exception as an outcome: another attempt, or a final failure (pure)."""
+    delay_s = retry_delay(exc, attempt, policy)
+    if delay_s is not None:
+        error = None if isinstance(exc, Retry) else ErrorInfo.from_exception(exc)
+        return Outcome(Kind.RETRY, error=error, delay_s=delay_s)
+    if isinstance(exc, Retry):
+        used = policy.attempts
+        return failed(GaveUp(f"retry requested ({exc.reason}) but all {used} attempts are used"))
+    return failed(exc)
+
+
+def sort_value(value: Any) -> Outcome:
+    """A handler's return value as an outcome: succeeded, or failed when BSON cannot hold it."""
+    try:
+        bson.encode({"result": value})
+    except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, TypeError, ...
+        return failed(
+            ResultNotStorable(
+                f"return value of type {type(value).__name__} cannot be stored as BSON: "
+                f"{type(exc).__name__}: {str(exc)[:500]}"
+            )
+        )
+    return succeeded(value)

@@ -1,0 +1,299 @@
+"""The filters, sorts and updates the reactor sends: the query half of ``model.py``.
+
+Claims come in tiers, so that the claim order (``priority`` descending, a missing priority
+counting as 0, then oldest first) is served by the ``claim_order`` index without a blocking sort,
+although MongoDB sorts a missing field below every number:
+
+1. ``positive``: queued jobs with ``priority > 0``, by priority, then ``_id``;
+2. ``default``: queued jobs with ``priority`` 0 or absent, by ``_id`` (an index merge);
+3. ``negative``: queued jobs with ``priority < 0``, by priority, then ``_id``;
+4. ``repair``: expired leases of other owners, cancellations nobody has recorded, and malformed
+   documents that the other tiers never match; in no particular order.
+
+A queued job is claimable once its ``run_at`` is absent or not in the future. Every write about a
+running job is fenced on ``{_id, lease_owner, fence}``, so a process that stalled past its lease
+cannot overwrite the attempt that replaced it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from reactor.model import (
+    ADOPTED_AT,
+    ATTEMPT,
+    CANCEL_REQUESTED,
+    CANCEL_REQUESTED_AT,
+    CANCELLED_AT,
+    CANCELLED_VIA,
+    COMMAND,
+    CREATED_AT,
+    ERRORS,
+    ERRORS_MAX,
+    FENCE,
+    FINISHED_AT,
+    ID,
+    ISOLATED,
+    JOB_DOC_ID,
+    JOB_ID,
+    LEASE_EXPIRES_AT,
+    LEASE_OWNER,
+    PRIORITY,
+    PROGRESS,
+    RUN,
+    RUN_AT,
+    STARTED_AT,
+    STATUS,
+    STATUS_VALUES,
+    CancelRequest,
+    Job,
+    Status,
+)
+
+Doc = dict[str, Any]
+Sort = list[tuple[str, int]]
+
+QUEUED_STATES: list[Any] = [None, Status.QUEUED.value]  # None also matches a missing field
+NON_NUMBER_TYPES = [
+    "string", "object", "array", "binData", "objectId", "bool", "date", "regex",
+    "javascript", "symbol", "timestamp", "decimal", "minKey", "maxKey",
+]  # fmt: skip
+
+
+class Tier(enum.Enum):
+    """Which claim query; see the module docstring."""
+
+    POSITIVE = "positive"
+    DEFAULT = "default"
+    NEGATIVE = "negative"
+    REPAIR = "repair"
+
+
+CLAIM_ORDER: tuple[Tier, ...] = (Tier.REPAIR, Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE)
+BY_PRIORITY: Sort = [(PRIORITY, -1), (ID, 1)]
+
+_STRING_JOB_ID = {"partialFilterExpression": {JOB_ID: {"$type": "string"}}}
+INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "job_id_unique": ([(JOB_ID, 1)], {"unique": True, **_STRING_JOB_ID}),
+    "claim": ([(STATUS, 1), (LEASE_EXPIRES_AT, 1)], {}),
+    "claim_order": ([(STATUS, 1), (PRIORITY, -1), (ID, 1)], {}),
+    "due": ([(STATUS, 1), (RUN_AT, 1)], {}),
+    "cancel_requested": (
+        [(CANCEL_REQUESTED, 1)],
+        {"partialFilterExpression": {CANCEL_REQUESTED: True}},
+    ),
+    "cancelled": ([(STATUS, 1), (CANCELLED_AT, 1)], {}),
+}
+RESULT_INDEXES: dict[str, tuple[Sort, Doc]] = {"job_id_unique": ([(JOB_ID, 1)], {"unique": True})}
+
+
+def _due(now: datetime) -> Doc:
+    return {RUN_AT: {"$not": {"$gt": now}}}
+
+
+def _expired(now: datetime) -> Doc:
+    """No live lease: expired, or none at all (a ``running`` job without a lease counts)."""
+    return {LEASE_EXPIRES_AT: {"$not": {"$gt": now}}}
+
+
+def tier_query(tier: Tier, now: datetime, owner: str) -> tuple[Doc, Sort | None]:
+    """The filter and sort of one claim tier."""
+    if tier is Tier.POSITIVE:
+        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$gt": 0}, **_due(now)}, BY_PRIORITY
+    if tier is Tier.DEFAULT:
+        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$in": [None, 0]}, **_due(now)}, [
+            (ID, 1)
+        ]
+    if tier is Tier.NEGATIVE:
+        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$lt": 0}, **_due(now)}, BY_PRIORITY
+    return {"$or": repair_branches(now, owner)}, None
+
+
+def repair_branches(now: datetime, owner: str) -> list[Doc]:
+    """Jobs no ordinary tier claims but that need an outcome (see the module docstring)."""
+    return [
+        {STATUS: Status.RUNNING.value, **_expired(now), LEASE_OWNER: {"$ne": owner}},
+        {STATUS: Status.CANCELLED.value, CANCELLED_AT: None, **_expired(now)},
+        {STATUS: {"$nin": [None, *STATUS_VALUES]}},
+        {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$type": NON_NUMBER_TYPES}},
+        {STATUS: {"$in": QUEUED_STATES}, PRIORITY: float("nan")},
+        {STATUS: {"$in": QUEUED_STATES}, CANCEL_REQUESTED: True},
+    ]
+
+
+def targeted(doc_id: Any, now: datetime, owner: str) -> Doc:
+    """One job whose cancellation was asked for, if no live lease holds it (whatever its
+    ``run_at`` or priority): the claim then records the cancellation without running it."""
+    return {
+        ID: doc_id,
+        "$or": [
+            {STATUS: {"$in": QUEUED_STATES}, CANCEL_REQUESTED: True},
+            {STATUS: Status.RUNNING.value, CANCEL_REQUESTED: True, **_expired(now),
+             LEASE_OWNER: {"$ne": owner}},
+            {STATUS: Status.CANCELLED.value, CANCELLED_AT: None, **_expired(now)},
+        ],
+    }  # fmt: skip
+
+
+def restrict(
+    query: Doc, *, exclude: Collection[str] = (), only: Collection[str] | None = None
+) -> Doc:
+    """``query`` limited to commands not in ``exclude`` (and in ``only``, when given)."""
+    parts = [query]
+    if exclude:
+        parts.append({COMMAND: {"$nin": sorted(exclude)}})
+    if only is not None:
+        parts.append({COMMAND: {"$in": sorted(only)}})
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def claim_update(owner: str, now: datetime, lease_s: float) -> Doc:
+    """Take a job: running under ``owner``, a fresh lease, the next fence.
+
+    ``attempt`` and ``created_at`` use ``$max``/``$min``, which compare across BSON types and so
+    never fail on a malformed value (``Job.from_claim`` judges those); only ``fence`` uses
+    ``$inc``, and a non-number there is repaired by :func:`fence_repair`.
+    """
+    return {
+        "$set": {
+            STATUS: Status.RUNNING.value,
+            LEASE_OWNER: owner,
+            LEASE_EXPIRES_AT: now + timedelta(seconds=lease_s),
+            STARTED_AT: now,
+        },
+        "$inc": {FENCE: 1},
+        "$max": {ATTEMPT: 1},
+        "$min": {CREATED_AT: now},
+    }
+
+
+def bad_fence(now: datetime, owner: str) -> Doc:
+    """Claimable-looking jobs whose ``fence`` is not a number (the claim's ``$inc`` fails)."""
+    claimable = [{STATUS: {"$in": QUEUED_STATES}}, *repair_branches(now, owner)]
+    return {"$or": claimable, FENCE: {"$type": NON_NUMBER_TYPES}}
+
+
+def fence_repair() -> Doc:
+    return {"$set": {FENCE: 0}}
+
+
+def fence(job: Job) -> Doc:
+    """Matches the job only while this claim still owns it (a user's ``cancelled`` keeps it)."""
+    return {
+        ID: job.doc_id,
+        LEASE_OWNER: job.owner,
+        FENCE: job.fence,
+        STATUS: {"$in": [Status.RUNNING.value, Status.CANCELLED.value]},
+    }
+
+
+def start_update(job: Job, *, isolated: bool) -> Doc | None:
+    """What the claim could not write: a new run's numbers, or the run-alone mark; or nothing."""
+    update: Doc = {}
+    if job.rerun:
+        update["$set"] = {RUN: job.run, ATTEMPT: job.attempt}
+        update["$unset"] = dict.fromkeys(
+            [FINISHED_AT, ERRORS, PROGRESS, CANCELLED_AT, CANCELLED_VIA, ISOLATED], ""
+        )
+    if isolated:
+        update.setdefault("$set", {})[ISOLATED] = True
+    return update or None
+
+
+def renew_update(now: datetime, lease_s: float) -> Doc:
+    return {"$set": {LEASE_EXPIRES_AT: now + timedelta(seconds=lease_s)}}
+
+
+RENEW_PROJECTION = {STATUS: 1, CANCEL_REQUESTED: 1, CANCEL_REQUESTED_AT: 1}
+
+
+def progress_update(fraction: float, message: str | None, now: datetime) -> Doc:
+    return {"$set": {PROGRESS: {"fraction": fraction, "message": message, "updated_at": now}}}
+
+
+_RELEASE = dict.fromkeys([LEASE_OWNER, LEASE_EXPIRES_AT, ISOLATED], "")
+
+
+def finish_update(job: Job, status: Status, now: datetime, cancel: CancelRequest | None) -> Doc:
+    """Record a final status and drop the lease."""
+    fields: Doc = {STATUS: status.value, FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt}
+    unset = {**_RELEASE, CANCEL_REQUESTED: "", CANCEL_REQUESTED_AT: ""}
+    if cancel is not None:
+        fields |= {CANCELLED_AT: now, CANCELLED_VIA: cancel.via}
+    return {"$set": fields, "$unset": unset}
+
+
+def failed_without_result(job: Job, error: Doc, now: datetime) -> Doc:
+    """A job whose result MongoDB refused: failed, with the refusal on the job itself."""
+    update = finish_update(job, Status.FAILED, now, None)
+    update["$set"]["error"] = error
+    return update
+
+
+def requeue_update(job: Job, *, run_at: datetime | None, error: Doc | None) -> Doc:
+    """Back to queued for the next attempt (a retry), due at ``run_at``."""
+    update: Doc = {
+        "$set": {STATUS: Status.QUEUED.value, ATTEMPT: job.attempt + 1, RUN: job.run},
+        "$unset": {**_RELEASE, STARTED_AT: ""},
+    }
+    if run_at is not None:
+        update["$set"][RUN_AT] = run_at
+    if error is not None:
+        update["$push"] = {ERRORS: {"$each": [error], "$slice": -ERRORS_MAX}}
+    return update
+
+
+def hand_back_update() -> Doc:
+    """Back to queued with the same run and attempt (a drain, a lost keep-alive): not charged.
+
+    The stored ``run`` and ``attempt`` are already right: the claim or the start wrote them, and
+    a new run whose start was never written is recognised again by its ``finished_at``.
+    """
+    return {
+        "$set": {STATUS: Status.QUEUED.value},
+        "$unset": {**_RELEASE, STARTED_AT: "", PROGRESS: ""},
+    }
+
+
+def result_filter(job: Job) -> Doc:
+    """The job's result, unless a newer claim wrote it or it belongs to another job."""
+    return {
+        JOB_ID: job.key,
+        "$and": [
+            {"$or": [{FENCE: {"$lt": job.fence}}, {FENCE: {"$exists": False}}]},
+            {"$or": [{JOB_DOC_ID: job.doc_id}, {JOB_DOC_ID: {"$exists": False}}]},
+        ],
+    }
+
+
+# Fields a run's result may hold that the next run's result must not inherit (with the failure
+# fields a polling loop's results may carry).
+RESULT_FIELDS = (
+    "result", "error", "result_ref", "cancelled_at", "cancelled_via", "cancel_requested_at",
+    "exception", "traceback",
+)  # fmt: skip
+
+
+def result_update(doc: Doc) -> Doc:
+    """Replace the result's content with ``doc`` (an update, so clients watching for updates see
+    each run's result), dropping what the previous run left that ``doc`` does not have."""
+    stale = {name: "" for name in RESULT_FIELDS if name not in doc}
+    update: Doc = {"$set": {k: v for k, v in doc.items() if k != ID}}
+    if stale:
+        update["$unset"] = stale
+    return update
+
+
+def earliest_due(now: datetime) -> tuple[Doc, Sort]:
+    return {STATUS: {"$in": QUEUED_STATES}, RUN_AT: {"$gt": now}}, [(RUN_AT, 1)]
+
+
+def queued() -> Doc:
+    return {STATUS: {"$in": QUEUED_STATES}}
+
+
+def adopt_update(status: str, finished_at: datetime, now: datetime) -> Doc:
+    return {"$set": {STATUS: status, FINISHED_AT: finished_at, ADOPTED_AT: now}}

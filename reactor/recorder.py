@@ -1,0 +1,157 @@
+"""Recording an outcome: a finished outcome is precious, so it survives MongoDB outages.
+
+When a write fails because MongoDB is unreachable (or failing over, or timing out), the outcome
+is kept and the fenced writes are tried again with back-off, while the heartbeat keeps the lease
+(it renews as soon as MongoDB answers). The handler runs again only if the lease was really lost:
+the fence check then says so and the outcome is dropped. A definite refusal never loops: a value
+BSON cannot hold becomes a ``ResultNotStorable`` failure; a result document MongoDB refuses ends
+the job ``failed`` with the refusal on the job document itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any, Protocol
+
+import anyio
+from pymongo.errors import PyMongoError
+
+from reactor.driver import is_transient
+from reactor.errors import LeaseLost, ResultNotStorable, ResultRefused
+from reactor.lease import Lease
+from reactor.logging import get_logger
+from reactor.model import ErrorInfo, Job, Result, Status
+from reactor.outcome import Kind, Outcome, failed
+from reactor.registry import Handler
+from reactor.store import Store, utcnow
+
+log = get_logger("reactor.recorder")
+
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # between attempts to record; the last one repeats
+
+
+class Observer(Protocol):
+    """Receives outcomes (the metrics)."""
+
+    def job_started(self, command: str) -> None: ...
+    def job_finished(self, command: str, status: Status, duration_s: float) -> None: ...
+    def job_retried(self, command: str) -> None: ...
+    def lease_lost(self) -> None: ...
+    def recording(self, delta: int) -> None: ...
+    def record_retried(self) -> None: ...
+    def job_progress(self, job_id: str, command: str, fraction: float) -> None: ...
+    def job_left(self, job_id: str, command: str) -> None: ...
+
+
+class Recorder:
+    def __init__(self, store: Store, observer: Observer) -> None:
+        self.store = store
+        self.observer = observer
+
+    async def record(
+        self, job: Job, handler: Handler | None, outcome: Outcome, lease: Lease
+    ) -> None:
+        """Write ``outcome`` until it is stored or the lease is known lost."""
+        self.observer.recording(+1)
+        try:
+            await self._record(job, handler, outcome, lease)
+        finally:
+            self.observer.recording(-1)
+
+    async def _record(
+        self, job: Job, handler: Handler | None, outcome: Outcome, lease: Lease
+    ) -> None:
+        for attempt in itertools.count():
+            try:
+                await self._write(job, handler, outcome)
+                self._report(job, outcome)
+                return
+            except LeaseLost as exc:
+                log.warning("lease_lost", error=str(exc))
+                self.observer.lease_lost()
+                return
+            except ResultNotStorable as exc:
+                outcome = failed(exc)
+            except ResultRefused as exc:
+                await self._end_without_result(job, exc)
+                return
+            except PyMongoError as exc:
+                if not is_transient(exc):
+                    await self._end_without_result(job, ResultRefused(f"MongoDB refused: {exc}"))
+                    return
+                self.observer.record_retried()
+                pause_s = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                log.warning("outcome_not_recorded", error=str(exc)[:300], retry_in_s=pause_s,
+                            outcome=outcome.kind.value)  # fmt: skip
+                await anyio.sleep(pause_s)
+                if lease.lost.is_set():
+                    return
+
+    async def _write(self, job: Job, handler: Handler | None, outcome: Outcome) -> None:
+        if outcome.kind is Kind.RETRY:
+            run_at = utcnow() + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
+            summary = outcome.error.summary(job.attempt, utcnow()) if outcome.error else None
+            await self.store.requeue(job, run_at=run_at, error=summary)
+        elif outcome.kind is Kind.HAND_BACK:
+            await self.store.hand_back(job)
+        else:
+            await self.store.finish(self._result(job, handler, outcome))
+
+    def _result(self, job: Job, handler: Handler | None, outcome: Outcome) -> Result:
+        assert outcome.status is not None
+        now = utcnow()
+        errors = list(job.errors)
+        if outcome.error is not None:
+            errors.append(outcome.error.summary(job.attempt, now))
+        extra: dict[str, Any] = {}
+        if outcome.cancel is not None:
+            extra = {
+                "cancelled_at": now,
+                "cancelled_via": outcome.cancel.via,
+                "cancel_requested_at": outcome.cancel.requested_at,
+            }
+        return Result(
+            job=job,
+            status=outcome.status,
+            worker=self.store.worker,
+            finished_at=now,
+            value=outcome.value,
+            error=outcome.error,
+            handler=handler.source if handler else None,
+            handler_version=handler.version if handler else None,
+            errors=tuple(errors),
+            extra=extra,
+        )
+
+    async def _end_without_result(self, job: Job, exc: ResultRefused) -> None:
+        """The result slot cannot take this job's result: fail the job on its own document."""
+        log.error("result_refused", error=str(exc)[:500])
+        try:
+            await self.store.fail_without_result(job, ErrorInfo.from_exception(exc).to_doc())
+        except (LeaseLost, PyMongoError) as error:
+            log.error("result_refused_not_recorded", error=str(error)[:300])
+
+    def _report(self, job: Job, outcome: Outcome) -> None:
+        if outcome.kind is Kind.RETRY:
+            self.observer.job_retried(job.command_name)
+            log.info("job_retry_queued", delay_s=round(outcome.delay_s, 3),
+                     error_type=outcome.error.type if outcome.error else None)  # fmt: skip
+            return
+        if outcome.kind is Kind.HAND_BACK:
+            log.warning("job_handed_back")
+            return
+        assert outcome.status is not None
+        duration_s = (utcnow() - job.started_at).total_seconds()
+        self.observer.job_finished(job.command_name, outcome.status, duration_s)
+        fields: dict[str, Any] = {
+            "status": outcome.status.value,
+            "duration_ms": round(duration_s * 1000, 3),
+        }
+        if outcome.error is not None:
+            fields |= {"error_type": outcome.error.type, "error": outcome.error.message[:300]}
+            log.warning("job_finished", **fields)
+        elif outcome.cancel is not None:
+            log.info("job_finished", cancelled_via=outcome.cancel.via, **fields)
+        else:
+            log.info("job_finished", **fields)
