@@ -18,6 +18,8 @@
     │   ├── InvalidArguments        args do not match the handler's signature
     │   │   └── PathEscape          a path argument leaves the job directory
     │   ├── InputError              the handler rejected its input (not an image, too large, ...)
+    │   ├── WorkdirUnavailable      a CPU worker cannot enter the job directory (missing,
+    │   │                           denied); retryable: the next attempt creates it again
     │   ├── JobTimeout              the handler ran past its timeout and was stopped
     │   ├── WorkerCrashed           the worker process died under the job (exit code or signal)
     │   ├── ResultNotStorable       the return value cannot be stored as BSON
@@ -119,6 +121,15 @@ class PathEscape(InvalidArguments):
 
 class InputError(JobError):
     """The handler rejected its input: not an image, corrupt, empty, over a size limit, ..."""
+
+
+class WorkdirUnavailable(JobError):
+    """A CPU pool worker could not enter the job's directory: missing, not a directory, denied.
+
+    Retryable: the next attempt prepares the directory again.
+    """
+
+    retryable = True
 
 
 class JobTimeout(JobError):

@@ -1,4 +1,4 @@
-"""A CPU process pool that hung or crashing native code cannot wedge.
+"""A CPU process pool that hung or crashing native code cannot wedge; it dies with its reactor.
 
 Why our own: ``concurrent.futures.ProcessPoolExecutor`` cannot kill a hung task, breaks every
 pending future when one worker dies (``BrokenProcessPool``) and hangs with ``max_tasks_per_child``
@@ -11,39 +11,60 @@ reply on ``loop.add_reader`` over the worker's pipe; the worker's death is seen 
 (or the process sentinel). A worker is killed with SIGKILL to its process group, so a subprocess
 it started (tesseract) dies with it; a replacement is started in the background, with back-off
 while starting fails. Workers are recycled between tasks, never while they hold one.
+
+No worker outlives its reactor or its job's lease. Each worker forks a small watchdog process
+into its process group (``_pool_watchdog``). It holds a lifeline, a socket whose other end only
+the reactor holds, and kills the group (the worker and all it started) when the reactor is gone,
+SIGKILL included, when the worker is gone, or when the task's :class:`KeepAlive` deadline passes
+without an extension. The pool enforces that deadline too, ``KEEPALIVE_GRACE_S`` later, and
+kills a worker whose watchdog died. A task may run in a working directory of its own, and its
+``ctx.progress`` reports reach the caller (``_pool_courier``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
+from os import PathLike
 from types import TracebackType
 from typing import Any, Final
 
-from reactor._pool_worker import Reply, WorkerProcess, describe_exit, handler_failed
-from reactor.errors import JobTimeout, PoolClosed, PoolError, WorkerCrashed
+from reactor import _pool_keepalive
+from reactor._pool_handle import WorkerProcess, describe_exit
+from reactor._pool_keepalive import KeepAlive, LeaseWatch
+from reactor._pool_protocol import PROGRESS, Reply, decode_progress, handler_failed
+from reactor.errors import (
+    JobTimeout,
+    LeaseExpired,
+    PoolClosed,
+    PoolError,
+    ReactorError,
+    WorkerCrashed,
+)
 from reactor.logging import LogFormat, get_logger
 
-RESTART_REASONS: Final = ("crash", "timeout", "cancel", "recycle_tasks", "recycle_memory")
+__all__ = ["RESTART_REASONS", "CpuPool", "KeepAlive", "ProgressCallback"]
+
+RESTART_REASONS: Final = (
+    "crash",
+    "timeout",
+    "cancel",
+    "lease_expired",
+    "recycle_tasks",
+    "recycle_memory",
+)
 START_TIMEOUT_S: Final = 60.0  # a worker that is not ready by then counts as a failed start
-STOP_GRACE_S: Final = 5.0  # how long an idle worker may take to exit before it is killed
+STOP_GRACE_S: Final = 5.0  # how long a recycled worker may take to exit before it is killed
 REAP_WAIT_S: Final = 10.0  # how long a caller waits for a killed worker to be reaped
 BACKOFF_S: Final = (0.5, 30.0)  # first and longest pause between failed starts
 
+ProgressCallback = Callable[[float, "str | None"], None]
+
 _log = get_logger("reactor.pool")
-
-
-class KeepAlive:
-    """A task's keep-alive deadline (time.monotonic()); only moves forward."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def extend(self, until: float) -> None:
-        self.deadline = max(self.deadline, until)
 
 
 class CpuPool:
@@ -118,7 +139,11 @@ class CpuPool:
                 self._started = True
 
     async def aclose(self) -> None:
-        """Stop every worker (killing those that hold a task) and reap them; idempotent."""
+        """Kill every worker (callers of a running task get PoolClosed) and reap them; idempotent.
+
+        Idle workers hold nothing worth a grace period, so they are killed like busy ones;
+        this returns within ``REAP_WAIT_S`` even if a process cannot be reaped.
+        """
         if not self._closed:
             self._closed = True
             for waiter in self._waiters:
@@ -127,13 +152,16 @@ class CpuPool:
             self._waiters.clear()
             for refill in self._refills:
                 refill.cancel()
-            while self._idle:
-                self._bury(self._idle.popleft(), grace_s=STOP_GRACE_S)
+            self._idle.clear()
             for worker in list(self._live):
-                worker.kill()
-                self._bury(worker)
+                self._kill(worker)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REAP_WAIT_S
         while self._tasks:  # asyncio.wait, unlike gather, leaves them running if we are cancelled
-            await asyncio.wait(list(self._tasks))
+            await asyncio.wait(list(self._tasks), timeout=max(0.0, deadline - loop.time()))
+            if self._tasks and loop.time() >= deadline:  # stuck in the kernel (state D)
+                _log.error("pool_workers_not_reaped", pids=sorted(w.pid for w in self._live))
+                return
 
     async def run(
         self,
@@ -142,43 +170,105 @@ class CpuPool:
         *,
         timeout_s: float | None,
         log_context: Mapping[str, Any] | None = None,
-        cwd: Any = None,
-        on_progress: Any = None,
         keepalive: KeepAlive | None = None,
+        cwd: str | PathLike[str] | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Any:
-        """Run ``fn(**kwargs)`` in a worker and return its value (see the module docstring)."""
-        task = _encode_task(fn, kwargs, log_context)
+        """Run ``fn(**kwargs)`` in a worker and return its value.
+
+        ``timeout_s`` counts from when a worker takes the task; past it the worker is killed and
+        :class:`JobTimeout` raised. With ``keepalive``, the task (and the wait for a worker)
+        lasts only while the keep-alive does: past its deadline the worker kills itself and
+        this raises :class:`LeaseExpired`. ``cwd``: the worker's working directory for this
+        task only (:class:`WorkdirUnavailable` if it cannot enter it). ``on_progress(fraction,
+        message)`` is called on the event loop for the task's ``ctx.progress`` reports, the
+        latest one always before this returns. A worker's death raises :class:`WorkerCrashed`;
+        cancelling this kills the worker and its subprocesses.
+        """
+        task = _encode_task(fn, kwargs, log_context, cwd)
+        if keepalive is not None and keepalive.expired:
+            raise LeaseExpired(f"the keep-alive expired before the task started ({keepalive!r})")
         if not self._started:
             await self.start()
-        worker = await self._send(task)
-        try:
-            async with asyncio.timeout(timeout_s):
-                data = await worker.receive()
-        except TimeoutError:
-            assert timeout_s is not None
-            await self._lose(worker, "timeout")
-            raise JobTimeout(timeout_s) from None
-        except EOFError:
-            await self._lose(worker, "crash")
-            if self._closed:
-                raise PoolClosed("the CPU pool was closed while the task ran") from None
-            raise WorkerCrashed(describe_exit(worker.pid, worker.exitcode)) from None
-        except BaseException:  # cancelled: the worker may be in the middle of the task
-            self._retire(worker, "cancel")
-            raise
+        with LeaseWatch(keepalive) as lease:
+            try:
+                async with lease.scope:
+                    worker, seq = await self._send(task, lease)
+                    data = await self._outcome(worker, seq, timeout_s, lease, on_progress)
+            except TimeoutError:
+                if not lease.fired:
+                    raise
+                grace_s = _pool_keepalive.KEEPALIVE_GRACE_S
+                raise LeaseExpired(
+                    f"the keep-alive was not extended within {grace_s:g} s after its deadline; "
+                    "the task was stopped"
+                ) from None
         return self._finish(worker, data)
 
-    async def _send(self, task: bytes) -> WorkerProcess:
+    async def _send(self, task: bytes, lease: LeaseWatch) -> tuple[WorkerProcess, int]:
         """Hand ``task`` to an idle worker; one found dead meanwhile is replaced, not blamed."""
         while True:
             worker = await self._acquire()
             if not worker.exited.is_set():
                 try:
-                    worker.conn.send_bytes(task)
-                    return worker
+                    seq = worker.send_task(task, lease.deadline)
                 except OSError:
                     pass
+                else:
+                    lease.forward_to(worker, seq)
+                    return worker, seq
             self._retire(worker, "crash")
+
+    async def _outcome(
+        self,
+        worker: WorkerProcess,
+        seq: int,
+        timeout_s: float | None,
+        lease: LeaseWatch,
+        on_progress: ProgressCallback | None,
+    ) -> bytes:
+        """The worker's reply to task ``seq``; its failure to give one, as the error it is."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._reply(worker, seq, on_progress)
+        except TimeoutError:
+            assert timeout_s is not None
+            await self._lose(worker, "timeout")
+            raise JobTimeout(timeout_s) from None
+        except EOFError:
+            expired = worker.expired(seq)
+            await self._lose(worker, "lease_expired" if expired else "crash")
+            raise self._death_error(worker, expired) from None
+        except BaseException:  # cancelled: the worker may be in the middle of the task
+            self._retire(worker, "lease_expired" if lease.fired else "cancel")
+            raise
+
+    def _death_error(self, worker: WorkerProcess, expired: bool) -> ReactorError:
+        """What the death of a (reaped) worker during its task means for the caller."""
+        if expired:
+            return LeaseExpired(
+                f"worker process {worker.pid} was stopped at its keep-alive deadline"
+            )
+        if self._closed:
+            return PoolClosed("the CPU pool was closed while the task ran")
+        if worker.unwatched:
+            return WorkerCrashed(f"worker process {worker.pid} was stopped: its watchdog died")
+        return WorkerCrashed(describe_exit(worker.pid, worker.exitcode))
+
+    async def _reply(
+        self, worker: WorkerProcess, seq: int, on_progress: ProgressCallback | None
+    ) -> bytes:
+        """Pass progress reports on until the reply comes; ``EOFError`` if the worker dies."""
+        while True:
+            message = await worker.receive()
+            if message[:1] != PROGRESS:
+                return message[1:]
+            report = decode_progress(message[1:])
+            if report.seq == seq and on_progress is not None:
+                try:
+                    on_progress(report.fraction, report.message)
+                except Exception as exc:  # a report must never break the task
+                    _log.warning("progress_callback_failed", error=repr(exc))
 
     def _finish(self, worker: WorkerProcess, data: bytes) -> Any:
         worker.tasks_done += 1
@@ -223,7 +313,7 @@ class CpuPool:
         """Give a worker that holds no task to the first waiter, or make it idle."""
         self._busy.discard(worker)
         if self._closed:
-            self._bury(worker, grace_s=STOP_GRACE_S)
+            self._kill(worker)
             return
         if worker.exited.is_set():
             self._retire(worker, "crash")
@@ -342,10 +432,14 @@ class CpuPool:
 
 
 def _encode_task(
-    fn: Callable[..., Any], kwargs: dict[str, Any], log_context: Mapping[str, Any] | None
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    log_context: Mapping[str, Any] | None,
+    cwd: str | PathLike[str] | None,
 ) -> bytes:
     """Pickle a task before a worker is taken, so a bad task costs no worker."""
+    task = (fn, kwargs, dict(log_context or {}), None if cwd is None else os.fspath(cwd))
     try:
-        return pickle.dumps((fn, kwargs, dict(log_context or {})))
+        return pickle.dumps(task)
     except Exception as exc:
         raise handler_failed(f"the task could not be sent to a worker process: {exc}", exc) from exc

@@ -1,8 +1,14 @@
-"""The CPU pool: results and errors come back; a hung, crashed or cancelled task costs a worker."""
+"""The CPU pool: results and errors come back; a hung, crashed or cancelled task costs a worker.
+
+Keep-alives, working directories, progress and the workers' lifeline have their own modules
+(``test_pool_keepalive``, ``test_pool_cwd``, ``test_pool_progress``, ``test_pool_lifeline``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -13,8 +19,10 @@ import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pool_tasks
 import pytest
+from pool_support import all_exited, exists, exited, reports_server, watchdog_of, watching
 
 from reactor import pool as pool_module
 from reactor.errors import (
@@ -26,7 +34,7 @@ from reactor.errors import (
     WorkerCrashed,
 )
 from reactor.errors import JobTimeout as JobTimeoutError
-from reactor.pool import CpuPool
+from reactor.pool import CpuPool, KeepAlive
 
 PidReports = tuple[int, "asyncio.Queue[int]"]
 
@@ -51,25 +59,6 @@ async def pid_reports() -> AsyncIterator[PidReports]:
     yield server.sockets[0].getsockname()[1], reports
     server.close()
     await server.wait_closed()
-
-
-def exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def exited(pidfd: int) -> None:
-    """Wait until the process behind ``pidfd`` has exited (it may still await reaping)."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(pidfd, done.set_result, None)
-    try:
-        await done
-    finally:
-        loop.remove_reader(pidfd)
 
 
 async def test_returns_the_value(pool: CpuPool) -> None:
@@ -233,6 +222,64 @@ async def test_cancelled_run_kills_its_worker(pool: CpuPool, pid_reports: PidRep
     assert pool.restarts["cancel"] == 1
 
 
+async def test_cancelled_run_kills_the_worker_s_subprocesses_too(pool: CpuPool) -> None:
+    """Cancelling ``run`` kills the worker, its subprocess and its watchdog; a new worker serves."""
+    async with reports_server() as reports:
+        running = asyncio.create_task(
+            pool.run(pool_tasks.report_pids_then_spin, {"port": reports.port}, timeout_s=None)
+        )
+        worker, child = await reports.next()
+        async with watching(worker, child, watchdog_of(worker)) as pidfds:
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            await all_exited(pidfds, within_s=30)
+    assert await pool.run(pool_tasks.pid, {}, timeout_s=30) != worker
+    assert pool.restarts["cancel"] == 1
+
+
+async def test_anyio_cancellation_kills_a_task_under_a_keepalive(pool: CpuPool) -> None:
+    """An anyio cancel scope (cancelling again and again) kills the task; it is not an expiry."""
+    async with reports_server() as reports, contextlib.AsyncExitStack() as stack:
+        run = functools.partial(
+            pool.run,
+            pool_tasks.report_pids_then_spin,
+            {"port": reports.port},
+            timeout_s=None,
+            keepalive=KeepAlive.lasting(600),
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            worker, child = await reports.next()
+            pidfds = await stack.enter_async_context(watching(worker, child))
+            group.cancel_scope.cancel()
+        await all_exited(pidfds, within_s=30)
+    assert pool.restarts["cancel"] == 1
+    assert pool.restarts["lease_expired"] == 0
+    assert await pool.run(pool_tasks.pid, {}, timeout_s=30) != worker
+
+
+async def test_worker_whose_watchdog_dies_is_stopped(pool: CpuPool) -> None:
+    """A worker never runs unwatched: when its watchdog dies, the pool kills it (WorkerCrashed)."""
+    async with reports_server() as reports:
+        running = asyncio.create_task(
+            pool.run(pool_tasks.report_pids_then_spin, {"port": reports.port}, timeout_s=None)
+        )
+        worker, child = await reports.next()
+        watchdog = watchdog_of(worker)
+        async with watching(worker, child) as pidfds:
+            os.kill(watchdog, signal.SIGKILL)
+            with pytest.raises(WorkerCrashed, match="stopped: its watchdog died"):
+                await running
+            await all_exited(pidfds, within_s=30)
+    assert await pool.run(pool_tasks.echo, {"value": 6}, timeout_s=30) == 6
+
+
+async def test_workers_ask_the_kernel_to_kill_them_with_their_parent(pool: CpuPool) -> None:
+    """Each worker runs with PR_SET_PDEATHSIG set to SIGKILL."""
+    assert await pool.run(pool_tasks.pdeathsig, {}, timeout_s=30) == signal.SIGKILL
+
+
 async def test_cancelled_waiter_gives_up_its_place(pool: CpuPool) -> None:
     """A caller cancelled while waiting for a worker leaves the queue; later callers are served."""
     busy = asyncio.create_task(pool.run(pool_tasks.sleep_then_pid, {"seconds": 0.3}, timeout_s=30))
@@ -270,7 +317,7 @@ async def test_failing_restarts_mark_the_pool_unhealthy(
 
 
 async def test_aclose_leaves_no_worker_alive(pid_reports: PidReports) -> None:
-    """``aclose`` stops idle workers, kills busy ones (their callers get PoolClosed), reaps all."""
+    """``aclose`` kills idle and busy workers (callers get PoolClosed) and reaps them all."""
     port, reports = pid_reports
     pool = CpuPool(2)
     await pool.start()
@@ -294,11 +341,41 @@ async def test_aclose_leaves_no_worker_alive(pid_reports: PidReports) -> None:
         await pool.run(pool_tasks.pid, {}, timeout_s=30)
 
 
+async def test_aclose_kills_a_worker_wedged_in_native_code_at_once() -> None:
+    """A worker stuck in native code holding the GIL is killed by ``aclose``, with its children."""
+    pool = CpuPool(1)
+    async with reports_server() as reports:
+        running = asyncio.create_task(
+            pool.run(pool_tasks.report_pids_then_hold_gil, {"port": reports.port}, timeout_s=None)
+        )
+        worker, child = await reports.next()
+        async with watching(worker, child, watchdog_of(worker)) as pidfds:
+            async with asyncio.timeout(pool_module.REAP_WAIT_S):
+                await pool.aclose()
+            await all_exited(pidfds, within_s=30)
+        with pytest.raises(PoolClosed):
+            await running
+    assert multiprocessing.active_children() == []
+
+
+async def test_recycled_worker_that_will_not_exit_is_killed_after_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker asked to exit that cannot (a leftover thread) is killed once the grace ends."""
+    monkeypatch.setattr(pool_module, "STOP_GRACE_S", 0.5)
+    async with CpuPool(1, max_tasks_per_worker=1) as pool:
+        worker = await pool.run(pool_tasks.leak_thread, {"seconds": 60}, timeout_s=30)
+        async with watching(worker) as pidfds:
+            await all_exited(pidfds, within_s=30)
+        assert await pool.run(pool_tasks.pid, {}, timeout_s=30) != worker
+        assert pool.restarts["recycle_tasks"] >= 1
+
+
 def test_worker_log_lines_carry_the_job_context(tmp_path: Path) -> None:
     """A handler's log line inside a worker reaches stdout as JSON with the job's context."""
     script = textwrap.dedent("""
         import asyncio, pool_tasks
-        from reactor.pool import CpuPool
+        from reactor.pool import CpuPool, KeepAlive
 
         async def main():
             async with CpuPool(1, log_format="json") as pool:
