@@ -40,13 +40,13 @@ class Lease:
         self._heartbeat_s = heartbeat_s
         self.lost = anyio.Event()
         self.deadline = time.monotonic() + self._span_s
-        self._listeners: list[Callable[[float], None]] = []
+        self._listeners: list[Callable[[float], object]] = []
 
     @property
     def _span_s(self) -> float:
         return self._lease_s * (1 - DEADLINE_MARGIN)
 
-    def on_extend(self, listener: Callable[[float], None]) -> None:
+    def on_extend(self, listener: Callable[[float], object]) -> None:
         """Call ``listener(deadline)`` now and after every renewal (the pool's keep-alive)."""
         self._listeners.append(listener)
         listener(self.deadline)
