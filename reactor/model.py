@@ -261,6 +261,7 @@ class Result:
     handler: str | None = None
     handler_version: str | None = None
     errors: tuple[dict[str, Any], ...] = ()
+    cancel: CancelRequest | None = None  # for a cancelled result: how it was asked for
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -290,6 +291,10 @@ class Result:
             doc[ERROR] = self.error.to_doc()
         else:
             doc[RESULT] = self.value
+        if self.cancel is not None:
+            doc[CANCELLED_AT] = self.finished_at
+            doc[CANCELLED_VIA] = self.cancel.via
+            doc[CANCEL_REQUESTED_AT] = self.cancel.requested_at
         doc.update(self.extra)
         return doc
 

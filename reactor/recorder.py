@@ -104,13 +104,6 @@ class Recorder:
         errors = list(job.errors)
         if outcome.error is not None:
             errors.append(outcome.error.summary(job.attempt, now))
-        extra: dict[str, Any] = {}
-        if outcome.cancel is not None:
-            extra = {
-                "cancelled_at": now,
-                "cancelled_via": outcome.cancel.via,
-                "cancel_requested_at": outcome.cancel.requested_at,
-            }
         return Result(
             job=job,
             status=outcome.status,
@@ -121,7 +114,7 @@ class Recorder:
             handler=handler.source if handler else None,
             handler_version=handler.version if handler else None,
             errors=tuple(errors),
-            extra=extra,
+            cancel=outcome.cancel,
         )
 
     async def _end_without_result(self, job: Job, exc: ResultRefused) -> None:

@@ -150,9 +150,10 @@ class Store:
             if is_transient(exc):
                 raise
             await self._refused(job, exc)
-        cancel = job.cancel if result.status is model.Status.CANCELLED else None
         await self._fenced(
-            "finish", job, queries.finish_update(job, result.status, result.finished_at, cancel)
+            "finish",
+            job,
+            queries.finish_update(job, result.status, result.finished_at, result.cancel),
         )
 
     async def fail_without_result(self, job: Job, error: Doc) -> None:

@@ -117,11 +117,54 @@ def cpu_exit(code: int = 1) -> None:
     os._exit(code)
 
 
-@handler(runs="process", timeout_s=20)
+@handler(runs="process", timeout_s=60)
 def cpu_nap(seconds: float) -> dict[str, int]:
-    """Hold a CPU worker for a while."""
+    """Hold a CPU worker for a while; its pid goes to ``pid`` in the working directory."""
+    with open("pid", "w") as out:  # relative: the job directory is the working directory
+        out.write(str(os.getpid()))
     time.sleep(seconds)
     return {"pid": os.getpid()}
+
+
+@handler(runs="thread", timeout_s=60)
+def thread_nap(seconds: float) -> dict[str, float]:
+    """Block a thread for a while (cannot be killed, only abandoned)."""
+    time.sleep(seconds)
+    return {"slept_s": seconds}
+
+
+async def loop_nap(seconds: float) -> dict[str, float]:
+    """Wait on the loop for a while."""
+    await anyio.sleep(seconds)
+    return {"slept_s": seconds}
+
+
+@handler(runs="process", timeout_s=60)
+def cpu_steps(ctx: JobContext, steps: int, step_s: float) -> dict[str, int]:
+    """Report progress after each of ``steps`` steps of ``step_s`` seconds."""
+    for done in range(1, steps + 1):
+        time.sleep(step_s)
+        ctx.progress(done / steps, f"step {done} of {steps}")
+    return {"steps": steps}
+
+
+STARTS: dict[str, list[float]] = {}  # job_id -> monotonic start times, in this process
+
+
+async def retry_later(ctx: JobContext, delay_s: float) -> dict[str, int]:
+    """Ask for another attempt after ``delay_s`` the first time; note each start."""
+    STARTS.setdefault(ctx.job_id, []).append(time.monotonic())
+    if ctx.attempt == 1:
+        raise Retry("not yet", delay_s=delay_s)
+    return {"attempt": ctx.attempt}
+
+
+ORDER: list[str] = []  # job_ids in the order they started, in this process
+
+
+async def ordered(ctx: JobContext) -> None:
+    """Note the start order."""
+    ORDER.append(ctx.job_id)
 
 
 def registry() -> Registry:
@@ -142,5 +185,10 @@ def registry() -> Registry:
         "cpu_hang": cpu_hang,
         "cpu_exit": cpu_exit,
         "cpu_nap": cpu_nap,
+        "thread_nap": thread_nap,
+        "loop_nap": loop_nap,
+        "cpu_steps": cpu_steps,
+        "retry_later": retry_later,
+        "ordered": ordered,
     }
     return Registry(build_handler(name, fn) for name, fn in funcs.items())
