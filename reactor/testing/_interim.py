@@ -2,7 +2,9 @@
 
 - ``$type`` with a list of type names matches any of them (MongoDB 3.6+); unknown-to-mongomock
   type names simply do not match;
-- ``$max`` and ``$min`` updates compare across types in BSON order instead of raising.
+- ``$max`` and ``$min`` updates compare across types in BSON order instead of raising
+  (Decimal128 compares as a number);
+- ``$inc`` on a non-number fails with code 14 ``TypeMismatch``, as on MongoDB.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from bson.decimal128 import Decimal128
 from mongomock import collection as mm_collection
 from mongomock import filtering
+from pymongo.errors import OperationFailure
 
 _NOTHING = object()
 
@@ -29,15 +33,34 @@ def _type_op(doc_val: Any, search_val: Any, in_array: bool = False) -> bool:
     return False
 
 
+def _number(value: Any) -> Any:
+    return value.to_decimal() if isinstance(value, Decimal128) else value
+
+
 def _bounded_updater(keep_new: Any) -> Any:
     def updater(doc: Any, field_name: str, value: Any) -> None:
         if not isinstance(doc, dict):
             return
         held = doc.get(field_name, _NOTHING)
-        if held is _NOTHING or filtering.bson_compare(keep_new, value, held):  # type: ignore[no-untyped-call]
+        if held is _NOTHING or filtering.bson_compare(keep_new, _number(value), _number(held)):  # type: ignore[no-untyped-call]
             doc[field_name] = value
 
     return updater
+
+
+_original_inc = mm_collection._updaters["$inc"]
+
+
+def _inc_updater(doc: Any, field_name: str, value: Any) -> None:
+    if isinstance(doc, dict) and field_name in doc:
+        held = doc[field_name]
+        if isinstance(held, bool) or not isinstance(held, int | float | Decimal128):
+            raise OperationFailure(
+                f"Cannot apply $inc to a value of non-numeric type. {{_id: ...}} has the field "
+                f"'{field_name}' of non-numeric type {type(held).__name__}",
+                code=14,
+            )
+    _original_inc(doc, field_name, value)
 
 
 def install() -> None:
@@ -46,3 +69,4 @@ def install() -> None:
     filtering._filterer_inst._operator_map["$type"] = _type_op
     for name, keep_new in (("$max", operator.gt), ("$min", operator.lt)):
         mm_collection._updaters[name] = _bounded_updater(keep_new)
+    mm_collection._updaters["$inc"] = _inc_updater

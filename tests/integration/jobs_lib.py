@@ -167,6 +167,26 @@ async def ordered(ctx: JobContext) -> None:
     ORDER.append(ctx.job_id)
 
 
+async def explode_big(size: int) -> None:
+    """Raise an exception whose message is ``size`` characters long."""
+    raise RuntimeError("m" * size)
+
+
+async def deep(levels: int) -> Any:
+    """Return a value nested ``levels`` deep."""
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+async def block_loop(ctx: JobContext, seconds: float) -> dict[str, int]:
+    """Block the event loop (what a loop handler must never do)."""
+    RUNS[ctx.job_id] += 1
+    time.sleep(seconds)  # noqa: ASYNC251 (the point of this handler)
+    return {"attempt": ctx.attempt}
+
+
 def registry() -> Registry:
     """The handlers of the integration suite, by command name."""
     funcs: dict[str, Any] = {
@@ -190,5 +210,8 @@ def registry() -> Registry:
         "cpu_steps": cpu_steps,
         "retry_later": retry_later,
         "ordered": ordered,
+        "explode_big": explode_big,
+        "deep": deep,
+        "block_loop": block_loop,
     }
     return Registry(build_handler(name, fn) for name, fn in funcs.items())

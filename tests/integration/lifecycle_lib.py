@@ -12,13 +12,19 @@ Doc = dict[str, Any]
 
 
 async def wait_for_doc(
-    coll: AsyncCollection[Doc], job_id: str, until: Callable[[Doc], bool], *, timeout_s: float
+    coll: AsyncCollection[Doc],
+    job_id: str | None,
+    until: Callable[[Doc], bool],
+    *,
+    timeout_s: float,
+    doc_id: Any = None,
 ) -> Doc:
-    """The document of ``job_id`` in ``coll`` once ``until`` holds for it."""
-    pipeline = [{"$match": {"fullDocument.job_id": job_id}}]
+    """The document of ``job_id`` (or with ``_id`` ``doc_id``) once ``until`` holds for it."""
+    key = {"job_id": job_id} if doc_id is None else {"_id": doc_id}
+    pipeline = [{"$match": {f"fullDocument.{k}": v for k, v in key.items()}}]
     with anyio.fail_after(timeout_s):
         async with await coll.watch(pipeline, full_document="updateLookup") as stream:
-            doc = await coll.find_one({"job_id": job_id})
+            doc = await coll.find_one(key)
             while doc is None or not until(doc):
                 change = await stream.next()
                 doc = change.get("fullDocument")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jobs_lib
 import pytest
-from bson import ObjectId
+from bson import Decimal128, ObjectId
 from conftest import running
+from lifecycle_lib import wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
-from reactor.client import wait_for_results
+from reactor.client import wait_for_result, wait_for_results
 from reactor.config import Settings
 
 Db = AsyncDatabase[dict[str, Any]]
@@ -84,3 +86,118 @@ async def test_handler_tracebacks_are_stored(settings: Settings, db: Db, command
         result = (await wait_for_results(db, ["tb"], timeout_s=20))["tb"]
     assert "jobs_lib.py" in result["error"]["traceback"]
     assert "RuntimeError: boom" in result["error"]["traceback"]
+
+
+MALFORMED: list[tuple[str, dict[str, Any]]] = [
+    ("attempt-string", {"attempt": "2"}),
+    ("attempt-decimal", {"attempt": Decimal128("1")}),
+    ("attempt-nan", {"attempt": math.nan}),
+    ("attempt-inf", {"attempt": math.inf}),
+    ("attempt-huge", {"attempt": 2**63 - 1}),
+    ("status-upper", {"status": "QUEUED"}),
+    ("status-number", {"status": 7}),
+    ("priority-text", {"priority": "high"}),
+    ("run-at-text", {"run_at": "tomorrow"}),
+]
+
+
+async def test_malformed_reactor_fields_fail_clearly_and_work_continues(
+    settings: Settings, db: Db
+) -> None:
+    """Malformed attempt, status, priority or run_at values end as InvalidJob; the next job runs."""
+    docs = [{"job_id": key, "command": "record", **fields} for key, fields in MALFORMED]
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_many(docs)
+        results = await wait_for_results(db, [key for key, _ in MALFORMED], timeout_s=30)
+        await db.jobs.insert_one({"job_id": "next", "command": "record"})
+        after = await wait_for_results(db, ["next"], timeout_s=20)
+    for key, fields in MALFORMED:
+        field = next(iter(fields))
+        assert results[key]["status"] == "failed", key
+        assert results[key]["error"]["type"] == "InvalidJob", key
+        assert results[key]["error"]["message"].startswith(field), key
+        assert jobs_lib.RUNS[key] == 0
+    assert (
+        "queued, running, succeeded, failed, cancelled"
+        in results["status-upper"]["error"]["message"]
+    )
+    assert after["next"]["status"] == "succeeded"
+
+
+async def test_null_status_and_a_running_job_without_lease_are_run(
+    settings: Settings, db: Db
+) -> None:
+    """status null counts as queued; running without a lease counts as an expired lease."""
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_many(
+            [
+                {"job_id": "null-status", "command": "record", "status": None},
+                {"job_id": "leaseless", "command": "record", "status": "running"},
+            ]
+        )
+        results = await wait_for_results(db, ["null-status", "leaseless"], timeout_s=30)
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+
+
+async def test_a_non_numeric_fence_is_repaired_not_a_wedge(settings: Settings, db: Db) -> None:
+    """A fence that is not a number (only the reactor writes it) is reset; claims go on."""
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_one({"job_id": "bad-fence", "command": "record", "fence": "x"})
+        await db.jobs.insert_one({"job_id": "behind", "command": "record"})
+        results = await wait_for_results(db, ["bad-fence", "behind"], timeout_s=30)
+    assert {r["status"] for r in results.values()} == {"succeeded"}
+
+
+async def test_a_huge_error_message_is_truncated_and_the_service_survives(
+    settings: Settings, db: Db
+) -> None:
+    """A handler raising a 10 MB message fails with the message cut and its size noted."""
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_one(
+            {"job_id": "huge", "command": "explode_big", "args": {"size": 10_000_000}}
+        )
+        result = await wait_for_result(db, "huge", timeout_s=30)
+        await db.jobs.insert_one({"job_id": "fine", "command": "record"})
+        fine = await wait_for_result(db, "fine", timeout_s=20)
+    assert (result["status"], result["attempt"]) == ("failed", 1)
+    assert result["error"]["truncated"]["message"] == 10_000_000
+    assert len(result["error"]["message"]) < 10_000
+    assert fine["status"] == "succeeded"
+
+
+async def test_a_deeply_nested_result_is_not_storable(settings: Settings, db: Db) -> None:
+    """A result nested 2,000 deep fails as ResultNotStorable."""
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_one({"job_id": "deep", "command": "deep", "args": {"levels": 2000}})
+        result = await wait_for_result(db, "deep", timeout_s=30)
+    assert result["error"]["type"] == "ResultNotStorable"
+
+
+async def test_a_result_is_only_written_for_its_own_job(settings: Settings, db: Db) -> None:
+    """A job without job_id whose _id reads like another job's job_id cannot overwrite it."""
+    twin = ObjectId()
+    async with running(settings, jobs_lib.registry()):
+        await db.jobs.insert_one({"job_id": str(twin), "command": "record"})
+        first = await wait_for_result(db, str(twin), timeout_s=20)
+        await db.jobs.insert_one({"_id": twin, "command": "record"})
+        job = await wait_for_doc(
+            db.jobs, None, lambda d: d.get("status") == "failed", timeout_s=20, doc_id=twin
+        )
+    result = await db.results.find_one({"job_id": str(twin)})
+    assert result is not None
+    assert (result["status"], result["job_doc_id"]) == ("succeeded", first["job_doc_id"])
+    assert job["error"]["type"] == "ResultRefused"
+
+
+async def test_a_blocked_loop_is_logged_and_the_job_is_not_reclaimed_by_itself(
+    settings: Settings, db: Db
+) -> None:
+    """A loop handler blocking past the lease logs event_loop_blocked; its own reactor never
+    claims it a second time, so it runs once and succeeds."""
+    async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2) as reactor:
+        await db.jobs.insert_one({"job_id": "hog", "command": "block_loop", "args": {"seconds": 3}})
+        result = await wait_for_result(db, "hog", timeout_s=30)
+        blocked = reactor.metrics.loop_blocked._value.get()
+    assert (result["status"], result["attempt"]) == ("succeeded", 1)
+    assert jobs_lib.RUNS["hog"] == 1
+    assert blocked >= 1
