@@ -116,7 +116,12 @@ def _settings(ns: argparse.Namespace) -> Settings:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     settings = _settings(ns)
-    configure(settings.log_format, settings.log_level)
+    configure(
+        settings.log_format,
+        settings.log_level,
+        show_locals=settings.log_locals,
+        max_line_bytes=settings.log_max_line_bytes,
+    )
     from reactor.service import Reactor
 
     async def main() -> None:
