@@ -1,30 +1,53 @@
-"""The client side: submit jobs and wait for their results (CLI, demo, tests, benchmarks).
+"""The client side: submit, cancel, retry and list jobs, and wait for results (CLI, demo, tests).
 
 Waiting watches ``results`` with a change stream opened *before* looking for results that
 already exist, so a result written between the two is never missed; nothing polls.
+
+Cancelling and retrying only write the job document, in one atomic update each whose filter
+checks the job's status, so a request never races the reactor into a state it did not ask for;
+the reactor does the rest (stops the run and writes a ``cancelled`` result; starts a new run).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from reactor import model
+from reactor.errors import DuplicateJob, JobNotFound, JobStateConflict
 
 Doc = dict[str, Any]
 
+TERMINAL = sorted(status.value for status in model.TERMINAL_STATUSES)
+STATUSES = [status.value for status in model.Status]
 
-def new_job(command: str, args: Mapping[str, Any] | None = None, job_id: str | None = None) -> Doc:
-    """A job document in the format clients write."""
-    return {
+
+def new_job(
+    command: str,
+    args: Mapping[str, Any] | None = None,
+    job_id: str | None = None,
+    *,
+    priority: int | None = None,
+    run_at: datetime | None = None,
+) -> Doc:
+    """A job document in the format clients write (``priority`` and ``run_at`` only when given)."""
+    doc: Doc = {
         model.JOB_ID: job_id or uuid.uuid4().hex,
         model.COMMAND: command,
         model.ARGS: dict(args or {}),
     }
+    if priority is not None:
+        doc[model.PRIORITY] = priority
+    if run_at is not None:
+        doc[model.RUN_AT] = run_at
+    return doc
 
 
 async def submit(
@@ -34,37 +57,142 @@ async def submit(
     *,
     job_id: str | None = None,
     jobs: str = "jobs",
+    priority: int | None = None,
+    run_at: datetime | None = None,
 ) -> str:
-    """Insert one job and return its ``job_id``."""
-    doc = new_job(command, args, job_id)
-    await db[jobs].insert_one(doc)
-    return str(doc[model.JOB_ID])
+    """Insert one job and return its ``job_id``; :class:`DuplicateJob` if the id is taken."""
+    doc = new_job(command, args, job_id, priority=priority, run_at=run_at)
+    key = str(doc[model.JOB_ID])
+    # The unique index (ensured by the reactor) decides; the look-up first also catches a
+    # duplicate in a database no reactor has prepared yet.
+    if await db[jobs].find_one({model.JOB_ID: key}, {model.ID: 1}) is not None:
+        raise _duplicate(key)
+    try:
+        await db[jobs].insert_one(doc)
+    except DuplicateKeyError:
+        raise _duplicate(key) from None
+    return key
+
+
+async def cancel(
+    db: AsyncDatabase[Doc], job_id: str, *, jobs: str = "jobs", now: datetime | None = None
+) -> Doc:
+    """Ask for a job's cancellation (``cancel_requested``); return the job document after it.
+
+    Works on a queued or running job. :class:`JobNotFound` for an unknown id,
+    :class:`JobStateConflict` for a finished job. Asking twice keeps the first request's time.
+    """
+    when = now or datetime.now(UTC)
+    after = await db[jobs].find_one_and_update(
+        {model.JOB_ID: job_id, model.STATUS: {"$nin": TERMINAL}},
+        {"$set": {model.CANCEL_REQUESTED: True}, "$min": {model.CANCEL_REQUESTED_AT: when}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if after is None:
+        job = await _existing(db, job_id, jobs)
+        raise JobStateConflict(
+            f"job {job_id!r} is already {job[model.STATUS]}: only a queued or running job can "
+            f"be cancelled (see: reactor status {job_id})"
+        )
+    return after
+
+
+async def retry(db: AsyncDatabase[Doc], job_id: str, *, jobs: str = "jobs") -> Doc:
+    """Queue a finished job again, which starts its next run; return the job before the update.
+
+    Only a ``succeeded``, ``failed`` or ``cancelled`` job: :class:`JobStateConflict` for a queued
+    or running one, :class:`JobNotFound` for an unknown id. Clears the cancel request.
+    """
+    before = await db[jobs].find_one_and_update(
+        {model.JOB_ID: job_id, model.STATUS: {"$in": TERMINAL}},
+        {
+            "$set": {model.STATUS: model.Status.QUEUED.value},
+            "$unset": {model.CANCEL_REQUESTED: "", model.CANCEL_REQUESTED_AT: ""},
+        },
+        return_document=ReturnDocument.BEFORE,
+    )
+    if before is None:
+        job = await _existing(db, job_id, jobs)
+        status = job.get(model.STATUS) or model.Status.QUEUED.value
+        raise JobStateConflict(
+            f"job {job_id!r} is {status}, not finished: only a succeeded, failed or cancelled "
+            f"job can be retried (cancel it first with: reactor cancel {job_id})"
+        )
+    return before
+
+
+async def list_jobs(
+    db: AsyncDatabase[Doc],
+    *,
+    status: str | None = None,
+    command: str | None = None,
+    limit: int = 20,
+    jobs: str = "jobs",
+) -> list[Doc]:
+    """Jobs newest first (by insertion), optionally of one status and one command.
+
+    ``status="queued"`` includes jobs without a status; ``status="failed"`` lists the dead
+    letters: jobs that used up their attempts or failed for good.
+    """
+    query: Doc = {}
+    if status is not None:
+        query[model.STATUS] = {"$in": [None, status]} if status == "queued" else status
+    if command is not None:
+        query[model.COMMAND] = command
+    cursor = db[jobs].find(query, sort=[(model.ID, -1)], limit=limit)
+    return [doc async for doc in cursor]
+
+
+def run_of(doc: Mapping[str, Any] | None) -> int:
+    """A job's or result's run number (absent means the first run)."""
+    value = (doc or {}).get(model.RUN)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 async def wait_for_results(
-    db: AsyncDatabase[Doc], job_ids: Iterable[str], *, timeout_s: float, results: str = "results"
+    db: AsyncDatabase[Doc],
+    job_ids: Iterable[str],
+    *,
+    timeout_s: float,
+    results: str = "results",
+    min_runs: Mapping[str, int] | None = None,
 ) -> dict[str, Doc]:
-    """Wait until every job in ``job_ids`` has a result; raise ``TimeoutError`` past the limit."""
+    """Wait until every job in ``job_ids`` has a result; raise ``TimeoutError`` past the limit.
+
+    With ``min_runs``, a result counts only once it belongs to at least that run of its job
+    (an earlier run's result is still there while a re-run or a cancellation is under way).
+    """
     wanted = set(job_ids)
+    needed = dict(min_runs or {})
     found: dict[str, Doc] = {}
+
+    def take(doc: Doc | None) -> None:
+        if doc is not None and run_of(doc) >= needed.get(doc[model.JOB_ID], 1):
+            found[doc[model.JOB_ID]] = doc
+
     pipeline = [{"$match": {"fullDocument.job_id": {"$in": sorted(wanted)}}}]
     with anyio.fail_after(timeout_s):
         async with await db[results].watch(pipeline, full_document="updateLookup") as stream:
             async for doc in db[results].find({model.JOB_ID: {"$in": sorted(wanted)}}):
-                found[doc[model.JOB_ID]] = doc
+                take(doc)
             while not wanted <= found.keys():
                 change = await stream.next()
-                latest = change.get("fullDocument")
-                if latest is not None:
-                    found[latest[model.JOB_ID]] = latest
+                take(change.get("fullDocument"))
     return found
 
 
 async def wait_for_result(
-    db: AsyncDatabase[Doc], job_id: str, *, timeout_s: float, results: str = "results"
+    db: AsyncDatabase[Doc],
+    job_id: str,
+    *,
+    timeout_s: float,
+    results: str = "results",
+    min_run: int = 1,
 ) -> Doc:
-    """Wait for one job's result document."""
-    found = await wait_for_results(db, [job_id], timeout_s=timeout_s, results=results)
+    """Wait for one job's result document (of run ``min_run`` or later)."""
+    found = await wait_for_results(
+        db, [job_id], timeout_s=timeout_s, results=results, min_runs={job_id: min_run}
+    )
     return found[job_id]
 
 
@@ -75,3 +203,17 @@ async def job_status(
     job = await db[jobs].find_one({model.JOB_ID: job_id})
     result = await db[results].find_one({model.JOB_ID: job_id})
     return job, result
+
+
+async def _existing(db: AsyncDatabase[Doc], job_id: str, jobs: str) -> Doc:
+    job = await db[jobs].find_one({model.JOB_ID: job_id})
+    if job is None:
+        raise JobNotFound(f"no job with job_id {job_id!r} (see: reactor list)")
+    return job
+
+
+def _duplicate(job_id: str) -> DuplicateJob:
+    return DuplicateJob(
+        f"a job with job_id {job_id!r} already exists (see: reactor status {job_id}; to run it "
+        f"again: reactor retry {job_id})"
+    )

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         "auto", description="json, console, or auto (console on a terminal, json otherwise)."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Level.")
+    log_locals: bool = Field(
+        False,
+        description="Show local variables in logged tracebacks (debugging only: they hold job "
+        "arguments).",
+    )
+    log_max_line_bytes: int = Field(
+        2048,
+        ge=512,
+        description="Longest log line; longer strings and tracebacks are truncated, noting "
+        "their original size.",
+    )
     http_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz and /metrics.")
     http_port: int = Field(8080, ge=0, le=65535, description="Port of the endpoints (0: off).")
     ready_stall_s: float = Field(

@@ -28,6 +28,11 @@
     │   ├── PoisonJob               the job killed the reactor that ran it alone: quarantined
     │   └── GaveUp                  the job used up its attempts
     ├── Retry                       a signal, not a failure: run the job again later
+    ├── ClientError                 a client's request about a job cannot be done (CLI exits 4-6)
+    │   ├── DuplicateJob            a job with that job_id exists already
+    │   ├── JobNotFound             no job has that job_id
+    │   └── JobStateConflict        the job's status does not allow it (cancel a finished job,
+    │                               retry a queued or running one)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
                                     start()); CommandFailed and MalformedMessage never leave it
 
@@ -211,3 +216,19 @@ class Retry(ReactorError):
 
 def _rebuild_retry(reason: str, delay_s: float) -> Retry:
     return Retry(reason, delay_s=delay_s)
+
+
+class ClientError(ReactorError):
+    """A client's request about a job cannot be done; the message says why and what to do."""
+
+
+class DuplicateJob(ClientError):
+    """A job with this ``job_id`` exists already."""
+
+
+class JobNotFound(ClientError):
+    """No job has this ``job_id``."""
+
+
+class JobStateConflict(ClientError):
+    """The job's status does not allow the request (cancel a finished job, retry a running one)."""

@@ -1,13 +1,24 @@
 """structlog set-up: JSON lines for shipping, a console renderer on a terminal.
 
 Every line carries an ISO-8601 UTC ``timestamp``, ``level``, ``logger`` and ``event``; job lines
-also carry ``job_id``, ``command`` and ``attempt`` (bound with :func:`bind_job`). Exceptions
-become a structured ``exception`` field. CPU-pool workers call :func:`configure` too, so their
-lines reach the same stream with the job's context.
+also carry ``job_id``, ``command`` and ``attempt`` (bound with :func:`bind_job`). Lines are safe
+to ship:
+
+* an exception is a structured ``exception`` field (type, message, frames) **without local
+  variables**, which would leak job arguments; ``show_locals`` (``REACTOR_LOG_LOCALS``) turns
+  them on for debugging;
+* a line stays under ``max_line_bytes`` (``REACTOR_LOG_MAX_LINE_BYTES``, 2 KB by default): long
+  strings and tracebacks are truncated, noting their original size (:class:`LineCap`).
+
+CPU-pool workers call :func:`configure` too, so their lines reach the same stream with the job's
+context and the same limits. Failures are logged through :func:`log_handler_failure` (the job's
+own fault: ``warning``) and :func:`log_infrastructure_failure` (ours: ``error``), both with the
+fields ``error_type``, ``error`` and the structured ``exception``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -15,6 +26,8 @@ from contextlib import contextmanager
 from typing import Any, Literal, TextIO
 
 import structlog
+
+from reactor.log_processors import DEFAULT_MAX_LINE_BYTES, LineCap
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -34,11 +47,18 @@ def resolve_format(log_format: LogFormat) -> Literal["json", "console"]:
 
 
 def configure(
-    log_format: LogFormat = "auto", level: str = "info", stream: TextIO | None = None
+    log_format: LogFormat = "auto",
+    level: str = "info",
+    stream: TextIO | None = None,
+    *,
+    show_locals: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> None:
     """Configure structlog (and stdlib logging, for libraries) once per process.
 
-    Lines go to ``stream``, standard output by default.
+    Lines go to ``stream``, standard output by default. ``show_locals`` adds each traceback
+    frame's local variables (debugging only: they hold job arguments); ``max_line_bytes`` caps
+    each JSON line.
     """
     fmt = resolve_format(log_format)
     shared: list[Any] = [
@@ -47,12 +67,6 @@ def configure(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Any
-    if fmt == "json":
-        shared.append(structlog.processors.dict_tracebacks)
-        renderer = structlog.processors.JSONRenderer(default=str)
-    else:
-        renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -61,7 +75,10 @@ def configure(
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared[1:],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_render(fmt, show_locals, max_line_bytes),
+        ],
     )
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
@@ -70,6 +87,62 @@ def configure(
     root.setLevel(_LEVELS.get(level, logging.INFO))
     for noisy in ("pymongo", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _render(fmt: str, show_locals: bool, max_line_bytes: int) -> list[Any]:
+    """The last processors: exceptions as data, the size cap, then the renderer."""
+    if fmt == "console":
+        return [structlog.dev.ConsoleRenderer(exception_formatter=_console_tracebacks(show_locals))]
+    transformer = structlog.tracebacks.ExceptionDictTransformer(
+        show_locals=show_locals, use_rich=False
+    )
+    return [
+        structlog.processors.ExceptionRenderer(transformer),
+        LineCap(max_line_bytes),
+        structlog.processors.JSONRenderer(default=str),
+    ]
+
+
+def _console_tracebacks(show_locals: bool) -> Any:
+    """Plain tracebacks for people; with locals through rich, when it is installed."""
+    if show_locals and importlib.util.find_spec("rich") is not None:
+        return structlog.dev.RichTracebackFormatter(show_locals=True)
+    return structlog.dev.plain_traceback
+
+
+def log_handler_failure(
+    log: Any, exc: BaseException, event: str = "job_failed", **fields: Any
+) -> None:
+    """Log a job that failed by its own fault (its handler raised, bad input) at ``warning``."""
+    log.warning(event, **failure_fields(exc), **fields)
+
+
+def log_infrastructure_failure(log: Any, exc: BaseException, event: str, **fields: Any) -> None:
+    """Log a failure of ours (MongoDB, the pool, a bug in the reactor) at ``error``."""
+    log.error(event, **failure_fields(exc), **fields)
+
+
+def failure_fields(exc: BaseException) -> dict[str, Any]:
+    """``error_type``, ``error`` and ``exc_info`` (rendered as ``exception``) for ``exc``.
+
+    A failure that crossed from a pool worker keeps its original type name, and its traceback
+    text as ``remote_traceback`` (capped like every field).
+    """
+    cls = type(exc)
+    default_type = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    fields: dict[str, Any] = {
+        "error_type": str(getattr(exc, "type_name", None) or default_type).removeprefix(
+            "builtins."
+        ),
+        "error": str(exc) or cls.__name__,
+        "exc_info": exc,
+    }
+    remote = getattr(exc, "remote_traceback", None)
+    if remote:
+        fields["remote_traceback"] = remote
+    return fields
 
 
 def get_logger(name: str) -> Any:

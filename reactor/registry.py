@@ -1,36 +1,29 @@
-"""Entry points of the ``reactor.handlers`` group turned into handlers, checked at startup.
+"""Handlers by command name, checked at startup: entry points and plain handler modules.
 
-The entry-point name is the job's ``command``. Two entry points with one name stop startup with
-a message naming both. Each handler gets an argument model built from its signature and type
-hints (pydantic), so a job's ``args`` are validated before the handler runs.
+Entry points of the ``reactor.handlers`` group: the entry-point name is the job's ``command``.
+Handler modules (``REACTOR_HANDLER_MODULES``, module names or ``.py`` paths): every public
+top-level function is a command of its own name. A command declared twice, by two entry points, a
+module and an entry point, or two modules, stops startup with a message naming both. Each handler
+gets an argument model built from its signature and type hints (:mod:`reactor.arguments`), so a
+job's ``args`` are validated before the handler runs.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pydantic
 
-from reactor.errors import DuplicateHandler, InvalidArguments, RegistryError
-from reactor.handler import (
-    CONTEXT_PARAM,
-    OPTIONS_ATTR,
-    HandlerOptions,
-    Runs,
-    default_runs,
-    options_of,
-)
-from reactor.workdir import resolve_inside
+from reactor.arguments import Arguments
+from reactor.errors import DuplicateHandler, RegistryError
+from reactor.handler import OPTIONS_ATTR, HandlerOptions, Runs, default_runs, options_of
+from reactor.handler_modules import import_handler_module, public_functions, reachable_by_name
 
 GROUP = "reactor.handlers"
 
@@ -46,22 +39,25 @@ class Handler:
     source: str  # "module:attr"
     distribution: str | None
     version: str | None
-    args_model: type[pydantic.BaseModel]
-    path_fields: frozenset[str]
-    wants_context: bool
+    arguments: Arguments
+
+    @property
+    def wants_context(self) -> bool:
+        """Whether the handler takes a ``ctx`` parameter."""
+        return self.arguments.wants_context
+
+    @property
+    def path_fields(self) -> frozenset[str]:
+        """The parameters resolved inside the job directory."""
+        return self.arguments.path_fields
 
     def bind_args(self, args: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
-        """Validate ``args`` against the signature; resolve path arguments inside ``workdir``."""
-        try:
-            model = self.args_model.model_validate(dict(args))
-        except pydantic.ValidationError as exc:
-            raise InvalidArguments(f"invalid args for {self.name!r}: {_explain(exc)}") from None
-        values = {key: getattr(model, key) for key in model.model_fields_set}
-        values.update(_extra_of(model))
-        for key in self.path_fields & values.keys():
-            if values[key] is not None:
-                values[key] = resolve_inside(workdir, values[key])
-        return values
+        """Validate ``args`` against the signature; resolve path arguments inside ``workdir``.
+
+        Paths given by the job and path defaults of the signature are both resolved, and so is
+        every path inside a container argument (``list[Path]``, ``dict[str, Path]``, ...).
+        """
+        return self.arguments.bind(self.name, args, workdir)
 
 
 class Registry:
@@ -86,74 +82,65 @@ class Registry:
 def load_registry(group: str = GROUP, modules: Sequence[str] = ()) -> Registry:
     """Load every entry point of ``group`` and every public function of ``modules``.
 
-    Fails on a command name declared twice (naming both places) or on one that cannot load.
+    ``modules`` are module names or ``.py`` paths (``REACTOR_HANDLER_MODULES``). Fails with a
+    :class:`RegistryError` on a command name declared twice (naming both places) and on anything
+    that cannot load: a missing file, a module that does not import, an unusable signature.
     """
-    found = _unique(entry_points(group=group))
-    seen: dict[str, EntryPoint] = {}
-    for ep in found:
-        if ep.name in seen:
-            raise DuplicateHandler(
-                f"command {ep.name!r} is declared twice: {_describe(seen[ep.name])} and "
-                f"{_describe(ep)}; uninstall one or rename its entry point"
-            )
-        seen[ep.name] = ep
-    handlers = {name: _load(ep) for name, ep in seen.items()}
-    for spec in modules:
-        for handler in module_handlers(spec):
-            if handler.name in handlers:
+    handlers: dict[str, Handler] = {}
+    where: dict[str, str] = {}  # command -> where it was declared, for clash messages
+    for ep in _unique_names(_unique(entry_points(group=group))):
+        handlers[ep.name] = _load(ep)
+        where[ep.name] = f"the entry point {_describe(ep)}"
+    for spec in dict.fromkeys(modules):
+        for found in module_handlers(spec):
+            place = f"{found.source} (handler module {spec})"
+            if found.name in handlers:
                 raise DuplicateHandler(
-                    f"command {handler.name!r} is declared twice: {handlers[handler.name].source} "
-                    f"and {handler.source} (REACTOR_HANDLER_MODULES); rename one of them"
+                    f"command {found.name!r} is declared twice: {where[found.name]} and {place}; "
+                    "rename one of them (a function whose name starts with _ is not a command)"
                 )
-            handlers[handler.name] = handler
+            handlers[found.name] = found
+            where[found.name] = place
     return Registry(handlers.values())
 
 
 def module_handlers(spec: str) -> list[Handler]:
     """The handlers of one handler module: a module name or a ``.py`` file path.
 
-    Every public top-level function *defined* in the module (not imported into it) becomes a
-    command of its own name. A plain function runs in the CPU pool unless ``@handler`` says
-    otherwise; an ``async def`` runs on the loop.
+    Every public top-level function becomes a command of its own name (see
+    :mod:`reactor.handler_modules` for which functions count). A plain ``def`` runs in the CPU
+    pool, with the job directory as its working directory, unless ``@handler`` says otherwise
+    (``@handler`` without ``runs`` keeps its own default, a thread); an ``async def`` runs on the
+    loop.
     """
-    module = _import_module(spec)
+    module = import_handler_module(spec)
     found = []
-    for name, fn in vars(module).items():
-        if name.startswith("_") or not inspect.isfunction(fn):
-            continue
-        if fn.__module__ != module.__name__:
-            continue
-        default = Runs.LOOP if inspect.iscoroutinefunction(fn) else Runs.PROCESS
-        if hasattr(fn, OPTIONS_ATTR):
-            default = default_runs(fn)
+    for name, fn in public_functions(module).items():
+        source = f"{fn.__module__}:{fn.__qualname__}"
+        runs = _module_runs(fn)
+        if runs is Runs.PROCESS and not reachable_by_name(fn):
+            raise RegistryError(
+                f"handler {name!r} ({source}, handler module {spec}) cannot run in the CPU pool: "
+                "a worker process cannot find it by its name (a lambda or an alias?); define it "
+                "with def under its own name, or decorate it with @handler(runs='thread')"
+            )
         try:
-            found.append(build_handler(name, fn, runs_default=default))
+            found.append(build_handler(name, fn, source=source, runs_default=runs))
         except (TypeError, NameError, pydantic.PydanticUserError) as exc:
             raise RegistryError(
-                f"handler {name!r} ({module.__name__}:{name}) has an unusable signature: {exc}"
+                f"handler {name!r} ({source}, handler module {spec}) has an unusable signature: "
+                f"{exc}; give it a leading underscore if it is not a command"
             ) from exc
     return found
 
 
-def _import_module(spec: str) -> ModuleType:
-    """Import a module by name, or a ``.py`` file by path (its folder joins ``sys.path``, so the
-    CPU pool's worker processes import it under the same name)."""
-    try:
-        if not spec.endswith(".py"):
-            return importlib.import_module(spec)
-        path = Path(spec).resolve()
-        if not path.is_file():
-            raise RegistryError(f"handler module {spec!r} (REACTOR_HANDLER_MODULES) is not a file")
-        folder = str(path.parent)
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        return importlib.import_module(path.stem)
-    except RegistryError:
-        raise
-    except Exception as exc:
-        raise RegistryError(
-            f"cannot import handler module {spec!r} (REACTOR_HANDLER_MODULES): {exc!r}"
-        ) from exc
+def _module_runs(fn: Callable[..., Any]) -> Runs:
+    declared = options_of(fn).runs
+    if declared is not None:
+        return declared
+    if inspect.iscoroutinefunction(fn) or hasattr(fn, OPTIONS_ATTR):
+        return default_runs(fn)
+    return Runs.PROCESS
 
 
 def build_handler(
@@ -167,7 +154,6 @@ def build_handler(
 ) -> Handler:
     """Make a :class:`Handler` from a function (also used by tests and the testing package)."""
     options = options_of(fn)
-    model, path_fields, wants_context = _args_model(name, fn)
     return Handler(
         name=name,
         fn=fn,
@@ -176,10 +162,20 @@ def build_handler(
         source=source or f"{fn.__module__}:{fn.__qualname__}",
         distribution=distribution,
         version=options.version or dist_version,
-        args_model=model,
-        path_fields=path_fields,
-        wants_context=wants_context,
+        arguments=Arguments.of(name, fn),
     )
+
+
+def _unique_names(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
+    seen: dict[str, EntryPoint] = {}
+    for ep in eps:
+        if ep.name in seen:
+            raise DuplicateHandler(
+                f"command {ep.name!r} is declared twice: {_describe(seen[ep.name])} and "
+                f"{_describe(ep)}; uninstall one or rename its entry point"
+            )
+        seen[ep.name] = ep
+    return list(seen.values())
 
 
 def _unique(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
@@ -215,51 +211,3 @@ def _load(ep: EntryPoint) -> Handler:
         raise RegistryError(
             f"handler {ep.name!r} ({ep.value}) has an unusable signature: {exc}"
         ) from exc
-
-
-def _args_model(
-    name: str, fn: Callable[..., Any]
-) -> tuple[type[pydantic.BaseModel], frozenset[str], bool]:
-    signature = inspect.signature(fn)
-    hints = typing.get_type_hints(fn)
-    fields: dict[str, Any] = {}
-    paths: set[str] = set()
-    wants_context = False
-    allow_extra = False
-    for param in signature.parameters.values():
-        if param.name == CONTEXT_PARAM:
-            wants_context = True
-        elif param.kind is param.VAR_KEYWORD:
-            allow_extra = True
-        elif param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
-            raise TypeError(f"parameter {param.name!r} cannot be filled from named args")
-        else:
-            hint = hints.get(param.name, Any)
-            default = ... if param.default is param.empty else param.default
-            fields[param.name] = (hint, default)
-            if _is_path(hint):
-                paths.add(param.name)
-    config = pydantic.ConfigDict(
-        extra="allow" if allow_extra else "forbid", arbitrary_types_allowed=True
-    )
-    model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
-    return model, frozenset(paths), wants_context
-
-
-def _is_path(hint: Any) -> bool:
-    if hint is Path:
-        return True
-    return any(arg is Path for arg in typing.get_args(hint))
-
-
-def _extra_of(model: pydantic.BaseModel) -> dict[str, Any]:
-    return dict(model.model_extra or {})
-
-
-def _explain(exc: pydantic.ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in error["loc"]) or "args"
-        message = "unexpected argument" if error["type"] == "extra_forbidden" else error["msg"]
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)

@@ -1,4 +1,4 @@
-"""The ``ocr`` handler: Tesseract through pytesseract, one ``tesseract`` run per job.
+"""The ``ocr`` handler: one ``tesseract`` run per job (command line and languages via pytesseract).
 
 Tesseract reads the image file itself (no decoding to arrays in Python) and writes every output
 in one run: a TSV, from which ``text``, ``words`` and ``mean_confidence`` are all derived, plus the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +28,10 @@ from reactor_handlers.images import (
     max_pixels,
     source_from_args,
 )
+from reactor_handlers.tesseract import run_tesseract
 
 OcrOutput = Literal["hocr", "alto", "pdf"]
+Progress = Callable[[float, str], None]  # JobContext.progress: fraction, message
 
 OCR_TIMEOUT_S = 300
 FILE_NAMES: dict[str, str] = {"hocr": "ocr.hocr", "alto": "ocr.alto.xml", "pdf": "ocr.pdf"}
@@ -91,6 +93,8 @@ def ocr(
 ) -> dict[str, Any]:
     """Recognise the text of one image (every page of a multi-page TIFF).
 
+    On a multi-page image, progress is reported page by page (``ctx.progress``).
+
     Returns ``text``, ``mean_confidence`` (mean word confidence, 0-100, ``None`` without words),
     ``words`` (``text``, ``conf``, ``left``, ``top``, ``width``, ``height``, 1-based ``page``),
     ``pages``, ``lang`` and ``files``: requested outputs as paths relative to the job directory.
@@ -100,7 +104,7 @@ def ocr(
     options = OcrOptions.checked(lang, psm, oem, dpi, outputs or ())
     source = source_from_args(image, image_bytes, image_base64)
     info = inspect_image(source, max_pixels(ctx))
-    result = recognize(source, info, options, ctx.workdir)
+    result = recognize(source, info, options, ctx.workdir, progress=ctx.progress)
     if inline_outputs:
         result["contents"] = {
             kind: (ctx.workdir / name).read_bytes() for kind, name in result["files"].items()
@@ -109,14 +113,32 @@ def ocr(
 
 
 def recognize(
-    source: ImageSource, info: ImageInfo, options: OcrOptions, workdir: Path
+    source: ImageSource,
+    info: ImageInfo,
+    options: OcrOptions,
+    workdir: Path,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run Tesseract once on a checked image and build the result; outputs go to ``workdir``."""
+    """Run Tesseract once on a checked image and build the result; outputs go to ``workdir``.
+
+    With ``progress`` and more than one page, it is called as each page starts
+    (``(N - 1) / pages``, ``"page N of M"``) and once all are read (``1.0``).
+    """
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".ocr-") as scratch:
         base = Path(scratch) / "out"
-        _run_tesseract(_tesseract_input(source, info, Path(scratch)), base, options, info.name)
+        run_tesseract(
+            _tesseract_input(source, info, Path(scratch)),
+            base,
+            lang=options.lang,
+            config=options.config(),
+            name=info.name,
+            timeout_s=OCR_TIMEOUT_S,
+            on_page=_page_reporter(progress, info.frames),
+        )
         pages, words, text = parse_tsv(_read_tsv(base, info.name))
         files = _keep_outputs(base, options.outputs, workdir)
+    if progress is not None and info.frames > 1:
+        progress(1.0, f"{pages} pages read")
     return {
         "text": text,
         "mean_confidence": _mean_confidence(words),
@@ -195,20 +217,14 @@ def _tesseract_input(source: ImageSource, info: ImageInfo, scratch: Path) -> Pat
     return target
 
 
-def _run_tesseract(input_path: Path, base: Path, options: OcrOptions, name: str) -> None:
-    # One thread per Tesseract: the pool runs one process per core (OpenMP spinning is costly).
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    try:
-        pytesseract.pytesseract.run_tesseract(
-            str(input_path),
-            str(base),
-            extension="",
-            lang=options.lang,
-            config=options.config(),
-            timeout=OCR_TIMEOUT_S,
-        )
-    except pytesseract.TesseractError as error:
-        raise InputError(f"tesseract failed on {name}: {error.message}") from error
+def _page_reporter(progress: Progress | None, pages: int) -> Callable[[int], None] | None:
+    if progress is None or pages <= 1:
+        return None
+
+    def started(page: int) -> None:
+        progress((page - 1) / pages, f"page {page} of {pages}")
+
+    return started
 
 
 def _read_tsv(base: Path, name: str) -> str:

@@ -35,6 +35,7 @@ Binarize = Literal["none", "otsu", "adaptive"]
 
 VISION_TIMEOUT_S = 120
 MAX_SKEW_DEG = 10.0
+MIN_MARGIN_PX = 20  # white kept around the ink by crop_to_ink
 MIN_ROTATION_DEG = 0.15  # smaller skews do not hurt OCR; rotating would only blur the page
 _SKEW_SAMPLE_PX = 1200  # the skew search works on a copy at most this large
 _SAVE_FORMATS = frozenset({"PNG", "TIFF", "JPEG", "WEBP", "BMP"})
@@ -52,6 +53,9 @@ def prepare(
     output: str = "prepared.png",
 ) -> dict[str, Any]:
     """Clean a page for OCR: grayscale, median denoise, deskew, binarize, crop to the ink.
+
+    The crop keeps a white margin of at least ``MIN_MARGIN_PX`` around the ink (added where the
+    image has less), because Tesseract misses text that touches the image's edge.
 
     Binarizing implies grayscale. Returns ``output`` (relative path), ``angle_deg`` (rotation
     applied, counter-clockwise positive), ``width`` and ``height`` of the written image.
@@ -188,16 +192,27 @@ def binarized(pixels: Array, method: Binarize) -> Array:
 
 
 def crop_to_ink(pixels: Array) -> Array:
-    """``pixels`` cropped to the bounding box of the ink plus a margin (2% of the short side)."""
+    """``pixels`` cropped to the bounding box of the ink, with a white margin on every side.
+
+    The margin is ``MIN_MARGIN_PX`` (or 2% of the short side, if larger), added as white where
+    the image has less room around its ink: Tesseract misses text that touches the image's edge
+    (a one-line label cropped without margin read as nothing at all).
+    """
     ink = _ink_mask(_gray(pixels))
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if rows.size == 0:
         return pixels
     height, width = ink.shape
-    margin = max(8, round(0.02 * min(height, width)))
-    top, bottom = max(0, rows[0] - margin), min(height, rows[-1] + 1 + margin)
-    left, right = max(0, cols[0] - margin), min(width, cols[-1] + 1 + margin)
-    return pixels[top:bottom, left:right]
+    margin = max(MIN_MARGIN_PX, round(0.02 * min(height, width)))
+    top, bottom = rows[0] - margin, rows[-1] + 1 + margin
+    left, right = cols[0] - margin, cols[-1] + 1 + margin
+    cropped = pixels[max(0, top) : min(height, bottom), max(0, left) : min(width, right)]
+    border = (max(0, -top), max(0, bottom - height), max(0, -left), max(0, right - width))
+    if not any(border):
+        return cropped
+    white = (255,) * (pixels.shape[2] if pixels.ndim == 3 else 1)
+    padded = cv2.copyMakeBorder(cropped, *border, cv2.BORDER_CONSTANT, value=white)
+    return np.asarray(padded, dtype=np.uint8)
 
 
 def _sharpest(

@@ -55,3 +55,31 @@ BAD_IMAGES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "zero-by-zero": (lambda _: png_bytes(0, 0), "is an empty image (0x0 pixels)"),
     "one-by-zero": (lambda _: png_bytes(1, 0), "is an empty image (1x0 pixels)"),
 }
+
+
+LABEL_TEXT = "Sample 0815 grade A"
+
+
+def render_label(
+    text: str, path: Path, *, pad_px: tuple[int, int] = (10, 2), seed: int = 1
+) -> Path:
+    """A one-line label: dark text on noisy grey, the ink ``pad_px`` (x, y) from the edges.
+
+    DejaVu Sans 20 px at 300 dpi; the background is grey 165 with Gaussian noise (sigma 14),
+    the ink 45 (sigma 12), drawn from a seeded generator so that each run sees the same pixels.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+    from reactor_handlers.samples import DEJAVU_SANS
+
+    font = ImageFont.truetype(str(DEJAVU_SANS), 20)
+    left, top, right, bottom = font.getbbox(text)
+    size = (right - left + 2 * pad_px[0], bottom - top + 2 * pad_px[1])
+    stencil = Image.new("L", size, 0)
+    ImageDraw.Draw(stencil).text((pad_px[0] - left, pad_px[1] - top), text, fill=255, font=font)
+    ink = np.asarray(stencil) > 127
+    rng = np.random.default_rng(seed)
+    grey = rng.normal(165, 14, size=ink.shape)
+    grey[ink] = rng.normal(45, 12, size=int(ink.sum()))
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(path, dpi=(300, 300))
+    return path

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from page_helpers import SECOND_TEXT, SHORT_TEXT, make_ctx, normalise
+from PIL import Image, ImageSequence
 from reactor_handlers.ocr import FILE_NAMES, OcrOptions, ocr, parse_tsv
+from reactor_handlers.tesseract import run_tesseract
 
-from reactor.errors import InputError
+from reactor import progress
+from reactor.errors import InputError, JobTimeout
 from reactor.handler import JobContext, Runs, options_of
 
 Cer = Callable[[str, str], float]
@@ -112,6 +116,43 @@ def test_multi_page_tiff_gives_two_pages(ctx: JobContext, two_page_tiff: Path, c
     assert cer(SECOND_TEXT, second) < 0.05
     hocr = (ctx.workdir / result["files"]["hocr"]).read_text(encoding="utf-8")
     assert hocr.count("class='ocr_page'") == 2
+
+
+@pytest.fixture
+def reports() -> Iterator[list[tuple[str, float, str | None]]]:
+    """Progress reports of this test, through a sink installed the way the reactor installs one."""
+    seen: list[tuple[str, float, str | None]] = []
+    previous = progress.set_sink(
+        lambda job_id, fraction, message: seen.append((job_id, fraction, message))
+    )
+    yield seen
+    progress.set_sink(previous)
+
+
+def test_a_multi_page_tiff_reports_progress_page_by_page(
+    ctx: JobContext, short_page: Path, two_page_tiff: Path, tmp_path: Path, reports: list[Any]
+) -> None:
+    """Three pages: a report as each page starts, then 1.0 once all are read."""
+    three = tmp_path / "three.tif"
+    with Image.open(two_page_tiff) as first_two, Image.open(short_page) as third:
+        pages = [frame.copy() for frame in ImageSequence.Iterator(first_two)]
+        pages[0].save(three, save_all=True, append_images=[*pages[1:], third], dpi=(300, 300))
+    result = ocr(ctx, image=three)
+    assert result["pages"] == 3
+    assert reports == [
+        ("test-job", 0.0, "page 1 of 3"),
+        ("test-job", pytest.approx(1 / 3), "page 2 of 3"),
+        ("test-job", pytest.approx(2 / 3), "page 3 of 3"),
+        ("test-job", 1.0, "3 pages read"),
+    ]
+
+
+def test_a_single_page_reports_no_progress(
+    ctx: JobContext, short_page: Path, reports: list[Any]
+) -> None:
+    """One page is one step: no progress writes for it."""
+    ocr(ctx, image=short_page)
+    assert reports == []
 
 
 def test_format_tesseract_cannot_read_is_converted(
@@ -257,3 +298,31 @@ def test_tsv_parsing_separates_lines_paragraphs_and_pages() -> None:
         "page": 2,
     }
     assert normalise(text) == "one two three four five"
+
+
+def test_tesseract_past_its_timeout_is_killed(clean_page: Path, tmp_path: Path) -> None:
+    """A Tesseract run longer than its bound is killed and reported as a JobTimeout."""
+    with pytest.raises(JobTimeout):
+        run_tesseract(
+            clean_page, tmp_path / "out", lang="eng", config="tsv", name="x", timeout_s=0.01
+        )
+
+
+def test_a_failing_progress_report_stops_tesseract(two_page_tiff: Path, tmp_path: Path) -> None:
+    """An exception from the page callback propagates, and Tesseract is not left running."""
+
+    def refuse(page: int) -> None:
+        raise RuntimeError(f"no report for page {page}")
+
+    with pytest.raises(RuntimeError, match="no report for page 1"):
+        run_tesseract(
+            two_page_tiff,
+            tmp_path / "out",
+            lang="eng",
+            config="tsv",
+            name="x",
+            timeout_s=60,
+            on_page=refuse,
+        )
+    children = Path(f"/proc/self/task/{threading.get_native_id()}/children")
+    assert not children.exists() or children.read_text().split() == []

@@ -9,10 +9,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from page_helpers import make_ctx
+from page_helpers import LABEL_TEXT, make_ctx, render_label
 from PIL import Image
+from reactor_handlers.ocr import ocr
 from reactor_handlers.samples import make_skewed
-from reactor_handlers.vision import estimate_skew, ocr_page, prepare, resize, thumbnail
+from reactor_handlers.vision import (
+    MIN_MARGIN_PX,
+    crop_to_ink,
+    estimate_skew,
+    ocr_page,
+    prepare,
+    resize,
+    thumbnail,
+)
 
 from reactor.errors import InputError, PathEscape
 from reactor.handler import JobContext, Runs, options_of
@@ -204,3 +213,39 @@ def test_vision_handlers_run_in_the_process_pool(command: Callable[..., object])
     assert options.runs is Runs.PROCESS
     assert options.timeout_s is not None
     assert options.version == "1"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ocr_page_reads_a_one_line_label_as_plain_ocr_does(ctx: JobContext, seed: int) -> None:
+    """A label whose ink nearly touches its edges: prepare keeps a margin, so OCR still reads it.
+
+    Cropped without a margin, this label read as empty text while plain ``ocr`` read it.
+    """
+    label = render_label(LABEL_TEXT, ctx.workdir / "label.png", seed=seed)
+    plain = ocr(ctx, image=label)
+    assert plain["text"] == LABEL_TEXT
+    prepared = ocr_page(ctx, label)
+    assert prepared["text"] == plain["text"]
+
+
+def test_crop_keeps_a_white_margin_where_the_ink_touches_the_edge() -> None:
+    """Ink at the image's edge gets a white margin added; elsewhere the margin is cut from it."""
+    pixels = np.full((60, 200), 255, dtype=np.uint8)
+    pixels[0:10, 50:150] = 0  # ink touching the top edge
+    cropped = crop_to_ink(pixels)
+    ink_rows = np.flatnonzero((cropped < 128).any(axis=1))
+    ink_cols = np.flatnonzero((cropped < 128).any(axis=0))
+    assert ink_rows[0] == MIN_MARGIN_PX  # white added above
+    assert cropped.shape[0] - 1 - ink_rows[-1] == MIN_MARGIN_PX
+    assert (ink_cols[0], cropped.shape[1] - 1 - ink_cols[-1]) == (MIN_MARGIN_PX, MIN_MARGIN_PX)
+    assert (cropped[:MIN_MARGIN_PX] == 255).all()
+    assert int((cropped < 128).sum()) == 10 * 100  # every ink pixel kept
+
+
+def test_crop_keeps_colour_images_white_around_the_ink() -> None:
+    """A colour image's added margin is white in every channel."""
+    pixels = np.full((40, 40, 3), 255, dtype=np.uint8)
+    pixels[:5, :5] = (10, 20, 30)
+    cropped = crop_to_ink(pixels)
+    assert cropped.shape == (5 + 2 * MIN_MARGIN_PX, 5 + 2 * MIN_MARGIN_PX, 3)
+    assert (cropped[:MIN_MARGIN_PX] == 255).all()

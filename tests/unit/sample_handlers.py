@@ -32,3 +32,15 @@ async def anything(**kwargs: Any) -> dict[str, Any]:
 def positional_only(a: int, /) -> int:
     """Cannot be called with named args."""
     return a
+
+
+def with_paths(
+    pages: list[Path],
+    pair: tuple[Path, ...] = (),
+    named: dict[str, Path] | None = None,
+    maybe: Path | None = None,
+    out: Path = Path("edges.png"),
+    report: Path = "report.txt",  # type: ignore[assignment]  # a str default, validated as a Path
+) -> dict[str, Any]:
+    """Path arguments of every shape, with defaults."""
+    return {"pages": pages, "pair": pair, "named": named, "maybe": maybe, "out": out}

@@ -278,8 +278,9 @@ def test_reactor_service_runs_the_way_operators_expect() -> None:
     """Restart policy, jobs volume, port 8080, a health check, and MongoDB healthy first."""
     reactor = services()["reactor"]
     assert reactor["restart"] == "unless-stopped"
-    assert any(v.split(":")[1] == "/shared/jobs" for v in reactor["volumes"])
-    named = reactor["volumes"][0].split(":")[0]
+    volumes = [interpolate(v) for v in reactor["volumes"]]
+    assert any(v.split(":")[1] == "/shared/jobs" for v in volumes)
+    named = volumes[0].split(":")[0]
     assert named in compose()["volumes"]
     assert any(interpolate(p).endswith(":8080") for p in reactor["ports"])
     assert reactor["healthcheck"]["test"][:2] == ["CMD", "reactor-healthcheck"]
@@ -329,6 +330,43 @@ def test_docker_compose_validates_the_file(profiles: list[str]) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def published(service: dict[str, Any]) -> list[str]:
+    """A service's ``ports`` entries with compose's defaults filled in."""
+    return [interpolate(str(port)) for port in service.get("ports", [])]
+
+
+def test_every_published_port_binds_to_localhost_by_default() -> None:
+    """Compose publishes MongoDB and the reactor's endpoints on 127.0.0.1 unless told otherwise."""
+    for name, service in services().items():
+        for port in published(service):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert published(services()["reactor"]) == ["127.0.0.1:8080:8080"]
+
+
+def test_the_reactor_address_and_jobs_directory_can_be_opened_up() -> None:
+    """REACTOR_HOST_ADDRESS and JOBS_VOLUME are the documented ways to widen the defaults."""
+    reactor = services()["reactor"]
+    assert reactor["ports"][0].startswith("${REACTOR_HOST_ADDRESS:-127.0.0.1}:")
+    assert reactor["volumes"][0] == "${JOBS_VOLUME:-jobs}:/shared/jobs"
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    for variable in ("REACTOR_HOST_ADDRESS", "JOBS_VOLUME"):
+        assert variable in docs
+        assert variable in COMPOSE_FILE.read_text()
+
+
+def test_handler_modules_have_a_mount_point_in_compose_and_the_image() -> None:
+    """./handlers is mounted read-only at /opt/reactor-handlers, which the image creates."""
+    reactor = services()["reactor"]
+    assert "./handlers:/opt/reactor-handlers:ro" in reactor["volumes"]
+    assert (DEPLOY / "handlers").is_dir()
+    assert "REACTOR_HANDLER_MODULES" in environment(reactor)
+    assert settings_from(environment(reactor)).handler_module_list == []
+    runtime = final_stage(dockerfile_instructions())
+    runs = " ".join(a for keyword, a in runtime if keyword == "RUN")
+    assert "/opt/reactor-handlers" in runs
+    assert "REACTOR_HANDLER_MODULES=/opt/reactor-handlers/app.py" in DOCKERFILE.read_text()
 
 
 # -------------------------------------------------------------------------------- Dockerfile
@@ -547,6 +585,14 @@ def test_deployment_resources_fit_the_pool() -> None:
     limits = reactor_container()["resources"]["limits"]
     assert quantity(limits["cpu"]) == settings.cpu_workers
     assert quantity(limits["memory"]) > settings.cpu_workers * settings.pool_max_rss_mb * 2**20
+
+
+def test_operations_guide_puts_the_shared_volume_first() -> None:
+    """docs/operations.md says ReadWriteMany before its first section on running anything."""
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    first_section = docs.index("\n## ")
+    assert docs.index("ReadWriteMany") < docs.index("## Quickstart")
+    assert "ReadWriteMany" in docs[first_section : docs.index("## Quickstart")]
 
 
 def test_deployment_mounts_the_jobs_dir_and_runs_as_the_image_user() -> None:

@@ -118,3 +118,60 @@ def test_decorator_rejects_inconsistent_options() -> None:
         @handler(timeout_s=0)
         async def f() -> None:
             return None
+
+
+def test_default_path_arguments_resolve_inside_the_job_directory(tmp_path: Path) -> None:
+    """A Path default (``out: Path = Path("edges.png")``, or a str default) lands in the job dir."""
+    import sample_handlers as m
+
+    bound = build_handler("paths", m.with_paths).bind_args({"pages": []}, tmp_path)
+    root = tmp_path.resolve()
+    assert bound["out"] == root / "edges.png"
+    assert bound["report"] == root / "report.txt"
+    assert "maybe" not in bound  # a None default stays the handler's own
+
+
+def test_containers_of_paths_resolve_element_by_element(tmp_path: Path) -> None:
+    """list[Path], tuple[Path, ...], dict[str, Path] and Path | None resolve each element."""
+    import sample_handlers as m
+
+    args = {
+        "pages": ["a.txt", "sub/b.txt"],
+        "pair": ["x", "y"],
+        "named": {"left": "l.png"},
+        "maybe": "m.txt",
+    }
+    bound = build_handler("paths", m.with_paths).bind_args(args, tmp_path)
+    root = tmp_path.resolve()
+    assert bound["pages"] == [root / "a.txt", root / "sub/b.txt"]
+    assert bound["pair"] == (root / "x", root / "y")
+    assert bound["named"] == {"left": root / "l.png"}
+    assert bound["maybe"] == root / "m.txt"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"pages": ["ok.txt", "../escape.txt"]},
+        {"pages": [], "pair": ["/etc/passwd"]},
+        {"pages": [], "named": {"k": "../../x"}},
+        {"pages": [], "maybe": "../x"},
+        {"pages": [], "out": "/tmp/elsewhere.png"},
+    ],
+)
+def test_an_escaping_path_in_any_container_fails(tmp_path: Path, args: dict[str, object]) -> None:
+    """Every path, wherever it sits in the arguments, must stay inside the job directory."""
+    import sample_handlers as m
+
+    with pytest.raises(PathEscape):
+        build_handler("paths", m.with_paths).bind_args(args, tmp_path)
+
+
+def test_a_path_default_that_is_not_a_path_stops_startup() -> None:
+    """A default that does not validate against its Path hint is refused when loading."""
+
+    def bad(out: Path = 3) -> None:  # type: ignore[assignment]
+        return None
+
+    with pytest.raises(TypeError, match="default of 'out'"):
+        build_handler("bad", bad)

@@ -1,0 +1,111 @@
+"""A handler's arguments: a pydantic model built from its signature, and binding a job's ``args``.
+
+Every parameter but ``ctx`` becomes a field with its type hint and default; ``**kwargs`` allows
+extra arguments; positional-only and ``*args`` parameters cannot be filled from a mapping and are
+refused when the handler is loaded. A parameter whose hint mentions ``pathlib.Path`` anywhere
+(``Path``, ``Path | None``, ``list[Path]``, ``tuple[Path, ...]``, ``dict[str, Path]``, nested) is
+resolved inside the job directory, element by element, whether the job passed it or the handler's
+default supplied it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+import pydantic
+
+from reactor.errors import InvalidArguments
+from reactor.handler import CONTEXT_PARAM
+from reactor.workdir import resolve_paths
+
+_ADAPTER_CONFIG = pydantic.ConfigDict(arbitrary_types_allowed=True)
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """How one handler's arguments are checked and bound."""
+
+    model: type[pydantic.BaseModel]
+    path_fields: frozenset[str]
+    path_defaults: Mapping[str, Any]  # validated defaults of path fields (``None`` left out)
+    wants_context: bool
+
+    @classmethod
+    def of(cls, name: str, fn: Callable[..., Any]) -> Arguments:
+        """Build the argument model of ``fn``; ``TypeError`` for a signature args cannot fill."""
+        signature = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+        fields: dict[str, Any] = {}
+        paths: set[str] = set()
+        wants_context = allow_extra = False
+        for param in signature.parameters.values():
+            if param.name == CONTEXT_PARAM:
+                wants_context = True
+            elif param.kind is param.VAR_KEYWORD:
+                allow_extra = True
+            elif param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
+                raise TypeError(f"parameter {param.name!r} cannot be filled from named args")
+            else:
+                hint = hints.get(param.name, Any)
+                fields[param.name] = (hint, ... if param.default is param.empty else param.default)
+                if mentions_path(hint):
+                    paths.add(param.name)
+        config = pydantic.ConfigDict(
+            extra="allow" if allow_extra else "forbid", arbitrary_types_allowed=True
+        )
+        model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
+        return cls(model, frozenset(paths), _path_defaults(model, paths), wants_context)
+
+    def bind(self, name: str, args: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+        """Validate ``args``; resolve path arguments (given or defaulted) inside ``workdir``."""
+        try:
+            model = self.model.model_validate(dict(args))
+        except pydantic.ValidationError as exc:
+            raise InvalidArguments(f"invalid args for {name!r}: {explain(exc)}") from None
+        values = {key: getattr(model, key) for key in model.model_fields_set}
+        values.update(model.model_extra or {})
+        for key in self.path_fields:
+            if key not in values and key in self.path_defaults:
+                values[key] = self.path_defaults[key]
+            if values.get(key) is not None:
+                values[key] = resolve_paths(workdir, values[key])
+        return values
+
+
+def mentions_path(hint: Any) -> bool:
+    """Whether a type hint is, or contains anywhere, ``pathlib.Path`` (or another path type)."""
+    if isinstance(hint, type) and issubclass(hint, PurePath):
+        return True
+    return any(mentions_path(arg) for arg in typing.get_args(hint))
+
+
+def _path_defaults(model: type[pydantic.BaseModel], paths: set[str]) -> dict[str, Any]:
+    """The defaults of path fields, validated like passed values (``"out.png"`` becomes a Path)."""
+    found: dict[str, Any] = {}
+    for key in paths:
+        info = model.model_fields[key]
+        if info.is_required() or info.default is None:
+            continue
+        try:
+            adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
+                info.annotation or Any, config=_ADAPTER_CONFIG
+            )
+            found[key] = adapter.validate_python(info.default)
+        except pydantic.ValidationError as exc:
+            raise TypeError(f"default of {key!r} does not match its type: {explain(exc)}") from None
+    return found
+
+
+def explain(exc: pydantic.ValidationError) -> str:
+    """A validation error as ``where: what`` parts joined by ``;``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "args"
+        message = "unexpected argument" if error["type"] == "extra_forbidden" else error["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
