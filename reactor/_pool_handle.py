@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Any
 
 from reactor._pool_protocol import DEADLINE, DEADLINE_PASSED, READY, STOP, STOPPING, TASK_HEADER
 from reactor._pool_worker import main
@@ -58,9 +59,9 @@ class WorkerProcess:
 
     @classmethod
     def start(
-        cls, context: SpawnContext, on_exit: Callable[[WorkerProcess], None], *args: str
+        cls, context: SpawnContext, on_exit: Callable[[WorkerProcess], None], *args: Any
     ) -> WorkerProcess:
-        """Start a worker process running :func:`main` (``args``: log format and level)."""
+        """Start a worker process running :func:`main` (``args``: its log settings)."""
         conn, child_conn = context.Pipe(duplex=True)
         control, child_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = context.Process(

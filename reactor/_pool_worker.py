@@ -38,6 +38,7 @@ from reactor._pool_protocol import (
 from reactor._pool_watchdog import die_with_parent, start_watchdog
 from reactor.errors import JobError, Retry, WorkdirUnavailable
 from reactor.handler import JobContext
+from reactor.log_processors import DEFAULT_MAX_LINE_BYTES
 
 # Native libraries (Tesseract through OpenMP, OpenBLAS) start one thread per core by default;
 # with one worker per core that oversubscribes the machine. The tesseract binary inherits these.
@@ -50,6 +51,8 @@ def main(
     parent_pid: int,
     log_format: reactor.logging.LogFormat,
     log_level: str,
+    show_locals: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> None:
     """Entry point of a worker process: set up, say ready, then serve tasks until told to stop."""
     os.environ.update(THREAD_LIMITS)
@@ -58,7 +61,9 @@ def main(
     finished = start_watchdog(control)  # before any thread; it kills the group, now our own
     die_with_parent(parent_pid)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    reactor.logging.configure(log_format, log_level)
+    reactor.logging.configure(
+        log_format, log_level, show_locals=show_locals, max_line_bytes=max_line_bytes
+    )
     courier = Courier(conn)
     home = os.open(os.curdir, os.O_RDONLY)  # where to return after each task, even if renamed
     try:

@@ -36,7 +36,7 @@ from reactor.handler import JobContext, Runs
 from reactor.isolation import Isolation
 from reactor.lease import Lease
 from reactor.liveness import Liveness, running_entry
-from reactor.logging import bind_job, get_logger
+from reactor.logging import bind_job, get_logger, log_handler_failure
 from reactor.model import Job
 from reactor.outcome import HAND_BACK, Outcome, cancelled, failed, sort_exception, sort_value
 from reactor.recorder import Observer, Recorder
@@ -166,7 +166,7 @@ class Dispatcher:
         if error is None:
             return sort_value(value)
         if not isinstance(error, JobError | Retry):
-            log.warning("handler_raised", exc_info=error)
+            log_handler_failure(log, error, event="handler_raised")
         return sort_exception(error, attempt=job.attempt, policy=self.policy(handler))
 
     async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:

@@ -78,13 +78,20 @@ class CpuPool:
         max_rss_mb: int = 1024,
         log_format: LogFormat = "json",
         log_level: str = "info",
+        log_show_locals: bool = False,
+        log_max_line_bytes: int = 2048,
     ) -> None:
         if workers < 1 or max_tasks_per_worker < 1 or max_rss_mb < 1:
             raise ValueError("workers, max_tasks_per_worker and max_rss_mb must be positive")
         self._size = workers
         self._max_tasks = max_tasks_per_worker
         self._max_rss_bytes = max_rss_mb * 2**20
-        self._worker_args = (log_format, log_level)
+        self._worker_args: tuple[Any, ...] = (
+            log_format,
+            log_level,
+            log_show_locals,
+            log_max_line_bytes,
+        )
         self._context = multiprocessing.get_context("spawn")
         self._idle: deque[WorkerProcess] = deque()
         self._busy: set[WorkerProcess] = set()

@@ -215,6 +215,8 @@ class Reactor:
             max_rss_mb=s.pool_max_rss_mb,
             log_format=s.log_format,
             log_level=s.log_level,
+            log_show_locals=s.log_locals,
+            log_max_line_bytes=s.log_max_line_bytes,
         )
         await pool.start()
         return pool

@@ -1,9 +1,23 @@
-"""An in-process MongoDB wire-protocol server for tests: :class:`MongoDouble`.
+"""Testing without MongoDB: the wire-protocol double, and a reactor to run handlers against it.
 
-Real PyMongo clients (sync and async) connect to it as to a one-member replica set; storage and
-query semantics come from mongomock. Pytest fixtures live in :mod:`reactor.testing.fixtures`.
+- :class:`MongoDouble`: an in-process MongoDB server that real PyMongo clients (sync and async)
+  connect to as to a one-member replica set.
+- :func:`running_reactor`: an async context manager that starts a double (or uses a URI) and a
+  reactor with the handlers you give, and yields a :class:`RunningReactor` with
+  ``submit_and_wait``. Pytest fixtures live in :mod:`reactor.testing.fixtures`.
 """
+
+from typing import Any
 
 from reactor.testing.server import DoubleNotRunning, MongoDouble
 
-__all__ = ["DoubleNotRunning", "MongoDouble"]
+__all__ = ["DoubleNotRunning", "MongoDouble", "RunningReactor", "running_reactor"]
+
+
+def __getattr__(name: str) -> Any:
+    # The harness imports the whole reactor; load it only when asked for.
+    if name in ("running_reactor", "RunningReactor"):
+        from reactor.testing import harness
+
+        return getattr(harness, name)
+    raise AttributeError(f"module 'reactor.testing' has no attribute {name!r}")

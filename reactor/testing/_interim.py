@@ -60,7 +60,7 @@ def _inc_updater(doc: Any, field_name: str, value: Any) -> None:
                 f"'{field_name}' of non-numeric type {type(held).__name__}",
                 code=14,
             )
-    _original_inc(doc, field_name, value)
+    _original_inc(doc, field_name, value)  # type: ignore[no-untyped-call]
 
 
 def install() -> None:

@@ -67,11 +67,6 @@ async def test_a_seed_app_runs_unchanged(settings: Settings, db: Db, app_py: Pat
     assert (failed["error"]["type"], failed["error"]["message"]) == ("ValueError", "no paper")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pool's per-task working directory (pool branch) and dispatch passing the "
-    "job directory to it (lead); remove this mark when both are merged",
-)
 async def test_a_relative_write_lands_in_the_job_directory(
     settings: Settings, db: Db, app_py: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
