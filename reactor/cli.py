@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio
 
-from reactor import __version__, cli_jobs
+from reactor import __version__, cli_jobs, cli_migrate
 from reactor.cli_support import (
     EXIT_CODES_TEXT,
     Formatter,
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     cli_jobs.add_commands(sub)
+    cli_migrate.add_command(sub)
 
     handlers = sub.add_parser(
         "handlers",
