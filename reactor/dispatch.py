@@ -139,6 +139,24 @@ class Dispatcher:
             return early
         in_process = handler.runs is not Runs.PROCESS
         alone = job.reclaimed and in_process
+        value: Any = None
+        error: BaseException | None = None
+        with watch.scope:
+            try:
+                async with self.isolation.slot(in_process=in_process, alone=alone):
+                    # Marked isolated only once it runs alone: a job still waiting for its turn
+                    # when the reactor dies is not the one that killed it.
+                    started = await self._start(job, alone)
+                    if not isinstance(started, bool):
+                        return started
+                    value = await self._call(job, handler, lease, tg)
+            except Exception as exc:
+                error = exc
+        return self._sort(job, handler, watch, value, error)
+
+    async def _start(self, job: Job, alone: bool) -> Outcome | bool | None:
+        """Write the start, if one is needed: True, or what to record instead (``None``: the
+        lease is lost, record nothing)."""
         try:
             await self.store.start(job, isolated=alone)
         except LeaseLost:
@@ -146,15 +164,7 @@ class Dispatcher:
         except PyMongoError as exc:
             log.warning("job_start_not_recorded", error=str(exc)[:300])
             return HAND_BACK
-        value: Any = None
-        error: BaseException | None = None
-        with watch.scope:
-            try:
-                async with self.isolation.slot(in_process=in_process, alone=alone):
-                    value = await self._call(job, handler, lease, tg)
-            except Exception as exc:
-                error = exc
-        return self._sort(job, handler, watch, value, error)
+        return True
 
     def _sort(
         self, job: Job, handler: Handler, watch: Watch, value: Any, error: BaseException | None
