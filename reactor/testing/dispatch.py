@@ -36,7 +36,18 @@ async def _answer(backend: Backend, body: Doc, connection_id: int) -> Doc:
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
         return error_reply(59, message)
-    return await _run(handler, Context(backend, db, connection_id), body)
+    key = backend.retryable.key(name, body)
+    if key is None:
+        return await _run(handler, Context(backend, db, connection_id), body)
+    try:
+        recorded = backend.retryable.recall(key)
+    except CommandFailed as exc:
+        return exc.reply()
+    if recorded is not None:
+        return recorded
+    reply = await _run(handler, Context(backend, db, connection_id), body)
+    backend.retryable.remember(key, {"ok": 1.0, **reply} if "ok" not in reply else reply)
+    return reply
 
 
 async def _run(handler: object, ctx: Context, body: Doc) -> Doc:

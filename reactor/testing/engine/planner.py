@@ -1,0 +1,252 @@
+"""Query plans: which index to scan, over which key ranges, and whether that gives the sort.
+
+For each index, the predicates on its leading fields become bounds: equality and ``$in`` points
+(``$in`` explodes into one scan per combination of points), then at most one range field. The
+plan with the most bounded fields wins; a unique index bounded to one key wins outright, and
+serving the requested sort from the index breaks ties. Scans of several point prefixes are
+merged on the rest of the key, so ``{status: {$in: [null, "queued"]}}`` sorted by ``_id`` over
+``(status, priority, _id)`` still comes out in ``_id`` order without sorting. A top-level
+``$or`` whose every branch can use an index becomes a union of plans. Otherwise: a scan of the
+whole collection in natural order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reactor.testing.engine import bounds as bd
+from reactor.testing.engine import keystring as ks
+from reactor.testing.engine.index import Index, seq_of
+from reactor.testing.engine.matcher import compile_filter, is_operator_doc
+from reactor.testing.replies import Doc
+
+SortSpec = list[tuple[str, int]]
+_MAX_PREFIXES = 512
+_UNIQUE_POINT = 1000
+
+
+@dataclass
+class Plan:
+    """How to find the candidate records of one query."""
+
+    index: Index | None = None
+    scans: list[tuple[int, list[tuple[bytes, bytes | None]]]] = field(default_factory=list)
+    sorted: bool = False  # candidates arrive in the requested sort order
+    reverse: bool = False
+    score: float = 0.0
+    branches: list[Plan] | None = None  # a union of plans for a top-level $or
+
+    @property
+    def dedupe(self) -> bool:
+        return self.branches is not None or (self.index is not None and self.index.multikey)
+
+    def describe(self) -> str:
+        if self.branches is not None:
+            return "OR(" + ", ".join(branch.describe() for branch in self.branches) + ")"
+        return "COLLSCAN" if self.index is None else f"IXSCAN {self.index.spec.name}"
+
+
+def conjuncts(spec: Doc) -> tuple[dict[str, list[Any]], list[list[Any]]]:
+    """The predicates every match must satisfy, by path, and the ``$or`` lists among them."""
+    fields: dict[str, list[Any]] = {}
+    ors: list[list[Any]] = []
+    for key, value in spec.items():
+        if key == "$and" and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    sub_fields, sub_ors = conjuncts(item)
+                    for path, conds in sub_fields.items():
+                        fields.setdefault(path, []).extend(conds)
+                    ors.extend(sub_ors)
+        elif key == "$or" and isinstance(value, list):
+            ors.append(value)
+        elif not key.startswith("$"):
+            fields.setdefault(key, []).append(value)
+    return fields, ors
+
+
+def plan_query(indexes: list[Index], spec: Doc, sort: SortSpec, hint: Index | None = None) -> Plan:
+    fields, ors = conjuncts(spec)
+    fixed = {path for path, conds in fields.items() if _single_point(conds)}
+    rest = [(path, direction) for path, direction in sort if path not in fixed]
+    if hint is not None:
+        return _index_plan(hint, fields, rest, forced=True) or Plan()
+    plans = [_index_plan(index, fields, rest) for index in indexes if not index.spec.hidden]
+    best = max((p for p in plans if p is not None), key=lambda p: p.score, default=None)
+    if best is not None and best.score >= 1:
+        return best
+    if ors:
+        union = _union(indexes, spec, ors[0])
+        if union is not None:
+            return union
+    return best or Plan()
+
+
+def _single_point(conds: list[Any]) -> bool:
+    found: bd.Bounds = None
+    for cond in conds:
+        found = bd.intersect(found, bd.predicate_bounds(cond)[0])
+    return found is not None and len(found) == 1 and found[0].point
+
+
+def _union(indexes: list[Index], spec: Doc, branches: list[Any]) -> Plan | None:
+    outer = {key: value for key, value in spec.items() if key != "$or"}
+    plans = []
+    for branch in branches:
+        if not isinstance(branch, dict):
+            return None
+        plan = plan_query(indexes, {"$and": [branch, outer]} if outer else branch, [])
+        if plan.index is None and plan.branches is None:
+            return None
+        plans.append(plan)
+    return Plan(branches=plans, score=0.5)
+
+
+def _index_plan(
+    index: Index, fields: dict[str, list[Any]], sort: SortSpec, *, forced: bool = False
+) -> Plan | None:
+    spec = index.spec
+    if not forced and spec.partial is not None and not _implies(fields, spec.partial):
+        return None
+    per_field = [_field_bounds(fields.get(name, [])) for name in index.fields]
+    if not forced and spec.sparse and not _excludes_null(per_field[0]):
+        return None
+    prefixes, points, ranges, range_at = [b""], 0, None, len(index.fields)
+    for position, found in enumerate(per_field):
+        if found is None:
+            range_at = position
+            break
+        if all(i.point for i in found) and len(prefixes) * len(found) <= _MAX_PREFIXES:
+            codes = [_code(i, index.descending[position]) for i in found]
+            prefixes = [prefix + code for prefix in prefixes for code in codes]
+            points += 1
+            continue
+        ranges, range_at = found, position
+        break
+    served, reverse = _serves(index, range_at, sort)
+    score = points * 2.0 + (1 if ranges is not None else 0) + (0.5 if sort and served else 0)
+    if spec.unique and points == len(index.fields) and len(prefixes) <= 1:
+        score = _UNIQUE_POINT
+    if score == 0 and not forced:
+        return None
+    descending = range_at < len(index.fields) and index.descending[range_at]
+    scans = [(len(p), _ranges(p, ranges, descending)) for p in prefixes]
+    return Plan(index, scans, served, reverse, score)
+
+
+def _field_bounds(conds: list[Any]) -> bd.Bounds:
+    found: bd.Bounds = None
+    for cond in conds:
+        found = bd.intersect(found, bd.predicate_bounds(cond)[0])
+    return found
+
+
+def _excludes_null(found: bd.Bounds) -> bool:
+    return found is not None and not any(bd.contains(i, ks.NULL_KEY) for i in found)
+
+
+def _code(interval: bd.Interval, descending: bool) -> bytes:
+    assert interval.lo is not None
+    return ks.invert(interval.lo[0]) if descending else interval.lo[0]
+
+
+def _serves(index: Index, start: int, sort: SortSpec) -> tuple[bool, bool]:
+    """Whether scanning ``index`` (forward or in reverse) yields ``sort`` order past ``start``."""
+    if not sort:
+        return True, False
+    if index.multikey or len(sort) > len(index.fields) - start:
+        return False, False
+    wanted = [(path, direction < 0) for path, direction in sort]
+    have = list(zip(index.fields[start:], index.descending[start:], strict=True))[: len(sort)]
+    if wanted == have:
+        return True, False
+    if wanted == [(path, not desc) for path, desc in have]:
+        return True, True
+    return False, False
+
+
+def _ranges(prefix: bytes, ranges: bd.Bounds, descending: bool) -> list[tuple[bytes, bytes | None]]:
+    end = ks.successor(prefix) if prefix else None
+    if ranges is None:
+        return [(prefix, end)]
+    out: list[tuple[bytes, bytes | None]] = []
+    for interval in reversed(ranges) if descending else ranges:
+        low, high = (
+            _inverted(interval)
+            if descending
+            else (bd.lower_bytes(interval.lo), bd.upper_bytes(interval.hi))
+        )
+        if low is not None:
+            out.append((prefix + low, end if high is None else prefix + high))
+    return out
+
+
+def _inverted(interval: bd.Interval) -> tuple[bytes | None, bytes | None]:
+    """The key range of ``interval`` on a descending (inverted) field."""
+    low: bytes | None = b""
+    high: bytes | None = None
+    if interval.hi is not None:
+        code = ks.invert(interval.hi[0])
+        low = code if interval.hi[1] else ks.successor(code)
+    if interval.lo is not None:
+        code = ks.invert(interval.lo[0])
+        high = ks.successor(code) if interval.lo[1] else code
+    return low, high
+
+
+def _implies(fields: dict[str, list[Any]], partial: Doc) -> bool:
+    """Whether every document the query can match lies inside the partial filter."""
+    wanted, ors = conjuncts(partial)
+    if ors:
+        return False
+    for path, conds in wanted.items():
+        check = compile_filter({"$and": [{path: cond} for cond in conds]})
+        values = _equalities(fields.get(path, []))
+        implied = values is not None and all(check({path: value}) for value in values)
+        if not implied and not any(cond in fields.get(path, []) for cond in conds):
+            return False
+    return True
+
+
+def _equalities(conds: list[Any]) -> list[Any] | None:
+    """The values an equality or ``$in`` among ``conds`` allows, or None if none restricts so."""
+    for cond in conds:
+        if not is_operator_doc(cond):
+            return [cond]
+        if "$eq" in cond:
+            return [cond["$eq"]]
+        if isinstance(cond.get("$in"), list):
+            return list(cond["$in"])
+    return None
+
+
+def candidates(plan: Plan) -> Iterator[int]:
+    """Record numbers to check, in the plan's order (may repeat for unions and multikey)."""
+    if plan.branches is not None:
+        for branch in plan.branches:
+            yield from candidates(branch)
+        return
+    index = plan.index
+    assert index is not None
+    streams = [_scan(index, ranges, plan.reverse) for _, ranges in plan.scans]
+    if len(streams) == 1:
+        yield from (seq_of(entry) for entry in streams[0])
+        return
+    if not plan.sorted:
+        for stream in streams:
+            yield from (seq_of(entry) for entry in stream)
+        return
+    keyed = [
+        ((entry[length:], entry) for entry in stream)
+        for (length, _), stream in zip(plan.scans, streams, strict=True)
+    ]
+    for _, entry in heapq.merge(*keyed, reverse=plan.reverse):
+        yield seq_of(entry)
+
+
+def _scan(index: Index, ranges: list[tuple[bytes, bytes | None]], reverse: bool) -> Iterator[bytes]:
+    for low, high in reversed(ranges) if reverse else ranges:
+        yield from index.entries.irange(low or None, high, inclusive=(True, False), reverse=reverse)
