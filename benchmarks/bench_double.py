@@ -12,7 +12,10 @@ the indexes and the queries the reactor sends (``/work/notes/claim-queries.md``)
   making the reactor's per-job calls (claim, renew, result ``replace_one``, status
   ``update_one``) while a change stream reads every event.
 
-``BENCH_DOUBLE_JOBS`` (default 20,000) sets the collection size, for a quick run or for
+The double runs in a process of its own, as ``reactor dev-mongo`` runs it beside ``reactor run``
+(``BENCH_DOUBLE_IN_PROCESS=1`` runs it in a thread of the benchmark, as the pytest fixtures do,
+sharing one interpreter lock with the clients). ``BENCH_DOUBLE_JOBS`` (default 20,000) sets the
+collection size, for a quick run or for
 comparing with older doubles that cannot hold that many; ``BENCH_DOUBLE_ONLY`` (comma-separated
 names) runs only some of the four.
 """
@@ -20,9 +23,13 @@ names) runs only some of the four.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +41,7 @@ from reactor.testing import MongoDouble
 
 JOBS = int(os.environ.get("BENCH_DOUBLE_JOBS", "20000"))
 ONLY = set(filter(None, os.environ.get("BENCH_DOUBLE_ONLY", "").split(",")))
+IN_PROCESS = os.environ.get("BENCH_DOUBLE_IN_PROCESS") == "1"
 QUEUED = 1000  # of JOBS in the claims run; the rest are finished
 CLAIMS = 500
 INSERTS = 2000
@@ -288,14 +296,40 @@ async def bench_drain(client: AsyncMongoClient[Doc], watcher: AsyncMongoClient[D
     }
 
 
+@contextlib.contextmanager
+def double_uri() -> Iterator[str]:
+    """The URI of a fresh double: in a child process, or in a thread with IN_PROCESS."""
+    if IN_PROCESS:
+        with MongoDouble() as double:
+            yield double.uri
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = f"from reactor.testing import MongoDouble; MongoDouble(port={port}).serve_forever()"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError("the double did not start")
+            time.sleep(0.05)
+        yield f"mongodb://127.0.0.1:{port}/?replicaSet=rs0"
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
 async def measure() -> Doc:
-    with MongoDouble() as double:
-        client: AsyncMongoClient[Doc] = AsyncMongoClient(double.uri)
-        watcher: AsyncMongoClient[Doc] = AsyncMongoClient(double.uri)
+    with double_uri() as uri:
+        client: AsyncMongoClient[Doc] = AsyncMongoClient(uri)
+        watcher: AsyncMongoClient[Doc] = AsyncMongoClient(uri)
         runs: dict[str, Callable[[], Awaitable[Doc]]] = {
             "inserts": lambda: bench_inserts(client),
             "claims": lambda: bench_claims(client),
-            "events": lambda: bench_events(double.uri),
+            "events": lambda: bench_events(uri),
             "drain": lambda: bench_drain(client, watcher),
         }
         results: Doc = {}
@@ -306,7 +340,8 @@ async def measure() -> Doc:
         finally:
             await client.close()
             await watcher.close()
-    results["load_average"] = os.getloadavg()
+    results["double"] = "in process" if IN_PROCESS else "own process"
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]
     return results
 
 

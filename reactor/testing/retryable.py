@@ -10,7 +10,6 @@ latest answers 225 ``TransactionTooOld``.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 
 import bson
@@ -55,12 +54,12 @@ class RetryableWrites:
                 f"Retryable write with txnNumber {txn_number} is prohibited on session because a "
                 f"newer retryable write with txnNumber {latest[0]} has already started on it.",
             )
-        return None if latest[1] is None else copy.deepcopy(latest[1])
+        return None if latest[1] is None else dict(latest[1])
 
     def remember(self, key: Key, reply: Doc) -> None:
-        """Record the reply of a write that ran (only successful commands are recorded)."""
+        """Record the reply of a write that ran (only successful ones; replies are not mutated)."""
         if reply.get("ok") == 1:
-            self._sessions[key[0]] = (key[1], copy.deepcopy(reply))
+            self._sessions[key[0]] = (key[1], dict(reply))
 
     def _trim(self) -> None:
         while len(self._sessions) > self._max_sessions:

@@ -41,6 +41,7 @@ class Collection:
         self.records: dict[int, Doc] = {}
         self.indexes: dict[str, Index] = {"_id_": Index(ID_SPEC)}
         self._ids: dict[bytes, int] = {}
+        self._keys_of: dict[int, dict[str, list[bytes]]] = {}  # each record's keys, by index
         self._numbers = itertools.count(1)
 
     @property
@@ -59,9 +60,10 @@ class Collection:
 
     def insert(self, doc: Doc) -> int:
         """Store ``doc`` (which must carry its ``_id``); its record number."""
-        keys = self._keys(doc, None)
+        keys = self._keys(doc, None, list(self.indexes))
         seq = next(self._numbers)
-        self._commit(seq, keys, {})
+        self._keys_of[seq] = {}
+        self._commit(seq, keys)
         self.records[seq] = doc
         self._ids[ks.encode(doc["_id"])] = seq
         return seq
@@ -69,15 +71,14 @@ class Collection:
     def replace(self, seq: int, doc: Doc) -> None:
         """Replace record ``seq`` with ``doc`` (same ``_id``)."""
         old = self.records[seq]
-        new_keys = self._keys(doc, seq)
-        old_keys = {name: index.keys(old) for name, index in self.indexes.items()}
-        self._commit(seq, new_keys, old_keys)
+        touched = [name for name, index in self.indexes.items() if index.touched_by(old, doc)]
+        self._commit(seq, self._keys(doc, seq, touched))
         self.records[seq] = doc
 
     def delete(self, seq: int) -> Doc:
         doc = self.records.pop(seq)
-        for index in self.indexes.values():
-            index.remove(seq, index.keys(doc))
+        for name, keys in self._keys_of.pop(seq).items():
+            self.indexes[name].remove(seq, keys)
         del self._ids[ks.encode(doc["_id"])]
         return doc
 
@@ -85,6 +86,7 @@ class Collection:
         """Build an index over the existing records (11000 if a unique one finds duplicates)."""
         index = Index(spec)
         seen: dict[bytes, int] = {}
+        built: dict[int, list[bytes]] = {}
         for seq, doc in self.records.items():
             keys = index.keys(doc)
             for key in keys if spec.unique else ():
@@ -92,21 +94,28 @@ class Collection:
                     raise DuplicateKey(self.namespace, index, doc)
                 seen[key] = seq
             index.add(seq, keys)
+            built[seq] = keys
         self.indexes[spec.name] = index
+        for seq, keys in built.items():
+            self._keys_of[seq][spec.name] = keys
 
     def drop_index(self, name: str) -> None:
         del self.indexes[name]
+        for keys in self._keys_of.values():
+            keys.pop(name, None)
 
     def clear(self) -> None:
         self.records.clear()
         self._ids.clear()
+        self._keys_of.clear()
         for index in self.indexes.values():
             index.clear()
 
-    def _keys(self, doc: Doc, seq: int | None) -> dict[str, list[bytes]]:
-        """Every index's keys for ``doc``, after checking the unique ones for collisions."""
-        keys = {name: index.keys(doc) for name, index in self.indexes.items()}
-        for name, index in self.indexes.items():
+    def _keys(self, doc: Doc, seq: int | None, names: list[str]) -> dict[str, list[bytes]]:
+        """The keys of ``doc`` in the named indexes, after checking unique ones for collisions."""
+        keys = {name: self.indexes[name].keys(doc) for name in names}
+        for name in names:
+            index = self.indexes[name]
             if not index.spec.unique:
                 continue
             for key in keys[name]:
@@ -114,12 +123,14 @@ class Collection:
                     raise DuplicateKey(self.namespace, index, doc)
         return keys
 
-    def _commit(self, seq: int, new: dict[str, list[bytes]], old: dict[str, list[bytes]]) -> None:
-        for name, index in self.indexes.items():
-            before, after = old.get(name, []), new[name]
+    def _commit(self, seq: int, new: dict[str, list[bytes]]) -> None:
+        held = self._keys_of[seq]
+        for name, after in new.items():
+            before = held.get(name, [])
             if before != after:
-                index.remove(seq, before)
-                index.add(seq, after)
+                self.indexes[name].remove(seq, before)
+                self.indexes[name].add(seq, after)
+            held[name] = after
 
 
 def _first(values: list[Any]) -> Any:

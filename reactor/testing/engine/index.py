@@ -18,7 +18,7 @@ from sortedcontainers import SortedList
 
 from reactor.testing.engine import keystring as ks
 from reactor.testing.engine.matcher import Predicate, compile_filter
-from reactor.testing.engine.paths import MISSING, split, values_at
+from reactor.testing.engine.paths import MISSING, same, split, values_at
 from reactor.testing.replies import CommandFailed, Doc
 
 SEQ_BYTES = 8
@@ -69,6 +69,14 @@ class Index:
         self._partial: Predicate | None = (
             compile_filter(spec.partial) if spec.partial is not None else None
         )
+        self._roots = _roots(self.fields, spec.partial)
+        self.planner_cache: dict[str, Any] = {}
+
+    def touched_by(self, old: Doc, new: Doc) -> bool:
+        """Whether replacing ``old`` by ``new`` may change this index's keys."""
+        if self._roots is None:
+            return True
+        return not all(same(old.get(root, MISSING), new.get(root, MISSING)) for root in self._roots)
 
     def keys(self, doc: Doc) -> list[bytes]:
         """The keys ``doc`` has in this index (none when the index leaves it out)."""
@@ -112,7 +120,23 @@ class Index:
         self.multikey = False
 
 
+def _roots(fields: list[str], partial: Doc | None) -> tuple[str, ...] | None:
+    """The top-level fields the keys depend on; None when that cannot be told simply."""
+    names = [field.split(".")[0] for field in fields]
+    for key in partial or {}:
+        if key.startswith("$"):
+            return None
+        names.append(key.split(".")[0])
+    return tuple(dict.fromkeys(names))
+
+
 def _field_keys(values: list[Any]) -> tuple[list[bytes], bool]:
+    if len(values) == 1:
+        value = values[0]
+        if value is MISSING or value is None:
+            return [ks.NULL_KEY], False
+        if type(value) is not list:
+            return [ks.encode(value)], False
     keys: set[bytes] = set()
     from_array = len(values) > 1
     for value in values:

@@ -70,11 +70,17 @@ def conjuncts(spec: Doc) -> tuple[dict[str, list[Any]], list[list[Any]]]:
 
 def plan_query(indexes: list[Index], spec: Doc, sort: SortSpec, hint: Index | None = None) -> Plan:
     fields, ors = conjuncts(spec)
-    fixed = {path for path, conds in fields.items() if _single_point(conds)}
+    known = {path: _field_bounds(conds) for path, conds in fields.items()}
+    fixed = {path for path, found in known.items() if _is_single_point(found)}
     rest = [(path, direction) for path, direction in sort if path not in fixed]
     if hint is not None:
-        return _index_plan(hint, fields, rest, forced=True) or Plan()
-    plans = [_index_plan(index, fields, rest) for index in indexes if not index.spec.hidden]
+        return _index_plan(hint, known, fields, rest, forced=True) or Plan()
+    sorted_on = rest[0][0] if rest else None
+    plans = [
+        _index_plan(index, known, fields, rest)
+        for index in indexes
+        if not index.spec.hidden and (index.fields[0] in known or index.fields[0] == sorted_on)
+    ]
     best = max((p for p in plans if p is not None), key=lambda p: p.score, default=None)
     if best is not None and best.score >= 1:
         return best
@@ -85,10 +91,7 @@ def plan_query(indexes: list[Index], spec: Doc, sort: SortSpec, hint: Index | No
     return best or Plan()
 
 
-def _single_point(conds: list[Any]) -> bool:
-    found: bd.Bounds = None
-    for cond in conds:
-        found = bd.intersect(found, bd.predicate_bounds(cond)[0])
+def _is_single_point(found: bd.Bounds) -> bool:
     return found is not None and len(found) == 1 and found[0].point
 
 
@@ -106,12 +109,17 @@ def _union(indexes: list[Index], spec: Doc, branches: list[Any]) -> Plan | None:
 
 
 def _index_plan(
-    index: Index, fields: dict[str, list[Any]], sort: SortSpec, *, forced: bool = False
+    index: Index,
+    known: dict[str, bd.Bounds],
+    fields: dict[str, list[Any]],
+    sort: SortSpec,
+    *,
+    forced: bool = False,
 ) -> Plan | None:
     spec = index.spec
-    if not forced and spec.partial is not None and not _implies(fields, spec.partial):
+    if not forced and spec.partial is not None and not _implies(fields, index):
         return None
-    per_field = [_field_bounds(fields.get(name, [])) for name in index.fields]
+    per_field = [known.get(name) for name in index.fields]
     if not forced and spec.sparse and not _excludes_null(per_field[0]):
         return None
     prefixes, points, ranges, range_at = [b""], 0, None, len(index.fields)
@@ -197,13 +205,25 @@ def _inverted(interval: bd.Interval) -> tuple[bytes | None, bytes | None]:
     return low, high
 
 
-def _implies(fields: dict[str, list[Any]], partial: Doc) -> bool:
+def _partial_checks(index: Index) -> list[tuple[str, list[Any], Any]] | None:
+    """The partial filter's predicates by path, each compiled once per index."""
+    if "partial" not in index.planner_cache:
+        wanted, ors = conjuncts(index.spec.partial or {})
+        checks = [
+            (path, conds, compile_filter({"$and": [{path: cond} for cond in conds]}))
+            for path, conds in wanted.items()
+        ]
+        index.planner_cache["partial"] = None if ors else checks
+    found: list[tuple[str, list[Any], Any]] | None = index.planner_cache["partial"]
+    return found
+
+
+def _implies(fields: dict[str, list[Any]], index: Index) -> bool:
     """Whether every document the query can match lies inside the partial filter."""
-    wanted, ors = conjuncts(partial)
-    if ors:
+    checks = _partial_checks(index)
+    if checks is None:
         return False
-    for path, conds in wanted.items():
-        check = compile_filter({"$and": [{path: cond} for cond in conds]})
+    for path, conds, check in checks:
         values = _equalities(fields.get(path, []))
         implied = values is not None and all(check({path: value}) for value in values)
         if not implied and not any(cond in fields.get(path, []) for cond in conds):
