@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from reactor.errors import ReactorError
+from reactor.testing import ttl
 from reactor.testing.connection import serve_connection
 from reactor.testing.context import Backend
 
@@ -23,7 +24,7 @@ class DoubleNotRunning(ReactorError):
 
 
 class MongoDouble:
-    """A one-member replica set speaking the MongoDB wire protocol, backed by mongomock.
+    """A one-member replica set speaking the MongoDB wire protocol, with an in-memory engine.
 
     ``start()`` serves from a background thread; ``serve_forever()`` serves from the caller's
     thread. The fault hooks may be called from any thread and take effect before they return.
@@ -154,14 +155,18 @@ class MongoDouble:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        expiry: asyncio.Task[None] | None = None
         try:
             self.port = server.sockets[0].getsockname()[1]
             address = f"{self.advertised_host}:{self.port}"
             self._backend = Backend(self.replica_set, address)
+            expiry = asyncio.create_task(ttl.monitor(self._backend))
             self._ready.set()
             if not self._stop_requested:  # else stop() ran before the loop existed
                 await self._stopping.wait()
         finally:
+            if expiry is not None:
+                expiry.cancel()
             server.close()
             await self._close_connections()
             await server.wait_closed()

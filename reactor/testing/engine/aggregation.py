@@ -69,11 +69,16 @@ def _apply(docs: list[Doc], operator: str, options: Any, database: _Database) ->
     if handler is None:
         raise not_supported(f"the aggregation stage {operator}")
     try:
-        return list(handler(docs, database, options))
+        out = list(handler(docs, database, options))
     except OperationFailure as exc:
         raise CommandFailed(exc.code or 2, str(exc)) from exc
     except NotImplementedError as exc:
         raise not_supported(f"{operator} as used here ({exc})") from exc
+    if operator == "$group":  # MongoDB puts the group key first; mongomock puts it last
+        out = [
+            {"_id": doc.get("_id"), **{k: v for k, v in doc.items() if k != "_id"}} for doc in out
+        ]
+    return out
 
 
 class _Database:

@@ -110,14 +110,18 @@ def complement(bounds: list[Interval]) -> list[Interval]:
     return out
 
 
-def predicate_bounds(cond: Any) -> tuple[Bounds, bool]:
-    """``(bounds, exact)`` for ``{field: cond}``; exact: a value matches iff its key is inside."""
+def predicate_bounds(cond: Any, arrays: bool = True) -> tuple[Bounds, bool]:
+    """``(bounds, exact)`` for ``{field: cond}``; exact: a value matches iff its key is inside.
+
+    ``arrays``: whether the field may hold arrays (the index is multikey); if not, ``$type:
+    "array"`` can match nothing there and needs no bounds.
+    """
     if not is_operator_doc(cond):
         return _equality(cond, regex=True)
     bounds: Bounds = None
     exact = True
     for name, arg in cond.items():
-        found, found_exact = _operator(name, arg, cond)
+        found, found_exact = _operator(name, arg, arrays)
         exact = exact and found_exact and found is not None
         bounds = intersect(bounds, found)
     return bounds, exact
@@ -131,7 +135,7 @@ def _equality(value: Any, *, regex: bool) -> tuple[Bounds, bool]:
     return [point(ks.encode(value))], True
 
 
-def _operator(name: str, arg: Any, cond: Any) -> tuple[Bounds, bool]:
+def _operator(name: str, arg: Any, arrays: bool) -> tuple[Bounds, bool]:
     if name == "$eq":
         return _equality(arg, regex=False)
     if name == "$in":
@@ -139,23 +143,23 @@ def _operator(name: str, arg: Any, cond: Any) -> tuple[Bounds, bool]:
     if name in _RANGES:
         return _range(name, arg)
     if name in {"$ne", "$nin", "$not"}:
-        inner, exact = _negated(name, arg)
+        inner, exact = _negated(name, arg, arrays)
         return (complement(inner), True) if exact and inner is not None else (None, False)
     if name == "$type":
-        return _type(arg)
+        return _type(arg, arrays)
     if name == "$exists" and not arg:
         return [point(ks.NULL_KEY)], False
     return None, False
 
 
-def _negated(name: str, arg: Any) -> tuple[Bounds, bool]:
+def _negated(name: str, arg: Any, arrays: bool) -> tuple[Bounds, bool]:
     if name == "$ne":
         return _equality(arg, regex=False)
     if name == "$nin":
         return _in(arg)
     if types.is_regex(arg) or not is_operator_doc(arg):
         return None, False
-    return predicate_bounds(arg)
+    return predicate_bounds(arg, arrays)
 
 
 def _in(arg: Any) -> tuple[Bounds, bool]:
@@ -181,12 +185,12 @@ def _range(name: str, arg: Any) -> tuple[Bounds, bool]:
     return [Interval((rank, True), (key, name == "$lte"))], True
 
 
-def _type(arg: Any) -> tuple[Bounds, bool]:
+def _type(arg: Any, arrays: bool) -> tuple[Bounds, bool]:
     try:
         codes = types.type_set(arg)
     except Exception:
         return None, False
-    if 4 in codes or 12 in codes:  # arrays are never keys; dbPointer: not tracked
+    if (4 in codes and arrays) or 12 in codes:  # arrays are never keys; dbPointer: untracked
         return None, False
-    ranks = sorted({_TYPE_RANKS[code] for code in codes})
+    ranks = sorted({_TYPE_RANKS[code] for code in codes - {4}})
     return [point(ks.NULL_KEY) if r == ks.RANK_NULL else bracket(r) for r in ranks], False

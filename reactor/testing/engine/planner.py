@@ -25,7 +25,6 @@ from reactor.testing.replies import Doc
 
 SortSpec = list[tuple[str, int]]
 _MAX_PREFIXES = 512
-_UNIQUE_POINT = 1000
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Plan:
     scans: list[tuple[int, list[tuple[bytes, bytes | None]]]] = field(default_factory=list)
     sorted: bool = False  # candidates arrive in the requested sort order
     reverse: bool = False
-    score: float = 0.0
+    cost: float = 0.0  # index entries (or records) it is expected to examine
     branches: list[Plan] | None = None  # a union of plans for a top-level $or
 
     @property
@@ -68,34 +67,49 @@ def conjuncts(spec: Doc) -> tuple[dict[str, list[Any]], list[list[Any]]]:
     return fields, ors
 
 
-def plan_query(indexes: list[Index], spec: Doc, sort: SortSpec, hint: Index | None = None) -> Plan:
+def plan_query(
+    indexes: list[Index], spec: Doc, sort: SortSpec, hint: Index | None = None, limit: int = 0
+) -> Plan:
+    """The cheapest plan: fewest index entries in its ranges, counted by bisection.
+
+    A plan with bounds that yields the requested order (or any, when none is asked for) can
+    stop after ``limit`` matches, so it is charged at most ``limit * 10`` entries; a plan that
+    needs an in-memory sort is charged double. A scan of a whole index only for its order is
+    charged every entry unless the query has no predicates (the matcher may reject them all).
+    """
     fields, ors = conjuncts(spec)
-    known = {path: _field_bounds(conds) for path, conds in fields.items()}
+    known = {path: _field_bounds(conds, arrays=False) for path, conds in fields.items()}
     fixed = {path for path, found in known.items() if _is_single_point(found)}
     rest = [(path, direction) for path, direction in sort if path not in fixed]
     if hint is not None:
-        return _index_plan(hint, known, fields, rest, forced=True) or Plan()
+        return _index_plan(hint, known, fields, rest, limit, forced=True) or Plan()
     sorted_on = rest[0][0] if rest else None
-    plans = [
-        _index_plan(index, known, fields, rest)
+    size = next((len(index.entries) for index in indexes if index.is_id), 0)
+    plans = [Plan(cost=_charge(size, not rest, limit if not (fields or ors) else 0))]
+    plans += [
+        plan
         for index in indexes
         if not index.spec.hidden and (index.fields[0] in known or index.fields[0] == sorted_on)
+        if (plan := _index_plan(index, known, fields, rest, limit)) is not None
     ]
-    best = max((p for p in plans if p is not None), key=lambda p: p.score, default=None)
-    if best is not None and best.score >= 1:
-        return best
     if ors:
-        union = _union(indexes, spec, ors[0])
+        union = _union(indexes, spec, ors[0], ordered=not rest)
         if union is not None:
-            return union
-    return best or Plan()
+            plans.append(union)
+    return min(plans, key=lambda plan: plan.cost)
+
+
+def _charge(entries: int, ordered: bool, limit: int) -> float:
+    if not ordered:
+        return entries * 2.0 + 1
+    return float(min(entries, limit * 10)) if limit else float(entries)
 
 
 def _is_single_point(found: bd.Bounds) -> bool:
     return found is not None and len(found) == 1 and found[0].point
 
 
-def _union(indexes: list[Index], spec: Doc, branches: list[Any]) -> Plan | None:
+def _union(indexes: list[Index], spec: Doc, branches: list[Any], *, ordered: bool) -> Plan | None:
     outer = {key: value for key, value in spec.items() if key != "$or"}
     plans = []
     for branch in branches:
@@ -105,7 +119,8 @@ def _union(indexes: list[Index], spec: Doc, branches: list[Any]) -> Plan | None:
         if plan.index is None and plan.branches is None:
             return None
         plans.append(plan)
-    return Plan(branches=plans, score=0.5)
+    entries = sum(plan.cost for plan in plans)
+    return Plan(branches=plans, cost=entries if ordered else entries * 2.0 + 1)
 
 
 def _index_plan(
@@ -113,12 +128,15 @@ def _index_plan(
     known: dict[str, bd.Bounds],
     fields: dict[str, list[Any]],
     sort: SortSpec,
+    limit: int,
     *,
     forced: bool = False,
 ) -> Plan | None:
     spec = index.spec
     if not forced and spec.partial is not None and not _implies(fields, index):
         return None
+    if index.multikey:
+        known = {path: _field_bounds(conds, arrays=True) for path, conds in fields.items()}
     per_field = [known.get(name) for name in index.fields]
     if not forced and spec.sparse and not _excludes_null(per_field[0]):
         return None
@@ -135,20 +153,26 @@ def _index_plan(
         ranges, range_at = found, position
         break
     served, reverse = _serves(index, range_at, sort)
-    score = points * 2.0 + (1 if ranges is not None else 0) + (0.5 if sort and served else 0)
-    if spec.unique and points == len(index.fields) and len(prefixes) <= 1:
-        score = _UNIQUE_POINT
-    if score == 0 and not forced:
+    if not forced and points == 0 and ranges is None and not (sort and served):
         return None
     descending = range_at < len(index.fields) and index.descending[range_at]
     scans = [(len(p), _ranges(p, ranges, descending)) for p in prefixes]
-    return Plan(index, scans, served, reverse, score)
+    entries = sum(_count(index, low, high) for _, ranges_ in scans for low, high in ranges_)
+    bounded = points > 0 or ranges is not None or not fields
+    return Plan(index, scans, served, reverse, _charge(entries, served, limit if bounded else 0))
 
 
-def _field_bounds(conds: list[Any]) -> bd.Bounds:
+def _count(index: Index, low: bytes, high: bytes | None) -> int:
+    """How many entries lie in ``[low, high)``, by two bisections."""
+    entries = index.entries
+    end = len(entries) if high is None else entries.bisect_left(high)
+    return max(0, end - entries.bisect_left(low))
+
+
+def _field_bounds(conds: list[Any], *, arrays: bool) -> bd.Bounds:
     found: bd.Bounds = None
     for cond in conds:
-        found = bd.intersect(found, bd.predicate_bounds(cond)[0])
+        found = bd.intersect(found, bd.predicate_bounds(cond, arrays)[0])
     return found
 
 

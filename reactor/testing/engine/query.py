@@ -8,7 +8,7 @@ from an index.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from reactor.testing.engine.collection import Collection
 from reactor.testing.engine.index import Index
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.engine.planner import Plan, candidates, plan_query
-from reactor.testing.engine.sorting import SortSpec, parse_sort, sort_key
+from reactor.testing.engine.sorting import parse_sort, sort_key
 from reactor.testing.replies import CommandFailed, Doc
 
 
@@ -56,7 +56,7 @@ def iter_find(
     order = parse_sort(sort)
     if coll is None:
         return iter(())
-    plan = plan_query(list(coll.indexes.values()), spec, order, _hint(coll, hint))
+    plan = plan_query(list(coll.indexes.values()), spec, order, _hint(coll, hint), skip + limit)
     LAST.plan, LAST.examined = plan.describe(), 0
     found: Iterator[tuple[int, Doc]] = (p for p in _candidates(coll, plan) if predicate(p[1]))
     if order and not plan.sorted:
@@ -110,6 +110,6 @@ def count(
     return sum(1 for _ in iter_find(coll, spec, skip=skip, limit=limit, hint=hint))
 
 
-def sorted_by(docs: list[Doc], order: SortSpec) -> list[Doc]:
-    key = sort_key(order)
-    return sorted(docs, key=key)
+def sort_key_for(sort: Any) -> Callable[[Doc], bytes]:
+    """The byte sort key function of a wire sort document."""
+    return sort_key(parse_sort(sort))
