@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from reactor.testing import admin, find_modify, indexes, reads, writes
+from reactor.testing import admin, diagnostics, find_modify, indexes, reads, writes
 from reactor.testing.context import COMMANDS, Backend, Context
 from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, find_modify, indexes, reads, writes)
+HANDLER_MODULES = (admin, diagnostics, find_modify, indexes, reads, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 
