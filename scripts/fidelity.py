@@ -184,21 +184,24 @@ def _pytest(
 
 
 def read_events(module: str, events: Path) -> ModuleResult:
-    """Outcomes from the plugin's JSON lines; a test that started and never ended hung."""
+    """Outcomes from the plugin's JSON lines; a test that started and never tore down hung."""
     result = ModuleResult(module)
     collected: list[str] = []
     outcomes: dict[str, tuple[str, str]] = {}
-    started: list[str] = []
+    started: set[str] = set()
+    finished: set[str] = set()
     lines = events.read_text().splitlines() if events.exists() else []
     for record in map(json.loads, lines):
         if "collected" in record and not collected:
             collected = record["collected"]
         elif "start" in record:
-            started.append(record["start"])
+            started.add(record["start"])
         elif "id" in record:
             outcomes[record["id"]] = _merge(outcomes.get(record["id"]), record)
+            if record["when"] == "teardown":
+                finished.add(record["id"])
     for test_id in collected:
-        if test_id in outcomes:
+        if test_id in finished:
             outcome, why = outcomes[test_id]
             if outcome == "failed":
                 result.failed[test_id] = why
@@ -310,12 +313,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-timeout-s", type=int, default=60, help="per-test bound")
     parser.add_argument("--module-timeout-s", type=int, default=2400, help="per-module bound")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON here")
+    parser.add_argument(
+        "--report-only", action="store_true", help="summarise the last run's logs, run nothing"
+    )
     ns = parser.parse_args(argv)
     pymongo_version = version("pymongo")
-    run_dir = sdist_tests(pymongo_version)
     known = Classification(KNOWN)
     results = []
-    for module in ns.modules:
+    if ns.report_only:
+        results = [read_events(m, CACHE / "logs" / f"{m}.events.jsonl") for m in ns.modules]
+    else:
+        run_dir = sdist_tests(pymongo_version)
+    for module in [] if ns.report_only else ns.modules:
         print(f"running {module} ...", file=sys.stderr, flush=True)
         results.append(run_module(run_dir, module, ns.test_timeout_s, ns.module_timeout_s))
     summary = summarise(results, known, pymongo_version)
