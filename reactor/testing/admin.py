@@ -64,7 +64,7 @@ async def build_info(ctx: Context, cmd: Doc) -> Doc:
 
 @command("getParameter")
 async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
-    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}}
+    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}, "enableTestCommands": False}
     if cmd.get("getParameter") == "*":
         return dict(known)
     return {name: value for name, value in known.items() if name in cmd}

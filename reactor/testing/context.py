@@ -43,13 +43,23 @@ class Backend:
         return None if found is None else found.by_id(doc_id)
 
 
+# What a handler returns when it has already sent its reply through ``Context.respond_now``.
+ANSWERED: Doc = {"$answered": True}
+
+
 @dataclass
 class Context:
-    """One command's surroundings."""
+    """One command's surroundings.
+
+    ``respond_now`` writes this command's reply to its connection at once, from whatever
+    command is running (a waiting change-stream getMore answers from inside the write that
+    produced its event); a handler that used it returns :data:`ANSWERED`.
+    """
 
     backend: Backend
     db: str
     connection_id: int
+    respond_now: Callable[[Doc], None] | None = None
 
     def name(self, cmd: Doc, key: str) -> str:
         """The collection name a command names under ``key`` (73 when it is not a valid one)."""

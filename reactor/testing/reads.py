@@ -7,6 +7,7 @@ from typing import Any
 from reactor.testing.changestream import ChangeStream, open_stream
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import cursor_reply, first_batch
+from reactor.testing.delivery import next_batch
 from reactor.testing.engine import query
 from reactor.testing.engine.aggregation import run_pipeline
 from reactor.testing.engine.distinct import distinct_values
@@ -65,15 +66,8 @@ async def get_more(ctx: Context, cmd: Doc) -> Doc:
 
 
 async def _change_stream_more(ctx: Context, cursor_id: int, stream: ChangeStream, cmd: Doc) -> Doc:
-    backend = ctx.backend
     max_wait_s = int(cmd.get("maxTimeMS") or DEFAULT_AWAIT_MS) / 1000
-    await backend.faults.flowing()
-    batch = await stream.wait_batch(backend.log, backend.lookup, _batch_size(cmd), max_wait_s)
-    await backend.faults.flowing()
-    if stream.invalidated:
-        backend.cursors.discard(cursor_id)
-        cursor_id = 0
-    return cursor_reply(stream.namespace, cursor_id, batch, "nextBatch", stream.position.token())
+    return await next_batch(ctx, cursor_id, stream, _batch_size(cmd), max_wait_s)
 
 
 @command("killCursors")

@@ -106,11 +106,16 @@ class MongoDouble:
         n: int,
         *,
         code: int,
-        labels: Sequence[str] = (),
+        labels: Sequence[str] | None = None,
         commands: Collection[str] | None = None,
         message: str = "injected failure",
     ) -> None:
-        """Answer the next ``n`` commands (only those named, if given) with this error."""
+        """Answer the next ``n`` commands (only those named, if given) with this error.
+
+        ``labels`` None: the labels MongoDB would attach (``ResumableChangeStreamError`` on a
+        change stream's aggregate or getMore for a resumable code, ``NonResumableChangeStreamError``
+        for 280 and 286); a sequence, even an empty one, is sent instead of them.
+        """
 
         async def arm() -> None:
             self._require_backend().faults.fail_next(n, code, labels, commands, message)
@@ -137,7 +142,9 @@ class MongoDouble:
         """Let stalled change-stream getMores answer again."""
 
         async def resume() -> None:
-            self._require_backend().faults.resume()
+            backend = self._require_backend()
+            backend.faults.resume()
+            backend.log.notify()  # waiting getMores answer now with what was held
 
         self._call(resume)
 

@@ -52,8 +52,8 @@ def test_capped_log_drops_the_oldest_events_like_an_oplog() -> None:
     log.check_start(first.position)
 
 
-def test_update_description_diffs_top_level_fields() -> None:
-    """updatedFields holds changed and new fields, removedFields the fields that went away."""
+def test_update_description_without_the_update_is_a_structural_diff() -> None:
+    """Without the update document, nested changes show as dotted paths, removals by name."""
     log = EventLog(Clock())
     event = log.record(
         "update",
@@ -63,7 +63,7 @@ def test_update_description_diffs_top_level_fields() -> None:
         after={"_id": 1, "a": 1, "b": {"x": 2}, "new": 3},
     )
     assert event.update_description() == {
-        "updatedFields": {"b": {"x": 2}, "new": 3},
+        "updatedFields": {"b.x": 2, "new": 3},
         "removedFields": ["gone"],
         "truncatedArrays": [],
     }
