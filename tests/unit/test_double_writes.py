@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import struct
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from bson import Decimal128, Int64
 from pymongo import AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import OperationFailure, WriteError
 
+from reactor.testing import MongoDouble
 from reactor.testing.fixtures import mongo_client, mongo_double, mongo_uri
 
 __all__ = ["mongo_client", "mongo_double", "mongo_uri"]  # fixtures used by name below
@@ -198,3 +201,16 @@ async def test_positional_operator_updates_the_matched_element(
         {"sku": "a", "n": 1},
         {"sku": "b", "n": 6},
     ]
+
+
+def test_a_message_over_48_mb_closes_its_connection(mongo_double: MongoDouble) -> None:
+    """A message announcing over maxMessageSizeBytes (48 MB) is refused by closing the socket."""
+    header = struct.pack("<iiii", 48_000_001, 1, 0, 2013)
+    with socket.create_connection(("127.0.0.1", mongo_double.port), timeout=10) as sock:
+        sock.sendall(header)
+        assert sock.recv(1) == b""
+    with socket.create_connection(("127.0.0.1", mongo_double.port), timeout=10) as other:
+        other.sendall(struct.pack("<iiii", 48_000_000, 2, 0, 2013))
+        other.settimeout(0.5)
+        with pytest.raises(TimeoutError):  # a message of exactly 48 MB is awaited, not refused
+            other.recv(1)
