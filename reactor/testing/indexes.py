@@ -11,8 +11,9 @@ from reactor.testing.engine.index import IndexSpec
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
-_KNOWN_OPTIONS = {"key", "name", "v", "background", "ns", "unique", "sparse"}
+_KNOWN_OPTIONS = {"key", "name", "v", "background", "ns", "unique", "sparse", "dropDups"}
 _KNOWN_OPTIONS |= {"expireAfterSeconds", "partialFilterExpression", "hidden"}
+_ECHOED_OPTIONS = ("background",)  # accepted, without effect, and listed back as given
 
 
 @command("createIndexes")
@@ -61,6 +62,7 @@ def _parse(spec: Any) -> IndexSpec:
         partial=partial,
         expire_after_s=expire,
         hidden=bool(spec.get("hidden")),
+        echoed=tuple((name, spec[name]) for name in _ECHOED_OPTIONS if name in spec),
     )
 
 

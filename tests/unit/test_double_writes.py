@@ -8,7 +8,7 @@ import struct
 from typing import Any
 
 import pytest
-from bson import Decimal128, Int64
+from bson import Decimal128, Int64, ObjectId
 from pymongo import AsyncMongoClient, ReplaceOne, ReturnDocument, UpdateOne
 from pymongo.errors import OperationFailure, WriteError
 
@@ -214,3 +214,26 @@ def test_a_message_over_48_mb_closes_its_connection(mongo_double: MongoDouble) -
         other.settimeout(0.5)
         with pytest.raises(TimeoutError):  # a message of exactly 48 MB is awaited, not refused
             other.recv(1)
+
+
+async def test_replacement_upsert_keeps_the_replacement_id(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """An upserted replacement keeps its own _id, even null; without one it gets a new one."""
+    coll, nulls = mongo_client.app.ups, mongo_client.app.nulls
+    await coll.replace_one({"a": 1}, {"_id": 1}, upsert=True)
+    await coll.replace_one({"a": 2}, {"a": 2}, upsert=True)
+    await nulls.replace_one({}, {"_id": None}, upsert=True)
+    assert await nulls.count_documents({"_id": {"$type": "null"}}) == 1
+    assert await coll.find_one({"_id": 1}) == {"_id": 1}
+    assert isinstance((await coll.find_one({"a": 2}) or {})["_id"], ObjectId)
+
+
+async def test_pipeline_updates_keep_the_id(mongo_client: AsyncMongoClient[Doc]) -> None:
+    """An update pipeline that replaces the root or unsets fields keeps the document's _id."""
+    coll = mongo_client.app.pipes
+    await coll.insert_one({"_id": 1, "t": {"u": 1}, "x": 2})
+    await coll.update_one({"_id": 1}, [{"$replaceWith": "$t"}, {"$set": {"v": 3}}])
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "u": 1, "v": 3}
+    await coll.update_one({"_id": 1}, [{"$unset": ["u"]}])
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "v": 3}

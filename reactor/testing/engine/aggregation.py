@@ -11,21 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mongomock import aggregate as mongomock_aggregate
-from pymongo.errors import OperationFailure
-
 from reactor.testing.engine import query
 from reactor.testing.engine.catalog import Catalog
 from reactor.testing.engine.crud import with_id
-from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.engine.paths import deep_copy
-from reactor.testing.engine.sorting import parse_sort, sort_key
-from reactor.testing.replies import CommandFailed, Doc, not_supported
+from reactor.testing.engine.pipeline import apply_stage, split_stage
+from reactor.testing.replies import Doc, not_supported
 
 
 def run_pipeline(catalog: Catalog, db: str, name: str, pipeline: list[Any]) -> list[Doc]:
     """The documents ``pipeline`` makes of collection ``db.name``."""
-    stages = [_stage(stage) for stage in pipeline]
+    stages = [split_stage(stage) for stage in pipeline]
     match, sort, rest = {}, None, stages
     if rest and rest[0][0] == "$match":
         match, rest = rest[0][1], rest[1:]
@@ -34,51 +30,11 @@ def run_pipeline(catalog: Catalog, db: str, name: str, pipeline: list[Any]) -> l
     docs = [deep_copy(doc) for _, doc in query.find(catalog.get(db, name), match, sort=sort)]
     database = _Database(catalog, db)
     for operator, options in rest:
-        docs = _apply(docs, operator, options, database)
+        if operator == "$out":
+            docs = database.out(options, docs)
+        else:
+            docs = apply_stage(docs, operator, options, database)
     return docs
-
-
-def _stage(stage: Any) -> tuple[str, Any]:
-    if not isinstance(stage, dict) or len(stage) != 1:
-        raise CommandFailed(
-            40323, "A pipeline stage specification object must contain exactly one field."
-        )
-    ((operator, options),) = stage.items()
-    return operator, options
-
-
-def _apply(docs: list[Doc], operator: str, options: Any, database: _Database) -> list[Doc]:
-    if operator == "$match":
-        test = compile_filter(options)
-        return [doc for doc in docs if test(doc)]
-    if operator == "$sort":
-        key = sort_key(parse_sort(options))
-        return sorted(docs, key=key)
-    if operator in {"$skip", "$limit"}:
-        if not isinstance(options, int) or isinstance(options, bool) or options < 0:
-            raise CommandFailed(
-                15956 if operator == "$skip" else 15957, f"invalid argument to {operator}"
-            )
-        return docs[options:] if operator == "$skip" else docs[:options]
-    if operator == "$out":
-        return database.out(options, docs)
-    handlers: dict[str, Any] = mongomock_aggregate._PIPELINE_HANDLERS
-    if operator not in handlers:
-        raise CommandFailed(40324, f"Unrecognized pipeline stage name: '{operator}'")
-    handler = handlers[operator]
-    if handler is None:
-        raise not_supported(f"the aggregation stage {operator}")
-    try:
-        out = list(handler(docs, database, options))
-    except OperationFailure as exc:
-        raise CommandFailed(exc.code or 2, str(exc)) from exc
-    except NotImplementedError as exc:
-        raise not_supported(f"{operator} as used here ({exc})") from exc
-    if operator == "$group":  # MongoDB puts the group key first; mongomock puts it last
-        out = [
-            {"_id": doc.get("_id"), **{k: v for k, v in doc.items() if k != "_id"}} for doc in out
-        ]
-    return out
 
 
 class _Database:

@@ -39,6 +39,8 @@ def with_id(doc: Doc) -> Doc:
     doc_id = doc["_id"]
     if isinstance(doc_id, list | Regex):
         raise CommandFailed(53, f"The '_id' value cannot be of type {type(doc_id).__name__}")
+    if isinstance(doc_id, dict) and any(str(key).startswith("$") for key in doc_id):
+        raise CommandFailed(2, "_id fields may not contain '$'-prefixed fields")
     if next(iter(doc)) != "_id":
         return {"_id": doc_id, **{k: v for k, v in doc.items() if k != "_id"}}
     return doc

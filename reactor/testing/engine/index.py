@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -36,9 +36,10 @@ class IndexSpec:
     partial: Doc | None = None
     expire_after_s: float | None = None
     hidden: bool = False
+    echoed: tuple[tuple[str, Any], ...] = field(default=(), compare=False)  # e.g. background
 
     def info(self) -> Doc:
-        doc: Doc = {"v": 2, "key": dict(self.key), "name": self.name}
+        doc: Doc = {"v": 2, "key": dict(self.key), "name": self.name, **dict(self.echoed)}
         if self.unique:
             doc["unique"] = True
         if self.sparse:

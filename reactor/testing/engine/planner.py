@@ -93,7 +93,7 @@ def plan_query(
         if (plan := _index_plan(index, known, fields, rest, limit)) is not None
     ]
     if ors:
-        union = _union(indexes, spec, ors[0], ordered=not rest)
+        union = _union(indexes, fields, ors[0], ordered=not rest)
         if union is not None:
             plans.append(union)
     return min(plans, key=lambda plan: plan.cost)
@@ -109,13 +109,17 @@ def _is_single_point(found: bd.Bounds) -> bool:
     return found is not None and len(found) == 1 and found[0].point
 
 
-def _union(indexes: list[Index], spec: Doc, branches: list[Any], *, ordered: bool) -> Plan | None:
-    outer = {key: value for key, value in spec.items() if key != "$or"}
+def _union(
+    indexes: list[Index], fields: dict[str, list[Any]], branches: list[Any], *, ordered: bool
+) -> Plan | None:
+    """One plan per ``$or`` branch, each with the predicates outside the ``$or`` (other ``$or``
+    lists are left to the matcher)."""
+    outer = [{path: cond} for path, conds in fields.items() for cond in conds]
     plans = []
     for branch in branches:
         if not isinstance(branch, dict):
             return None
-        plan = plan_query(indexes, {"$and": [branch, outer]} if outer else branch, [])
+        plan = plan_query(indexes, {"$and": [branch, *outer]} if outer else branch, [])
         if plan.index is None and plan.branches is None:
             return None
         plans.append(plan)

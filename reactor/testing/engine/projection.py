@@ -45,8 +45,8 @@ def compile_projection(spec: Any, query: Doc | None = None) -> Projector | None:
             raise CommandFailed(31254, f"Cannot do {kind} on field {path} in {other} projection")
         inclusion = wanted
         _add(tree, split(path.removesuffix(".$")))
-    if inclusion is None:
-        inclusion = False
+    if inclusion is None:  # only _id named: {_id: 1} keeps just _id, {_id: 0} drops it
+        inclusion = include_id and not sliced and not extras
     for path in sliced if inclusion else ():
         _add(tree, split(path))
     if inclusion and include_id:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
-from mongomock import aggregate
 
 from reactor.testing.engine.fieldpath import child_of, parent, put, remove
 from reactor.testing.engine.matcher import is_operator_doc
 from reactor.testing.engine.operators import OPERATORS, UpdateContext
 from reactor.testing.engine.paths import MISSING, deep_copy, same, split
+from reactor.testing.engine.pipeline import apply_stage, split_stage
 from reactor.testing.engine.planner import conjuncts
 from reactor.testing.engine.positional import matched_position
 from reactor.testing.replies import CommandFailed, Doc, not_supported
@@ -131,7 +131,8 @@ def replaced(doc: Doc, replacement: Doc) -> Doc:
             "After applying the update, the (immutable) field '_id' was found to have been "
             f"altered to _id: {replacement['_id']!r}",
         )
-    new: Doc = {"_id": doc["_id"]} if "_id" in doc else {}
+    source = doc if "_id" in doc else replacement
+    new: Doc = {"_id": source["_id"]} if "_id" in source else {}
     new.update((key, deep_copy(value)) for key, value in replacement.items() if key != "_id")
     return new
 
@@ -226,14 +227,16 @@ def _rename(doc: Doc, source: tuple[str, ...], target: tuple[str, ...]) -> None:
 
 
 def _run_pipeline(doc: Doc, pipeline: list[Any]) -> Doc:
-    try:
-        run = aggregate.process_pipeline
-        results = list(run([doc], None, pipeline, None))  # type: ignore[no-untyped-call]
-    except NotImplementedError as exc:
-        raise not_supported(f"this update pipeline ({exc})") from exc
+    """``doc`` through an update pipeline; its ``_id`` stays (first) if a stage dropped it."""
+    results = [doc]
+    for stage in pipeline:
+        operator, options = split_stage(stage)
+        results = apply_stage(results, operator, options, None)
     if len(results) != 1 or not isinstance(results[0], dict):
         raise CommandFailed(2, "an update pipeline must produce one document")
     result: Doc = dict(results[0])
+    if "_id" in doc and "_id" not in result:
+        result = {"_id": doc["_id"], **result}
     return result
 
 
