@@ -7,7 +7,7 @@ from typing import Any
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
 from reactor.testing.engine.collection import Collection, DuplicateKey
-from reactor.testing.engine.index import IndexSpec
+from reactor.testing.engine.index import SPECIAL_KINDS, IndexSpec
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
@@ -48,7 +48,7 @@ def _parse(spec: Any) -> IndexSpec:
         if option not in _KNOWN_OPTIONS:
             raise not_supported(f"the index option {option!r}")
     for field, kind in spec["key"].items():
-        if isinstance(kind, str):
+        if isinstance(kind, str) and kind not in SPECIAL_KINDS:
             raise not_supported(f"{kind!r} indexes ({field})")
     partial = spec.get("partialFilterExpression")
     if partial is not None:

@@ -120,3 +120,23 @@ async def test_hint_names_an_index_or_fails(mongo_client: AsyncMongoClient[Doc])
     with pytest.raises(OperationFailure) as caught:
         await jobs.find({}).hint("missing").to_list()
     assert caught.value.code == 2
+
+
+async def test_geo_and_hashed_indexes_are_listed_but_hold_no_keys(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """2d, 2dsphere and hashed indexes are created and listed; queries ignore them."""
+    coll = mongo_client.app.places
+    await coll.insert_one({"_id": 1, "loc": [1, 2], "a": 5})
+    names = [
+        await coll.create_index([("loc", "2d")]),
+        await coll.create_index([("geo", "2dsphere")]),
+        await coll.create_index([("a", "hashed")]),
+    ]
+    info = await coll.index_information()
+    assert [info[name]["key"] for name in names] == [
+        [("loc", "2d")],
+        [("geo", "2dsphere")],
+        [("a", "hashed")],
+    ]
+    assert [doc["_id"] async for doc in coll.find({"a": 5})] == [1]

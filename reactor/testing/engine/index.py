@@ -54,6 +54,7 @@ class IndexSpec:
 
 
 ID_SPEC = IndexSpec("_id_", (("_id", 1),), unique=True)
+SPECIAL_KINDS = frozenset({"2d", "2dsphere", "hashed"})
 
 
 class Index:
@@ -63,7 +64,9 @@ class Index:
         self.spec = spec
         self.fields = [field for field, _ in spec.key]
         self.paths = [split(field) for field in self.fields]
-        self.descending = [_direction(value) < 0 for _, value in spec.key]
+        # geo and hashed indexes are listed but hold no keys: the planner never uses them
+        self.special = any(isinstance(value, str) for _, value in spec.key)
+        self.descending = [not self.special and _direction(value) < 0 for _, value in spec.key]
         self.entries: SortedList[bytes] = SortedList()
         self.multikey = False
         self.is_id = spec.name == "_id_"
@@ -81,7 +84,7 @@ class Index:
 
     def keys(self, doc: Doc) -> list[bytes]:
         """The keys ``doc`` has in this index (none when the index leaves it out)."""
-        if self._partial is not None and not self._partial(doc):
+        if self.special or (self._partial is not None and not self._partial(doc)):
             return []
         per_field: list[list[bytes]] = []
         arrays, present = 0, False

@@ -89,7 +89,8 @@ def plan_query(
     plans += [
         plan
         for index in indexes
-        if not index.spec.hidden and (index.fields[0] in known or index.fields[0] == sorted_on)
+        if not index.spec.hidden and not index.special
+        if index.fields[0] in known or index.fields[0] == sorted_on
         if (plan := _index_plan(index, known, fields, rest, limit)) is not None
     ]
     if ors:

@@ -17,7 +17,7 @@ from reactor.testing.engine.index import Index
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.engine.planner import Plan, candidates, plan_query
 from reactor.testing.engine.sorting import parse_sort, sort_key
-from reactor.testing.replies import CommandFailed, Doc
+from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 
 @dataclass
@@ -95,6 +95,10 @@ def _hint(coll: Collection, hint: Any) -> Index | None:
         if "$natural" in hint:
             return None
         index = next((i for i in coll.indexes.values() if dict(i.spec.key) == hint), None)
+    if index is not None and index.special:
+        raise not_supported(
+            f"a hint to the {index.spec.name} index (geo and hashed indexes hold no keys)"
+        )
     if index is None:
         raise CommandFailed(
             2,
