@@ -3,7 +3,8 @@
 Every figure goes through the real ``AsyncMongoClient`` against a fresh :class:`MongoDouble`, with
 the indexes and the queries the reactor sends (``/work/notes/claim-queries.md``):
 
-- ``inserts``: ``insert_one`` one after another, and ``insert_many`` in batches of 1,000;
+- ``inserts``: ``insert_one`` one after another, ``insert_many`` in batches of 1,000, and two
+  ``insert_many`` calls of 100,100 documents each;
 - ``claims``: tier-2 ``find_one_and_update`` claims with ``JOBS`` documents in ``jobs``, most
   of them finished (status ``succeeded``), latency p50/p99 and claims/s;
 - ``events``: insert -> change event latency while another client claims continuously, and
@@ -47,6 +48,7 @@ CLAIMS = 500
 INSERTS = 2000
 EVENT_SAMPLES = 300
 BURST = 5000
+BIG_BATCH = 100_100
 WORKERS = 8
 LEASE = timedelta(seconds=30)
 Doc = dict[str, Any]
@@ -191,10 +193,16 @@ async def bench_inserts(client: AsyncMongoClient[Doc]) -> Doc:
     for start in range(0, len(docs), 1000):
         await db.jobs.insert_many(docs[start : start + 1000])
     many_s = time.perf_counter() - started
+    big = client.bench_big.docs  # two insert_many calls of 100,100 documents, as PyMongo's tests do
+    started = time.perf_counter()
+    for _ in range(2):
+        await big.insert_many([{"x": i} for i in range(BIG_BATCH)])
+    big_s = time.perf_counter() - started
     return {
         "insert_one_per_s": round(INSERTS / one_s),
         "insert_many_per_s": round(JOBS / many_s),
         "documents_after": INSERTS + JOBS,
+        "two_insert_many_of_100100_s": round(big_s, 1),
     }
 
 

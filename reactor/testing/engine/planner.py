@@ -19,8 +19,9 @@ from typing import Any
 
 from reactor.testing.engine import bounds as bd
 from reactor.testing.engine import keystring as ks
+from reactor.testing.engine.conjuncts import conjuncts
 from reactor.testing.engine.index import Index, seq_of
-from reactor.testing.engine.matcher import compile_filter, is_operator_doc
+from reactor.testing.engine.partial import implies
 from reactor.testing.replies import Doc
 
 SortSpec = list[tuple[str, int]]
@@ -46,25 +47,6 @@ class Plan:
         if self.branches is not None:
             return "OR(" + ", ".join(branch.describe() for branch in self.branches) + ")"
         return "COLLSCAN" if self.index is None else f"IXSCAN {self.index.spec.name}"
-
-
-def conjuncts(spec: Doc) -> tuple[dict[str, list[Any]], list[list[Any]]]:
-    """The predicates every match must satisfy, by path, and the ``$or`` lists among them."""
-    fields: dict[str, list[Any]] = {}
-    ors: list[list[Any]] = []
-    for key, value in spec.items():
-        if key == "$and" and isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    sub_fields, sub_ors = conjuncts(item)
-                    for path, conds in sub_fields.items():
-                        fields.setdefault(path, []).extend(conds)
-                    ors.extend(sub_ors)
-        elif key == "$or" and isinstance(value, list):
-            ors.append(value)
-        elif not key.startswith("$"):
-            fields.setdefault(key, []).append(value)
-    return fields, ors
 
 
 def plan_query(
@@ -138,7 +120,7 @@ def _index_plan(
     forced: bool = False,
 ) -> Plan | None:
     spec = index.spec
-    if not forced and spec.partial is not None and not _implies(fields, index):
+    if not forced and spec.partial is not None and not implies(fields, index):
         return None
     if index.multikey:
         known = {path: _field_bounds(conds, arrays=True) for path, conds in fields.items()}
@@ -232,44 +214,6 @@ def _inverted(interval: bd.Interval) -> tuple[bytes | None, bytes | None]:
         code = ks.invert(interval.lo[0])
         high = ks.successor(code) if interval.lo[1] else code
     return low, high
-
-
-def _partial_checks(index: Index) -> list[tuple[str, list[Any], Any]] | None:
-    """The partial filter's predicates by path, each compiled once per index."""
-    if "partial" not in index.planner_cache:
-        wanted, ors = conjuncts(index.spec.partial or {})
-        checks = [
-            (path, conds, compile_filter({"$and": [{path: cond} for cond in conds]}))
-            for path, conds in wanted.items()
-        ]
-        index.planner_cache["partial"] = None if ors else checks
-    found: list[tuple[str, list[Any], Any]] | None = index.planner_cache["partial"]
-    return found
-
-
-def _implies(fields: dict[str, list[Any]], index: Index) -> bool:
-    """Whether every document the query can match lies inside the partial filter."""
-    checks = _partial_checks(index)
-    if checks is None:
-        return False
-    for path, conds, check in checks:
-        values = _equalities(fields.get(path, []))
-        implied = values is not None and all(check({path: value}) for value in values)
-        if not implied and not any(cond in fields.get(path, []) for cond in conds):
-            return False
-    return True
-
-
-def _equalities(conds: list[Any]) -> list[Any] | None:
-    """The values an equality or ``$in`` among ``conds`` allows, or None if none restricts so."""
-    for cond in conds:
-        if not is_operator_doc(cond):
-            return [cond]
-        if "$eq" in cond:
-            return [cond["$eq"]]
-        if isinstance(cond.get("$in"), list):
-            return list(cond["$in"])
-    return None
 
 
 def candidates(plan: Plan) -> Iterator[int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reactor.testing.engine.conjuncts import conjuncts
 from reactor.testing.engine.fieldpath import child_of, parent, put
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.engine.paths import deep_copy
-from reactor.testing.engine.planner import conjuncts
 from reactor.testing.replies import CommandFailed, Doc
 
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from bson import ObjectId
 
+from reactor.testing.engine.conjuncts import conjuncts
 from reactor.testing.engine.fieldpath import child_of, parent, put, remove
 from reactor.testing.engine.matcher import is_operator_doc
 from reactor.testing.engine.operators import OPERATORS, UpdateContext
 from reactor.testing.engine.paths import MISSING, deep_copy, same, split
 from reactor.testing.engine.pipeline import apply_stage, split_stage
-from reactor.testing.engine.planner import conjuncts
 from reactor.testing.engine.positional import matched_position
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
