@@ -74,6 +74,7 @@ class Index:
             compile_filter(spec.partial) if spec.partial is not None else None
         )
         self._roots = _roots(self.fields, spec.partial)
+        self._top_level = all(len(path) == 1 for path in self.paths)
         self.planner_cache: dict[str, Any] = {}
 
     def touched_by(self, old: Doc, new: Doc) -> bool:
@@ -86,6 +87,28 @@ class Index:
         """The keys ``doc`` has in this index (none when the index leaves it out)."""
         if self.special or (self._partial is not None and not self._partial(doc)):
             return []
+        if self._top_level:
+            fast = self._top_level_key(doc)
+            if fast is not None:
+                return fast
+        return self._keys_along_paths(doc)
+
+    def _top_level_key(self, doc: Doc) -> list[bytes] | None:
+        """The one key of a document whose indexed top-level fields hold no arrays (or None)."""
+        parts: list[bytes] = []
+        present = False
+        for name, descending in zip(self.fields, self.descending, strict=True):
+            value = doc.get(name, MISSING)
+            if type(value) is list:
+                return None
+            present = present or value is not MISSING
+            key = ks.NULL_KEY if value is MISSING or value is None else ks.encode(value)
+            parts.append(ks.invert(key) if descending else key)
+        if self.spec.sparse and not present:
+            return []
+        return [b"".join(parts)]
+
+    def _keys_along_paths(self, doc: Doc) -> list[bytes]:
         per_field: list[list[bytes]] = []
         arrays, present = 0, False
         for path, descending in zip(self.paths, self.descending, strict=True):
