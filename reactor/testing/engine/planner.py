@@ -65,6 +65,9 @@ def plan_query(
     rest = [(path, direction) for path, direction in sort if path not in fixed]
     if hint is not None:
         return _index_plan(hint, known, fields, rest, limit, forced=True) or Plan()
+    pinned = _unique_point(indexes, known, fields, rest, limit)
+    if pinned is not None:
+        return pinned
     sorted_on = rest[0][0] if rest else None
     size = next((len(index.entries) for index in indexes if index.is_id), 0)
     plans = [Plan(cost=_charge(size, not rest, limit if not (fields or ors) else 0))]
@@ -75,11 +78,30 @@ def plan_query(
         if index.fields[0] in known or index.fields[0] == sorted_on
         if (plan := _index_plan(index, known, fields, rest, limit)) is not None
     ]
-    if ors:
+    best = min(plans, key=lambda plan: plan.cost)
+    if ors and best.cost > 1:
         union = _union(indexes, fields, ors[0], ordered=not rest)
-        if union is not None:
-            plans.append(union)
-    return min(plans, key=lambda plan: plan.cost)
+        if union is not None and union.cost < best.cost:
+            return union
+    return best
+
+
+def _unique_point(
+    indexes: list[Index],
+    known: dict[str, bd.Bounds],
+    fields: dict[str, list[Any]],
+    sort: SortSpec,
+    limit: int,
+) -> Plan | None:
+    """A plan over a unique index pinned to one key: nothing can beat it, so look no further."""
+    for index in indexes:
+        if index.spec.unique and not index.special and not index.spec.hidden:
+            bounds = [known.get(name) for name in index.fields]
+            if all(_is_single_point(found) for found in bounds):
+                plan = _index_plan(index, known, fields, sort, limit)
+                if plan is not None:
+                    return plan
+    return None
 
 
 def _charge(entries: int, ordered: bool, limit: int) -> float:
