@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 COMPOSE := docker compose -f deploy/compose.yaml
 
-.PHONY: install system-deps demo test lint bench up down logs clean
+.PHONY: install system-deps demo test lint bench fidelity up down logs clean
 
 install: system-deps $(STAMP)
 
@@ -31,6 +31,10 @@ test: install lint
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# PyMongo's own async test modules against the double (downloads the installed version's sdist).
+fidelity: install
+	$(BIN)/python scripts/fidelity.py --json .fidelity/summary.json
 
 up:
 	$(COMPOSE) up -d --build --wait

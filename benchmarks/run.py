@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_double
 import bench_latency
 
 
@@ -19,7 +20,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
     }
-    summary: dict[str, object] = {"machine": machine, "dispatch_latency": bench_latency.main()}
+    summary: dict[str, object] = {"machine": machine, "double_ceiling": bench_double.main()}
+    summary["dispatch_latency"] = bench_latency.main()
     try:
         import bench_ocr
     except ImportError as exc:

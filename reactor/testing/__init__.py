@@ -1,7 +1,8 @@
 """Testing without MongoDB: the wire-protocol double, and a reactor to run handlers against it.
 
 - :class:`MongoDouble`: an in-process MongoDB server that real PyMongo clients (sync and async)
-  connect to as to a one-member replica set.
+  connect to as to a one-member replica set; storage, indexes and query semantics come from
+  :mod:`reactor.testing.engine` (aggregation stages from mongomock).
 - :func:`running_reactor`: an async context manager that starts a double (or uses a URI) and a
   reactor with the handlers you give, and yields a :class:`RunningReactor` with
   ``submit_and_wait``. Pytest fixtures live in :mod:`reactor.testing.fixtures`.

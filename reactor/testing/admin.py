@@ -7,8 +7,9 @@ from typing import Any
 
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
-from reactor.testing.replies import CommandFailed, Doc, not_supported
-from reactor.testing.stages import matches
+from reactor.testing.engine.collection import Collection
+from reactor.testing.engine.matcher import compile_filter
+from reactor.testing.replies import Doc, not_supported
 
 MAX_BSON_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 48_000_000
@@ -57,13 +58,13 @@ async def build_info(ctx: Context, cmd: Doc) -> Doc:
         "gitVersion": "mongo-reactor-test-double",
         "bits": 64,
         "maxBsonObjectSize": MAX_BSON_BYTES,
-        "storageEngines": ["mongomock"],
+        "storageEngines": ["mongo-reactor-double"],
     }
 
 
 @command("getParameter")
 async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
-    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}}
+    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}, "enableTestCommands": False}
     if cmd.get("getParameter") == "*":
         return dict(known)
     return {name: value for name, value in known.items() if name in cmd}
@@ -73,9 +74,9 @@ async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
 async def list_databases(ctx: Context, cmd: Doc) -> Doc:
     infos = [
         {"name": name, "sizeOnDisk": 0, "empty": False}
-        for name in ctx.backend.client.list_database_names()
+        for name in ctx.backend.catalog.database_names()
     ]
-    infos = [info for info in infos if matches(cmd.get("filter") or {}, info)]
+    infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
     if cmd.get("nameOnly"):
         return {"databases": [{"name": info["name"]} for info in infos]}
     return {"databases": infos, "totalSize": 0}
@@ -84,29 +85,32 @@ async def list_databases(ctx: Context, cmd: Doc) -> Doc:
 @command("dropDatabase")
 async def drop_database(ctx: Context, cmd: Doc) -> Doc:
     backend = ctx.backend
-    for name in backend.collection_names(ctx.db):
-        backend.client[ctx.db].drop_collection(name)
+    for name in backend.catalog.drop_database(ctx.db):
         backend.log.record("drop", ctx.db, name)
-    backend.client.drop_database(ctx.db)
     backend.log.record("dropDatabase", ctx.db, None)
     return {"dropped": ctx.db}
 
 
 @command("listCollections")
 async def list_collections(ctx: Context, cmd: Doc) -> Doc:
-    infos = [_collection_info(name) for name in sorted(ctx.backend.collection_names(ctx.db))]
-    infos = [info for info in infos if matches(cmd.get("filter") or {}, info)]
+    catalog = ctx.backend.catalog
+    infos = [
+        _collection_info(catalog.get(ctx.db, name))
+        for name in sorted(catalog.collection_names(ctx.db))
+    ]
+    infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
     if cmd.get("nameOnly"):
         infos = [{"name": info["name"], "type": info["type"]} for info in infos]
     namespace = f"{ctx.db}.$cmd.listCollections"
     return first_batch(ctx.backend.cursors, namespace, infos, _batch_size(cmd))
 
 
-def _collection_info(name: str) -> Doc:
+def _collection_info(coll: Collection | None) -> Doc:
+    assert coll is not None
     return {
-        "name": name,
+        "name": coll.name,
         "type": "collection",
-        "options": {},
+        "options": dict(coll.options),
         "info": {"readOnly": False},
         "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
     }
@@ -118,25 +122,37 @@ def _batch_size(cmd: Doc) -> int | None:
     return size if isinstance(size, int) else None
 
 
+_IGNORED_CREATE_OPTIONS = {
+    "create",
+    "$db",
+    "lsid",
+    "$clusterTime",
+    "writeConcern",
+    "comment",
+    "$readPreference",
+}
+
+
 @command("create")
 async def create(ctx: Context, cmd: Doc) -> Doc:
-    name = cmd.get("create")
     for option in _UNSUPPORTED_CREATE_OPTIONS:
         if cmd.get(option):
             raise not_supported(f"create with {option}")
-    if name in ctx.backend.collection_names(ctx.db):
-        raise CommandFailed(48, f"Collection {ctx.db}.{name} already exists.")
-    ctx.collection(cmd, "create")
-    ctx.backend.client[ctx.db].create_collection(name)
+    name = ctx.name(cmd, "create")
+    options = {
+        k: v
+        for k, v in cmd.items()
+        if k not in _IGNORED_CREATE_OPTIONS and k not in _UNSUPPORTED_CREATE_OPTIONS
+    }
+    ctx.backend.catalog.create(ctx.db, name, options)
     return {}
 
 
 @command("drop")
 async def drop(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "drop")
-    if coll.name not in ctx.backend.collection_names(ctx.db):
+    name = ctx.name(cmd, "drop")
+    coll = ctx.backend.catalog.drop(ctx.db, name)
+    if coll is None:
         return {}
-    indexes = len(coll.index_information())
-    coll.drop()
-    ctx.backend.log.record("drop", ctx.db, coll.name)
-    return {"ns": f"{ctx.db}.{coll.name}", "nIndexesWas": indexes}
+    ctx.backend.log.record("drop", ctx.db, name)
+    return {"ns": coll.namespace, "nIndexesWas": len(coll.indexes)}

@@ -8,8 +8,7 @@ mark. The position's token is the batch's ``postBatchResumeToken``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +46,7 @@ class ChangeStream:
     stages: list[Stage]
     full_document: str = "default"
     before_change: str = "off"
+    expanded: bool = False  # showExpandedEvents
     invalidated: bool = False
     pending: list[Doc] = field(default_factory=list)
 
@@ -71,25 +71,9 @@ class ChangeStream:
         self.position = max(self.position, log.end())
         return batch
 
-    async def wait_batch(
-        self, log: EventLog, lookup: Lookup, limit: int | None, max_wait_s: float
-    ) -> list[Doc]:
-        """The next non-empty batch, or an empty one and a fresh high-water mark after the wait."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max_wait_s
-        while True:
-            changed = log.changed()
-            batch = self.collect(log, lookup, limit)
-            remaining_s = deadline - loop.time()
-            if batch or self.invalidated or remaining_s <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining_s)
-        if not batch and not self.invalidated:
-            self.position = max(self.position, log.advance())
-        return batch
-
     def watches(self, event: ChangeEvent) -> bool:
+        if event.operation in EXPANDED_EVENTS and not self.expanded:
+            return False
         if self.db is None:
             return event.db not in {"admin", "config", "local"}
         return event.db == self.db and (self.coll is None or event.coll == self.coll)
@@ -109,7 +93,7 @@ class ChangeStream:
 
     def invalidated_by(self, event: ChangeEvent) -> bool:
         if self.coll is not None:
-            return event.operation == "drop"
+            return event.operation in {"drop", "rename"}
         return self.db is not None and event.operation == "dropDatabase"
 
     def invalidate(self, at: Position, wall_time: Any, batch: list[Doc]) -> None:
@@ -140,13 +124,28 @@ def render(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Doc:
     if event.document_key is not None:
         doc["documentKey"] = event.document_key
     if event.operation == "update":
-        doc["updateDescription"] = event.update_description()
+        doc["updateDescription"] = event.update_description(expanded=stream.expanded)
+    for name, value in (event.fields or {}).items():
+        if name != "operationDescription" or stream.expanded:
+            doc[name] = copy.deepcopy(value)
     if stream.before_change != "off" and event.operation in {"update", "replace", "delete"}:
         doc["fullDocumentBeforeChange"] = event.before
     return doc
 
 
 _ABSENT: Any = object()
+# Events MongoDB sends only to streams opened with showExpandedEvents.
+EXPANDED_EVENTS = frozenset(
+    {
+        "create",
+        "createIndexes",
+        "dropIndexes",
+        "modify",
+        "shardCollection",
+        "refineCollectionShardKey",
+        "reshardCollection",
+    }
+)
 
 
 def _full_document(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Any:
@@ -179,6 +178,7 @@ def open_stream(
         compile_stages(stages),
         spec.get("fullDocument", "default"),
         spec.get("fullDocumentBeforeChange", "off"),
+        bool(spec.get("showExpandedEvents")),
     )
     _resume_into_invalidate(log, stream, spec)
     return stream

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from bson.errors import BSONError
 
 from reactor.testing.context import Backend
-from reactor.testing.dispatch import run_command
-from reactor.testing.replies import error_reply
+from reactor.testing.dispatch import finish, run_command
+from reactor.testing.replies import Doc, error_reply
 from reactor.testing.wire import MalformedMessage, Request, encode_reply, read_request
 
 
@@ -22,8 +23,9 @@ async def serve_connection(
     """Serve requests in order; a malformed message or a broken socket closes this connection."""
     try:
         while (request := await read_request(reader)) is not None:
-            reply = await run_command(backend, request.body, connection_id)
-            if not request.more_to_come:
+            respond_now = functools.partial(_respond_now, backend, writer, request)
+            reply = await run_command(backend, request.body, connection_id, respond_now)
+            if reply is not None and not request.more_to_come:
                 writer.write(_encode(request, reply))
                 await writer.drain()
     except (MalformedMessage, ConnectionError, asyncio.IncompleteReadError):
@@ -32,6 +34,14 @@ async def serve_connection(
         writer.close()
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await writer.wait_closed()
+
+
+def _respond_now(
+    backend: Backend, writer: asyncio.StreamWriter, request: Request, reply: Doc
+) -> None:
+    """Write ``request``'s reply now, from whichever task is running (no await, no drain)."""
+    if not request.more_to_come and not writer.is_closing():
+        writer.write(_encode(request, finish(backend, reply)))
 
 
 def _encode(request: Request, reply: dict[str, object]) -> bytes:

@@ -6,16 +6,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import mongomock
 from bson.objectid import ObjectId
 
-from reactor.testing import _interim
 from reactor.testing.cursors import CursorTable
+from reactor.testing.engine.catalog import Catalog, check_name
+from reactor.testing.engine.collection import Collection
 from reactor.testing.events import EventLog
-from reactor.testing.fastpath import accelerate
 from reactor.testing.faults import Faults
-from reactor.testing.lookup import by_id
 from reactor.testing.replies import CommandFailed, Doc
+from reactor.testing.retryable import RetryableWrites
 from reactor.testing.tokens import Clock
 
 
@@ -25,39 +24,65 @@ class Backend:
 
     replica_set: str
     address: str  # "host:port" as advertised in hello
-    client: Any = field(default_factory=mongomock.MongoClient)
+    catalog: Catalog = field(default_factory=Catalog)
     clock: Clock = field(default_factory=Clock)
     cursors: CursorTable = field(default_factory=CursorTable)
     faults: Faults = field(default_factory=Faults)
     election_id: ObjectId = field(default_factory=ObjectId)
+    retryable: RetryableWrites = field(default_factory=RetryableWrites)
     log: EventLog = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = EventLog(self.clock)
 
     def collection_names(self, db: str) -> list[str]:
-        return list(self.client[db].list_collection_names())
+        return self.catalog.collection_names(db)
 
     def lookup(self, db: str, coll: str, doc_id: Any) -> Doc | None:
-        return by_id(self.client[db][coll], doc_id)
+        found = self.catalog.get(db, coll)
+        return None if found is None else found.by_id(doc_id)
+
+
+# What a handler returns when it has already sent its reply through ``Context.respond_now``.
+ANSWERED: Doc = {"$answered": True}
 
 
 @dataclass
 class Context:
-    """One command's surroundings."""
+    """One command's surroundings.
+
+    ``respond_now`` writes this command's reply to its connection at once, from whatever
+    command is running (a waiting change-stream getMore answers from inside the write that
+    produced its event); a handler that used it returns :data:`ANSWERED`.
+    """
 
     backend: Backend
     db: str
     connection_id: int
+    respond_now: Callable[[Doc], None] | None = None
 
-    def collection(self, cmd: Doc, key: str) -> Any:
+    def name(self, cmd: Doc, key: str) -> str:
+        """The collection name a command names under ``key`` (73 when it is not a valid one)."""
         name = cmd.get(key)
         if not isinstance(name, str) or not name:
             raise CommandFailed(73, f"invalid collection name: {name!r}")
-        return accelerate(self.backend.client[self.db][name])
+        check_name(self.db, name)
+        return name
 
+    def existing(self, cmd: Doc, key: str) -> Collection | None:
+        """The collection the command names, or None if it does not exist (reads)."""
+        return self.backend.catalog.get(self.db, self.name(cmd, key))
 
-_interim.install()
+    def collection(self, cmd: Doc, key: str) -> Collection:
+        """The collection the command names, created if missing (writes)."""
+        return self.backend.catalog.ensure(self.db, self.name(cmd, key))
+
+    def record(
+        self, operation: str, coll: Collection, before: Doc | None, after: Doc | None
+    ) -> None:
+        """Append the change event of one document write."""
+        self.backend.log.record(operation, self.db, coll.name, before=before, after=after)
+
 
 Handler = Callable[[Context, Doc], Awaitable[Doc]]
 COMMANDS: dict[str, Handler] = {}

@@ -58,6 +58,10 @@ class CursorTable:
             raise CommandFailed(43, f"cursor id {cursor_id} not found")
         return cursor
 
+    def find(self, cursor_id: object) -> Cursor | None:
+        """The cursor with this id, or None (also for an id that is not an int)."""
+        return self._cursors.get(cursor_id) if isinstance(cursor_id, int) else None
+
     def discard(self, cursor_id: int) -> bool:
         return self._cursors.pop(cursor_id, None) is not None
 

@@ -2,41 +2,96 @@
 
 from __future__ import annotations
 
-from reactor.testing import admin, find_modify, indexes, reads, writes
-from reactor.testing.context import COMMANDS, Backend, Context
+from collections.abc import Callable
+
+from reactor.testing import admin, diagnostics, find_modify, indexes, reads, writes
+from reactor.testing.changestream import ChangeStream
+from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
+from reactor.testing.labels import with_server_labels
 from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, find_modify, indexes, reads, writes)
+HANDLER_MODULES = (admin, diagnostics, find_modify, indexes, reads, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 
 
-async def run_command(backend: Backend, body: Doc, connection_id: int) -> Doc:
-    """The reply document for ``body``; never raises for anything a client can send."""
-    reply = await _answer(backend, body, connection_id)
+async def run_command(
+    backend: Backend,
+    body: Doc,
+    connection_id: int,
+    respond_now: Callable[[Doc], None] | None = None,
+) -> Doc | None:
+    """The reply document for ``body`` (None: sent already through ``respond_now``).
+
+    Never raises for anything a client can send.
+    """
+    reply = await _answer(backend, body, Context(backend, "", connection_id, respond_now))
+    return None if reply is ANSWERED else finish(backend, reply)
+
+
+def finish(backend: Backend, reply: Doc) -> Doc:
+    """``reply`` with the fields every reply carries: ``ok`` and ``operationTime``."""
     reply.setdefault("ok", 1.0)
     reply["operationTime"] = backend.clock.now
     return reply
 
 
-async def _answer(backend: Backend, body: Doc, connection_id: int) -> Doc:
+async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     if not body:
         return error_reply(9, "empty command document")
     name = next(iter(body))
     db = body.get("$db")
     if not isinstance(db, str) or not db:
         return error_reply(40571, "OP_MSG requests require a $db argument")
+    change_stream = _is_change_stream(backend, name, body)
     injected = backend.faults.take_failure(name)
     if injected is not None:
-        return injected
+        reply = error_reply(injected.code, injected.message, injected.labels or ())
+        if injected.labels is None:  # as MongoDB labels it; given labels replace the server's
+            with_server_labels(reply, change_stream=change_stream)
+        return reply
     if body.get("startTransaction") or "autocommit" in body or name in _TRANSACTION_COMMANDS:
         return error_reply(20, "transactions are not supported by the test double")
     handler = COMMANDS.get(name)
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
         return error_reply(59, message)
-    return await _run(handler, Context(backend, db, connection_id), body)
+    ctx.db = db
+    reply = await _run_retryable(handler, ctx, name, body)
+    if reply is not ANSWERED and not reply.get("ok", 1):
+        if change_stream and name == "getMore":  # MongoDB kills a cursor whose getMore failed
+            backend.cursors.discard(body["getMore"])
+        with_server_labels(reply, change_stream=change_stream)
+    return reply
+
+
+async def _run_retryable(handler: object, ctx: Context, name: str, body: Doc) -> Doc:
+    """Run the handler, or answer a retried write from the outcome recorded for it."""
+    key = ctx.backend.retryable.key(name, body)
+    if key is None:
+        return await _run(handler, ctx, body)
+    try:
+        recorded = ctx.backend.retryable.recall(key)
+    except CommandFailed as exc:
+        return exc.reply()
+    if recorded is not None:
+        return recorded
+    reply = await _run(handler, ctx, body)
+    if reply is not ANSWERED:
+        ctx.backend.retryable.remember(key, reply if "ok" in reply else {"ok": 1.0, **reply})
+    return reply
+
+
+def _is_change_stream(backend: Backend, name: str, body: Doc) -> bool:
+    """Whether ``body`` opens a change stream or asks one for more."""
+    if name == "aggregate":
+        pipeline = body.get("pipeline")
+        first = pipeline[0] if isinstance(pipeline, list) and pipeline else None
+        return isinstance(first, dict) and "$changeStream" in first
+    if name == "getMore":
+        return isinstance(backend.cursors.find(body.get("getMore")), ChangeStream)
+    return False
 
 
 async def _run(handler: object, ctx: Context, body: Doc) -> Doc:

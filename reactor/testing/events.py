@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
+import contextlib
+import copy
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from reactor.testing.replies import CommandFailed, Doc
 from reactor.testing.tokens import KIND_EVENT, KIND_HIGH_WATER, Clock, Position
+from reactor.testing.update_description import describe
 
 
 @dataclass(frozen=True)
@@ -16,24 +20,28 @@ class ChangeEvent:
     """One recorded write, with the images a change stream may render from it."""
 
     position: Position
-    operation: str  # insert, update, replace, delete, drop, dropDatabase
+    operation: str  # insert, update, replace, delete, drop, dropDatabase, rename, create, ...
     db: str
     coll: str | None
     wall_time: dt.datetime
     before: Doc | None = None
     after: Doc | None = None
+    update: Any = None  # the update document or pipeline, when the write path passes it
+    fields: Doc | None = None  # event-specific fields: rename's "to", "operationDescription"
+    _descriptions: dict[bool, Doc] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def document_key(self) -> Doc | None:
         image = self.after if self.after is not None else self.before
         return None if image is None else {"_id": image["_id"]}
 
-    def update_description(self) -> Doc:
-        """Top-level diff of the before and after images (nested changes show as whole fields)."""
-        before, after = self.before or {}, self.after or {}
-        updated = {k: v for k, v in after.items() if k not in before or before[k] != v}
-        removed = [k for k in before if k not in after]
-        return {"updatedFields": updated, "removedFields": removed, "truncatedArrays": []}
+    def update_description(self, *, expanded: bool = False) -> Doc:
+        """MongoDB 6's ``updateDescription`` (``expanded``: with ``disambiguatedPaths``)."""
+        cached = self._descriptions.get(expanded)
+        if cached is None:
+            cached = describe(self.before, self.after, self.update, expanded=expanded)
+            self._descriptions[expanded] = cached
+        return copy.deepcopy(cached)
 
 
 MAX_RETAINED_EVENTS = 100_000
@@ -51,7 +59,7 @@ class EventLog:
         self._max_events = max_events
         self._events: list[ChangeEvent] = []
         self._positions: list[Position] = []
-        self._changed = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
         self._horizon = Position(0, 0, 0)
         self._last_forgotten = Position(0, 0, 0)
 
@@ -63,17 +71,41 @@ class EventLog:
         *,
         before: Doc | None = None,
         after: Doc | None = None,
+        update: Any = None,
+        fields: Doc | None = None,
     ) -> ChangeEvent:
+        """Append one event; call it once the write is visible to reads (updateLookup reads it).
+
+        ``update`` is the update document or pipeline of an ``update`` event (without it the
+        description is a structural diff of the images); ``fields`` are extra event fields,
+        such as a ``rename``'s ``{"to": {"db", "coll"}}``.
+        """
         position = Position.at(self._clock.tick(), KIND_EVENT)
         wall_time = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        event = ChangeEvent(position, operation, db, coll, wall_time, before, after)
+        event = ChangeEvent(position, operation, db, coll, wall_time, before, after, update, fields)
         self._events.append(event)
         self._positions.append(position)
-        self._changed.set()
-        self._changed = asyncio.Event()
         if len(self._events) > self._max_events:
             self._drop_oldest(max(1, self._max_events // 10))
+        self.notify()
         return event
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` synchronously after each :meth:`record`, until unsubscribed.
+
+        This is how a waiting change-stream getMore answers the moment an event is written, from
+        inside the writing command, without waiting for the event loop to come round to it.
+        """
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def notify(self) -> None:
+        """Run every listener now (also called when stalled change streams resume)."""
+        for listener in list(self._listeners):
+            listener()
 
     def after(self, position: Position) -> list[ChangeEvent]:
         """The retained events later than ``position``, oldest first."""
@@ -92,10 +124,6 @@ class EventLog:
     def advance(self) -> Position:
         """A fresh high-water mark, as a replica set's periodic no-op write would give."""
         return Position.at(self._clock.tick(), KIND_HIGH_WATER)
-
-    def changed(self) -> asyncio.Event:
-        """An event set by the next :meth:`record` (take it before scanning, then wait on it)."""
-        return self._changed
 
     def forget(self) -> None:
         """Drop the history: starting a stream from any earlier position now fails."""

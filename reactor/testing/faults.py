@@ -10,17 +10,17 @@ import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from reactor.testing.replies import Doc, error_reply
-
 # Monitoring traffic is never failed unless named: a stray heartbeat would eat the failure.
 _UNNAMED_EXEMPT = frozenset({"hello", "ismaster"})
 
 
 @dataclass
-class _Failure:
+class Failure:
+    """An injected error: ``labels`` None means "the labels MongoDB would attach"."""
+
     remaining: int
     code: int
-    labels: tuple[str, ...]
+    labels: tuple[str, ...] | None
     commands: frozenset[str] | None
     message: str
 
@@ -34,7 +34,7 @@ class Faults:
     """What the next commands should suffer."""
 
     def __init__(self) -> None:
-        self._failures: list[_Failure] = []
+        self._failures: list[Failure] = []
         self._flowing = asyncio.Event()
         self._flowing.set()
 
@@ -42,20 +42,21 @@ class Faults:
         self,
         n: int,
         code: int,
-        labels: Sequence[str],
+        labels: Sequence[str] | None,
         commands: Collection[str] | None,
         message: str,
     ) -> None:
         names = None if commands is None else frozenset(commands)
-        self._failures.append(_Failure(n, code, tuple(labels), names, message))
+        given = None if labels is None else tuple(labels)
+        self._failures.append(Failure(n, code, given, names, message))
 
-    def take_failure(self, command: str) -> Doc | None:
-        """The injected error reply for ``command``, if one is queued for it."""
+    def take_failure(self, command: str) -> Failure | None:
+        """The injected failure for ``command``, if one is queued for it (counted as used)."""
         for failure in self._failures:
             if failure.remaining > 0 and failure.matches(command):
                 failure.remaining -= 1
                 self._failures = [f for f in self._failures if f.remaining > 0]
-                return error_reply(failure.code, failure.message, failure.labels)
+                return failure
         return None
 
     @property

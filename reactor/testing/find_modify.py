@@ -4,74 +4,79 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from reactor.testing.context import Context, command
-from reactor.testing.lookup import by_id, matching, pinned
-from reactor.testing.reads import sort_spec
+from reactor.testing.engine import crud, query
+from reactor.testing.engine.collection import Collection
+from reactor.testing.engine.projection import compile_projection
+from reactor.testing.engine.updates import Update, apply_update, parse_update
 from reactor.testing.replies import CommandFailed, Doc, not_supported
-from reactor.testing.stages import project
-from reactor.testing.write_errors import duplicate_key, update_candidate
-from reactor.testing.writes import is_replacement, record_change, record_insert
+from reactor.testing.writes import recorder
 
 
 @command("findAndModify", "findandmodify")
 async def find_and_modify(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, next(iter(cmd)))
     _check(cmd)
-    query = cmd.get("query") or {}
-    found = matching(coll, query, sort=sort_spec(cmd.get("sort")), limit=1)
+    spec = cmd.get("query") or {}
+    change = None if cmd.get("remove") else parse_update(cmd["update"])
+    project = compile_projection(cmd.get("fields"), spec)
+    coll = ctx.collection(cmd, next(iter(cmd)))
+    found = query.find(
+        coll, spec, sort=cmd.get("sort") or None, limit=1, hint=cmd.get("hint") or None
+    )
     target = found[0] if found else None
-    try:
-        if cmd.get("remove"):
-            return _remove(ctx, coll, target, cmd)
-        return _modify(ctx, coll, query, target, cmd)
-    except DuplicateKeyError as exc:
-        details = duplicate_key(coll, update_candidate(cmd.get("update")))
-        raise CommandFailed(11000, details.pop("errmsg"), extra=details) from exc
+    if change is None:
+        value, last_error = _remove(ctx, coll, target)
+    else:
+        value, last_error = _modify(
+            ctx, coll, spec, change, target, bool(cmd.get("new")), bool(cmd.get("upsert"))
+        )
+    if value is not None and project is not None:
+        value = project(value)
+    return {"lastErrorObject": last_error, "value": value}
 
 
 def _check(cmd: Doc) -> None:
-    for option in ("arrayFilters", "collation", "let", "hint"):
+    for option in ("arrayFilters", "collation", "let"):
         if cmd.get(option):
             raise not_supported(f"findAndModify with {option}")
     if cmd.get("remove") and ("update" in cmd or cmd.get("upsert")):
         raise CommandFailed(9, "Cannot specify both an update and remove=true")
     if not cmd.get("remove") and "update" not in cmd:
         raise CommandFailed(9, "Either an update or remove=true must be specified")
+    if cmd.get("remove") and cmd.get("new"):
+        raise CommandFailed(
+            9,
+            "Cannot specify both new=true and remove=true",
+        )
 
 
-def _remove(ctx: Context, coll: Any, target: Doc | None, cmd: Doc) -> Doc:
+def _remove(
+    ctx: Context, coll: Collection, target: tuple[int, Doc] | None
+) -> tuple[Doc | None, Doc]:
     if target is None:
-        return _reply(0, None, cmd)
-    coll.delete_one({"_id": target["_id"]})
-    ctx.backend.log.record("delete", ctx.db, coll.name, before=target)
-    return _reply(1, target, cmd)
+        return None, {"n": 0}
+    before = coll.delete(target[0])
+    recorder(ctx, coll)(before, None)
+    return before, {"n": 1}
 
 
-def _modify(ctx: Context, coll: Any, query: Doc, target: Doc | None, cmd: Doc) -> Doc:
-    change = cmd["update"]
-    replacement = is_replacement(change)
+def _modify(
+    ctx: Context,
+    coll: Collection,
+    spec: Doc,
+    change: Update,
+    target: tuple[int, Doc] | None,
+    new: bool,
+    upsert: bool,
+) -> tuple[Doc | None, Doc]:
+    on_change = recorder(ctx, coll, change.is_replacement)
     if target is not None:
-        selector = pinned(query, target["_id"])
-        if replacement:
-            coll.replace_one(selector, change)
-        else:
-            coll.update_one(selector, change)
-        record_change(ctx, coll, target, replacement)
-        after = by_id(coll, target["_id"])
-        return _reply(1, after if cmd.get("new") else target, cmd, updated_existing=True)
-    if not cmd.get("upsert"):
-        return _reply(0, None, cmd, updated_existing=False)
-    upsert = coll.replace_one if replacement else coll.update_one
-    upserted_id = upsert(query, change, upsert=True).upserted_id
-    record_insert(ctx, coll, upserted_id)
-    value = by_id(coll, upserted_id) if cmd.get("new") else None
-    return _reply(1, value, cmd, updated_existing=False, upserted=upserted_id)
-
-
-def _reply(n: int, value: Doc | None, cmd: Doc, **last_error: Any) -> Doc:
-    fields = cmd.get("fields")
-    if value is not None and fields:
-        value = project(value, fields)
-    return {"lastErrorObject": {"n": n, **last_error}, "value": value}
+        seq, before = target
+        after = apply_update(before, change, spec)
+        crud.replace_record(coll, seq, before, after, on_change)
+        return (after if new else before), {"n": 1, "updatedExisting": True}
+    if not upsert:
+        return None, {"n": 0, "updatedExisting": False}
+    stored = crud.insert_upserted(coll, spec, change, on_change)
+    last_error: Any = {"n": 1, "updatedExisting": False, "upserted": stored["_id"]}
+    return (stored if new else None), last_error

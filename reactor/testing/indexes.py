@@ -1,92 +1,140 @@
-"""createIndexes, listIndexes and dropIndexes; mongomock enforces unique and sparse indexes."""
+"""createIndexes, listIndexes and dropIndexes over the engine's indexes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError, OperationFailure
-
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.engine.collection import Collection, DuplicateKey
+from reactor.testing.engine.index import SPECIAL_KINDS, IndexSpec
+from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
-_PASSED_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression")
-_IGNORED_OPTIONS = {"key", "name", "v", "background", "hidden"}
+_KNOWN_OPTIONS = {"key", "name", "v", "background", "ns", "unique", "sparse", "dropDups"}
+_KNOWN_OPTIONS |= {"expireAfterSeconds", "partialFilterExpression", "hidden"}
+_ECHOED_OPTIONS = ("background",)  # accepted, without effect, and listed back as given
 
 
 @command("createIndexes")
 async def create_indexes(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "createIndexes")
-    existed = coll.name in ctx.backend.collection_names(ctx.db)
-    before = len(coll.index_information()) if existed else 1
-    for spec in cmd.get("indexes") or []:
-        _create_index(coll, spec)
-    after = len(coll.index_information())
+    name = ctx.name(cmd, "createIndexes")
+    existed = ctx.backend.catalog.get(ctx.db, name) is not None
+    specs = cmd.get("indexes")
+    if not isinstance(specs, list) or not specs:
+        raise CommandFailed(2, "Must specify at least one index to create")
+    parsed = [_parse(spec) for spec in specs]
+    coll = ctx.backend.catalog.ensure(ctx.db, name)
+    before = len(coll.indexes)
+    for spec in parsed:
+        if _is_new(coll, spec):
+            _build(coll, spec)
     reply: Doc = {
         "createdCollectionAutomatically": not existed,
         "numIndexesBefore": before,
-        "numIndexesAfter": after,
+        "numIndexesAfter": len(coll.indexes),
     }
-    if after == before:
+    if len(coll.indexes) == before:
         reply["note"] = "all indexes already exist"
     return reply
 
 
-def _create_index(coll: Any, spec: Any) -> None:
-    if not isinstance(spec, dict) or not isinstance(spec.get("key"), dict):
+def _parse(spec: Any) -> IndexSpec:
+    if not isinstance(spec, dict) or not isinstance(spec.get("key"), dict) or not spec["key"]:
         raise CommandFailed(9, f"invalid index specification: {spec!r}")
-    if not isinstance(spec.get("name"), str):
+    if not isinstance(spec.get("name"), str) or not spec["name"]:
         raise CommandFailed(9, "index specification must have a name")
     for option in spec:
-        if option not in _IGNORED_OPTIONS and option not in _PASSED_OPTIONS:
+        if option not in _KNOWN_OPTIONS:
             raise not_supported(f"the index option {option!r}")
-    options = {name: spec[name] for name in _PASSED_OPTIONS if name in spec}
+    for field, kind in spec["key"].items():
+        if isinstance(kind, str) and kind not in SPECIAL_KINDS:
+            raise not_supported(f"{kind!r} indexes ({field})")
+    partial = spec.get("partialFilterExpression")
+    if partial is not None:
+        compile_filter(partial)
+    expire = spec.get("expireAfterSeconds")
+    return IndexSpec(
+        name=spec["name"],
+        key=tuple(spec["key"].items()),
+        unique=bool(spec.get("unique")),
+        sparse=bool(spec.get("sparse")),
+        partial=partial,
+        expire_after_s=expire,
+        hidden=bool(spec.get("hidden")),
+        echoed=tuple((name, spec[name]) for name in _ECHOED_OPTIONS if name in spec),
+    )
+
+
+def _is_new(coll: Collection, spec: IndexSpec) -> bool:
+    """False for an identical existing index; 85/86 for a conflicting one."""
+    same_name = coll.indexes.get(spec.name)
+    if same_name is not None:
+        if same_name.spec.key != spec.key:
+            raise CommandFailed(
+                86,
+                f"An existing index has the same name but another key: {spec.name}",
+            )
+        if same_name.spec != spec:
+            raise CommandFailed(
+                85,
+                f"An existing index has the same name but other options: {spec.name}",
+            )
+        return False
+    for index in coll.indexes.values():
+        if index.spec.key == spec.key:
+            raise CommandFailed(
+                85, f"Index already exists with a different name: {index.spec.name}"
+            )
+    return True
+
+
+def _build(coll: Collection, spec: IndexSpec) -> None:
     try:
-        coll.create_index(list(spec["key"].items()), name=spec["name"], **options)
-    except DuplicateKeyError as exc:
-        message = f"E11000 duplicate key error collection: {coll.full_name} index: {spec['name']}"
-        raise CommandFailed(11000, message) from exc
-    except OperationFailure as exc:
-        raise CommandFailed(85, str(exc)) from exc
+        coll.add_index(spec)
+    except DuplicateKey as exc:
+        raise CommandFailed(11000, f"Index build failed: {exc.message}", extra=exc.extra) from exc
 
 
 @command("listIndexes")
 async def list_indexes(ctx: Context, cmd: Doc) -> Doc:
     coll = _existing(ctx, cmd, "listIndexes")
     batch_size = (cmd.get("cursor") or {}).get("batchSize")
-    return first_batch(ctx.backend.cursors, coll.full_name, list(coll.list_indexes()), batch_size)
+    infos = [index.spec.info() for index in coll.indexes.values()]
+    return first_batch(ctx.backend.cursors, coll.namespace, infos, batch_size)
 
 
 @command("dropIndexes", "deleteIndexes")
 async def drop_indexes(ctx: Context, cmd: Doc) -> Doc:
     coll = _existing(ctx, cmd, next(iter(cmd)))
-    count = len(coll.index_information())
+    count = len(coll.indexes)
     target = cmd.get("index")
     if target == "*":
-        coll.drop_indexes()
+        for name in [name for name in coll.indexes if name != "_id_"]:
+            coll.drop_index(name)
     else:
-        for name in target if isinstance(target, list) else [target]:
-            _drop_index(coll, name)
+        for each in target if isinstance(target, list) else [target]:
+            _drop_index(coll, each)
     return {"nIndexesWas": count}
 
 
-def _drop_index(coll: Any, target: Any) -> None:
+def _drop_index(coll: Collection, target: Any) -> None:
     if isinstance(target, dict):
-        pattern = list(target.items())
-        names = [n for n, info in coll.index_information().items() if info["key"] == pattern]
+        names = [n for n, index in coll.indexes.items() if dict(index.spec.key) == target]
         if not names:
             raise CommandFailed(27, f"can't find index with key: {target}")
         target = names[0]
+    if not isinstance(target, str):
+        raise CommandFailed(14, f"invalid index name: {target!r}")
     if target == "_id_":
         raise CommandFailed(72, "cannot drop _id index")
-    try:
-        coll.drop_index(target)
-    except OperationFailure as exc:
-        raise CommandFailed(27, f"index not found with name [{target}]") from exc
+    if target not in coll.indexes:
+        raise CommandFailed(27, f"index not found with name [{target}]")
+    coll.drop_index(target)
 
 
-def _existing(ctx: Context, cmd: Doc, key: str) -> Any:
-    coll = ctx.collection(cmd, key)
-    if coll.name not in ctx.backend.collection_names(ctx.db):
-        raise CommandFailed(26, f"ns does not exist: {coll.full_name}")
+def _existing(ctx: Context, cmd: Doc, key: str) -> Collection:
+    coll = ctx.existing(cmd, key)
+    if coll is None:
+        raise CommandFailed(26, f"ns does not exist: {ctx.db}.{cmd.get(key)}")
     return coll

@@ -7,19 +7,15 @@ from typing import Any
 from reactor.testing.changestream import ChangeStream, open_stream
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import cursor_reply, first_batch
+from reactor.testing.delivery import next_batch
+from reactor.testing.engine import query
+from reactor.testing.engine.aggregation import run_pipeline
+from reactor.testing.engine.distinct import distinct_values
+from reactor.testing.engine.projection import compile_projection
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 DEFAULT_AWAIT_MS = 1000
-_UNSUPPORTED_FIND_OPTIONS = ("collation", "tailable", "awaitData", "min", "max", "returnKey")
-
-
-def sort_spec(sort: Any) -> list[tuple[str, Any]] | None:
-    """A wire sort document as the list of pairs mongomock takes."""
-    if not sort:
-        return None
-    if not isinstance(sort, dict):
-        raise CommandFailed(14, "sort must be an object")
-    return list(sort.items())
+_UNSUPPORTED_FIND_OPTIONS = ("collation", "tailable", "awaitData", "min", "max", "returnKey", "let")
 
 
 def _batch_size(cmd: Doc, key: str = "batchSize") -> int | None:
@@ -31,22 +27,25 @@ def _batch_size(cmd: Doc, key: str = "batchSize") -> int | None:
 
 @command("find")
 async def find(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "find")
     for option in _UNSUPPORTED_FIND_OPTIONS:
         if cmd.get(option):
             raise not_supported(f"find with {option}")
+    coll = ctx.existing(cmd, "find")
+    spec = cmd.get("filter") or {}
     limit = int(cmd.get("limit") or 0)
-    docs = coll.find(
-        cmd.get("filter") or {},
-        cmd.get("projection") or None,
+    project = compile_projection(cmd.get("projection"), spec)
+    found = query.find(
+        coll,
+        spec,
+        sort=cmd.get("sort") or None,
         skip=int(cmd.get("skip") or 0),
         limit=abs(limit),
-        sort=sort_spec(cmd.get("sort")),
+        hint=cmd.get("hint") or None,
     )
+    docs = [doc if project is None else project(doc) for _, doc in found]
     single = bool(cmd.get("singleBatch")) or limit < 0
-    return first_batch(
-        ctx.backend.cursors, coll.full_name, list(docs), _batch_size(cmd), single_batch=single
-    )
+    namespace = f"{ctx.db}.{cmd['find']}"
+    return first_batch(ctx.backend.cursors, namespace, docs, _batch_size(cmd), single_batch=single)
 
 
 @command("getMore")
@@ -67,15 +66,8 @@ async def get_more(ctx: Context, cmd: Doc) -> Doc:
 
 
 async def _change_stream_more(ctx: Context, cursor_id: int, stream: ChangeStream, cmd: Doc) -> Doc:
-    backend = ctx.backend
     max_wait_s = int(cmd.get("maxTimeMS") or DEFAULT_AWAIT_MS) / 1000
-    await backend.faults.flowing()
-    batch = await stream.wait_batch(backend.log, backend.lookup, _batch_size(cmd), max_wait_s)
-    await backend.faults.flowing()
-    if stream.invalidated:
-        backend.cursors.discard(cursor_id)
-        cursor_id = 0
-    return cursor_reply(stream.namespace, cursor_id, batch, "nextBatch", stream.position.token())
+    return await next_batch(ctx, cursor_id, stream, _batch_size(cmd), max_wait_s)
 
 
 @command("killCursors")
@@ -94,19 +86,29 @@ async def kill_cursors(ctx: Context, cmd: Doc) -> Doc:
 
 @command("count")
 async def count(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "count")
-    options = {"skip": int(cmd.get("skip") or 0)}
-    if cmd.get("limit"):
-        options["limit"] = abs(int(cmd["limit"]))
-    return {"n": coll.count_documents(cmd.get("query") or {}, **options)}
+    if cmd.get("collation"):
+        raise not_supported("count with collation")
+    coll = ctx.existing(cmd, "count")
+    skip = int(cmd.get("skip") or 0)
+    limit = abs(int(cmd.get("limit") or 0))
+    return {
+        "n": query.count(
+            coll, cmd.get("query") or {}, skip=skip, limit=limit, hint=cmd.get("hint") or None
+        )
+    }
 
 
 @command("distinct")
 async def distinct(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "distinct")
     if not isinstance(cmd.get("key"), str):
         raise CommandFailed(14, "distinct key must be a string")
-    return {"values": list(coll.distinct(cmd["key"], cmd.get("query") or {}))}
+    if cmd.get("collation"):
+        raise not_supported("distinct with collation")
+    coll = ctx.existing(cmd, "distinct")
+    docs = [
+        doc for _, doc in query.find(coll, cmd.get("query") or {}, hint=cmd.get("hint") or None)
+    ]
+    return {"values": distinct_values(docs, cmd["key"])}
 
 
 @command("aggregate")
@@ -127,15 +129,15 @@ async def aggregate(ctx: Context, cmd: Doc) -> Doc:
     for option in ("explain", "collation", "let"):
         if cmd.get(option):
             raise not_supported(f"aggregate with {option}")
-    coll = ctx.collection(cmd, "aggregate")
-    docs = list(coll.aggregate(pipeline))
-    return first_batch(ctx.backend.cursors, coll.full_name, docs, batch_size)
+    name = ctx.name(cmd, "aggregate")
+    docs = run_pipeline(ctx.backend.catalog, ctx.db, name, pipeline)
+    return first_batch(ctx.backend.cursors, f"{ctx.db}.{name}", docs, batch_size)
 
 
 def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size: int | None) -> Doc:
     target = cmd.get("aggregate")
     if isinstance(target, str):
-        coll: str | None = ctx.collection(cmd, "aggregate").name
+        coll: str | None = ctx.name(cmd, "aggregate")
     elif target == 1:
         coll = None
     else:

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from reactor.errors import ReactorError
+from reactor.testing import ttl
 from reactor.testing.connection import serve_connection
 from reactor.testing.context import Backend
 
@@ -23,7 +24,7 @@ class DoubleNotRunning(ReactorError):
 
 
 class MongoDouble:
-    """A one-member replica set speaking the MongoDB wire protocol, backed by mongomock.
+    """A one-member replica set speaking the MongoDB wire protocol, with an in-memory engine.
 
     ``start()`` serves from a background thread; ``serve_forever()`` serves from the caller's
     thread. The fault hooks may be called from any thread and take effect before they return.
@@ -105,11 +106,16 @@ class MongoDouble:
         n: int,
         *,
         code: int,
-        labels: Sequence[str] = (),
+        labels: Sequence[str] | None = None,
         commands: Collection[str] | None = None,
         message: str = "injected failure",
     ) -> None:
-        """Answer the next ``n`` commands (only those named, if given) with this error."""
+        """Answer the next ``n`` commands (only those named, if given) with this error.
+
+        ``labels`` None: the labels MongoDB would attach (``ResumableChangeStreamError`` on a
+        change stream's aggregate or getMore for a resumable code, ``NonResumableChangeStreamError``
+        for 280 and 286); a sequence, even an empty one, is sent instead of them.
+        """
 
         async def arm() -> None:
             self._require_backend().faults.fail_next(n, code, labels, commands, message)
@@ -136,7 +142,9 @@ class MongoDouble:
         """Let stalled change-stream getMores answer again."""
 
         async def resume() -> None:
-            self._require_backend().faults.resume()
+            backend = self._require_backend()
+            backend.faults.resume()
+            backend.log.notify()  # waiting getMores answer now with what was held
 
         self._call(resume)
 
@@ -154,14 +162,18 @@ class MongoDouble:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        expiry: asyncio.Task[None] | None = None
         try:
             self.port = server.sockets[0].getsockname()[1]
             address = f"{self.advertised_host}:{self.port}"
             self._backend = Backend(self.replica_set, address)
+            expiry = asyncio.create_task(ttl.monitor(self._backend))
             self._ready.set()
             if not self._stop_requested:  # else stop() ran before the loop existed
                 await self._stopping.wait()
         finally:
+            if expiry is not None:
+                expiry.cancel()
             server.close()
             await self._close_connections()
             await server.wait_closed()

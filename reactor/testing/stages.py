@@ -1,20 +1,45 @@
-"""The pipeline stages a change stream accepts after ``$changeStream``: ``$match``, ``$project``.
+"""The pipeline stages a change stream accepts after ``$changeStream``.
 
-``$match`` is mongomock's own filter; ``$project`` and ``$unset`` handle plain inclusion and
-exclusion of (dotted) fields. Anything else is refused when the stream is opened.
+``$match`` is mongomock's own filter; ``$project``, ``$addFields``/``$set`` and ``$unset`` follow
+MongoDB's path rules (:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith``
+evaluate their expression. As on MongoDB, an unknown stage name answers 40324 and a stage that
+is not allowed in a change stream answers 20; ``$redact`` and ``$changeStreamSplitLargeEvent``
+(allowed by MongoDB) are refused with 238.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 from mongomock.filtering import filter_applies as _filter_applies
 
+from reactor.testing.projection import (
+    add_fields_stage,
+    evaluate,
+    inclusion_exclusion,
+    project_stage,
+    unset_stage,
+)
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 Stage = Callable[[Doc], Doc | None]
+
+# Every aggregation stage MongoDB 8 knows; those not allowed after $changeStream answer 20.
+_KNOWN_STAGES = frozenset(
+    {
+        "$addFields", "$bucket", "$bucketAuto", "$changeStream", "$changeStreamSplitLargeEvent",
+        "$collStats", "$count", "$currentOp", "$densify", "$documents", "$facet", "$fill",
+        "$geoNear", "$graphLookup", "$group", "$indexStats", "$limit", "$listLocalSessions",
+        "$listSampledQueries", "$listSearchIndexes", "$listSessions", "$lookup", "$match",
+        "$merge", "$out", "$planCacheStats", "$project", "$querySettings", "$queryStats",
+        "$rankFusion", "$redact", "$replaceRoot", "$replaceWith", "$sample", "$score",
+        "$scoreFusion", "$search", "$searchMeta", "$set", "$setWindowFields",
+        "$shardedDataDistribution", "$skip", "$sort", "$sortByCount", "$unionWith", "$unset",
+        "$unwind", "$vectorSearch",
+    }
+)  # fmt: skip
+_REFUSED = frozenset({"$redact", "$changeStreamSplitLargeEvent"})
 
 
 def matches(query: Doc, doc: Doc) -> bool:
@@ -42,72 +67,44 @@ def _compile(stage: Any) -> Stage:
             40323, "A pipeline stage specification object must contain exactly one field."
         )
     ((name, spec),) = stage.items()
-    if name == "$match" and isinstance(spec, dict):
+    if name == "$match":
+        if not isinstance(spec, dict):
+            raise CommandFailed(15959, "the match filter must be an expression in an object")
         return lambda doc: doc if matches(spec, doc) else None
-    if name == "$project" and isinstance(spec, dict):
-        return _projection(spec)
+    if name == "$project":
+        return project_stage(spec)
     if name == "$unset":
-        fields = [spec] if isinstance(spec, str) else list(spec)
-        return _projection(dict.fromkeys(fields, 0))
-    raise not_supported(f"the stage {name} after $changeStream")
+        return unset_stage(spec)
+    if name in {"$addFields", "$set"}:
+        return add_fields_stage(spec)
+    if name in {"$replaceRoot", "$replaceWith"}:
+        return _replace_root(name, spec)
+    if name == "$changeStream":
+        raise CommandFailed(40602, "$changeStream is only valid as the first stage in a pipeline")
+    if name in _REFUSED:
+        raise not_supported(f"the stage {name} after $changeStream")
+    if name in _KNOWN_STAGES:
+        raise CommandFailed(20, f"{name} is not permitted in a $changeStream pipeline")
+    raise CommandFailed(40324, f"Unrecognized pipeline stage name: '{name}'")
 
 
-def _projection(spec: Doc) -> Stage:
-    included = {k for k, v in spec.items() if _truthy(v) and k != "_id"}
-    excluded = {k for k, v in spec.items() if not _truthy(v)}
-    if included and excluded - {"_id"}:
-        raise CommandFailed(31254, "Cannot do exclusion on a field in an inclusion projection")
-    if included:
-        keep = sorted(included | ({"_id"} - excluded))
-        return lambda doc: _include(doc, keep)
-    return lambda doc: _exclude(doc, sorted(excluded))
+def _replace_root(name: str, spec: Any) -> Stage:
+    if name == "$replaceRoot":
+        if not isinstance(spec, dict) or "newRoot" not in spec:
+            raise CommandFailed(40231, "no newRoot specified for the $replaceRoot stage")
+        spec = spec["newRoot"]
 
+    def replace(doc: Doc) -> Doc:
+        found, value = evaluate(spec, doc)
+        if not found or not isinstance(value, dict):
+            raise CommandFailed(
+                40228, f"'replacement document' must evaluate to an object, but got {value!r}"
+            )
+        return value
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, (bool, int, float)):
-        return bool(value)
-    raise not_supported(f"the projection value {value!r} in a change stream")
-
-
-def _include(doc: Doc, paths: list[str]) -> Doc:
-    out: Doc = {}
-    for path in paths:
-        found, value = _get(doc, path)
-        if found:
-            _set(out, path, copy.deepcopy(value))
-    return out
-
-
-def _exclude(doc: Doc, paths: list[str]) -> Doc:
-    out = copy.deepcopy(doc)
-    for path in paths:
-        *parents, leaf = path.split(".")
-        node: Any = out
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return out
-
-
-def _get(doc: Doc, path: str) -> tuple[bool, Any]:
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def _set(doc: Doc, path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    node = doc
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
+    return replace
 
 
 def project(doc: Doc, spec: Doc) -> Doc:
     """``doc`` through a plain inclusion or exclusion projection (findAndModify ``fields``)."""
-    projected = _projection(spec)(doc)
-    return doc if projected is None else projected
+    return inclusion_exclusion(spec)(doc)

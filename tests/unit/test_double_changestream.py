@@ -91,7 +91,7 @@ async def test_project_stage_shapes_events(client: AsyncMongoClient[Doc]) -> Non
 async def test_unsupported_stage_is_refused(client: AsyncMongoClient[Doc]) -> None:
     """A stage the double cannot run after $changeStream fails clearly when the stream opens."""
     with pytest.raises(OperationFailure, match="not supported by the mongo-reactor test double"):
-        await client.app.jobs.watch([{"$addFields": {"x": 1}}])
+        await client.app.jobs.watch([{"$redact": "$$KEEP"}])
 
 
 async def test_database_stream_sees_every_collection(client: AsyncMongoClient[Doc]) -> None:

@@ -55,7 +55,12 @@ CASES = [
         2,
     ),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": 5}], "cursor": {}}, 40573),
-    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$group": {}}], "cursor": {}}, 238),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$group": {}}], "cursor": {}}, 20),
+    (
+        {"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$nope": {}}], "cursor": {}},
+        40324,
+    ),
+    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$redact": 1}], "cursor": {}}, 238),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {}], "cursor": {}}, 40323),
     (
         {
@@ -72,14 +77,6 @@ CASES = [
             "cursor": {},
         },
         31254,
-    ),
-    (
-        {
-            "aggregate": "jobs",
-            "pipeline": [{"$changeStream": {}}, {"$project": {"a": "$b"}}],
-            "cursor": {},
-        },
-        238,
     ),
     (
         {

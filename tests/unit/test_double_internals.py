@@ -1,15 +1,10 @@
-"""Pieces of the double tested without a client: tokens, the event log, scan short cuts."""
+"""Pieces of the double tested without a client: tokens and the event log."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import mongomock
 import pytest
-from bson import ObjectId
 
 from reactor.testing.events import EventLog
-from reactor.testing.fastpath import accelerate
 from reactor.testing.replies import CommandFailed
 from reactor.testing.tokens import (
     KIND_EVENT,
@@ -57,8 +52,8 @@ def test_capped_log_drops_the_oldest_events_like_an_oplog() -> None:
     log.check_start(first.position)
 
 
-def test_update_description_diffs_top_level_fields() -> None:
-    """updatedFields holds changed and new fields, removedFields the fields that went away."""
+def test_update_description_without_the_update_is_a_structural_diff() -> None:
+    """Without the update document, nested changes show as dotted paths, removals by name."""
     log = EventLog(Clock())
     event = log.record(
         "update",
@@ -68,48 +63,7 @@ def test_update_description_diffs_top_level_fields() -> None:
         after={"_id": 1, "a": 1, "b": {"x": 2}, "new": 3},
     )
     assert event.update_description() == {
-        "updatedFields": {"b": {"x": 2}, "new": 3},
+        "updatedFields": {"b.x": 2, "new": 3},
         "removedFields": ["gone"],
         "truncatedArrays": [],
     }
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        {"k": "a"},
-        {"k": 1},
-        {"k": None},
-        {"_id": 2},
-        {"_id": 2, "k": "b"},
-        {"_id": {"$in": [1, 3]}},
-        {"$and": [{"k": {"$type": "string"}}, {"k": "a"}]},
-        {"k": "a", "n": {"$gte": 1}},
-        {"tags": "x"},
-        {"oid": ObjectId("0123456789ab0123456789ab")},
-    ],
-)
-def test_scan_short_cuts_match_what_mongomock_matches(query: dict[str, object]) -> None:
-    """An accelerated collection returns exactly the documents plain mongomock returns."""
-    docs: list[dict[str, object]] = [
-        {"_id": 1, "k": "a", "n": 1, "tags": ["x", "y"]},
-        {"_id": 2, "k": "b", "n": 2, "tags": "x"},
-        {"_id": 3, "k": 1, "n": 3, "oid": ObjectId("0123456789ab0123456789ab")},
-        {"_id": 4, "k": ["a", "c"], "n": 0},
-        {"_id": 5, "n": 5},
-        {"_id": 6, "k": 1.0},
-    ]
-    plain: Any = mongomock.MongoClient().db.plain
-    fast = accelerate(mongomock.MongoClient().db.fast)
-    plain.insert_many([dict(doc) for doc in docs])
-    fast.insert_many([dict(doc) for doc in docs])
-    assert list(fast.find(query)) == list(plain.find(query))
-
-
-def test_accelerated_unique_index_still_rejects_duplicates() -> None:
-    """Unique checks through the short cut still see a colliding document."""
-    coll = accelerate(mongomock.MongoClient().db.c)
-    coll.create_index("k", unique=True, partialFilterExpression={"k": {"$type": "string"}})
-    coll.insert_many([{"k": "a"}, {"k": 1}, {"k": 1}])
-    with pytest.raises(mongomock.DuplicateKeyError):
-        coll.insert_one({"k": "a"})
