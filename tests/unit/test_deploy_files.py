@@ -288,10 +288,12 @@ def test_reactor_service_runs_the_way_operators_expect() -> None:
 
 
 def test_reactor_stop_grace_period_covers_the_drain() -> None:
-    """Docker waits longer than the drain (job timeout plus one lease) before it kills."""
+    """Docker waits longer than the drain (REACTOR_DRAIN_S) plus the hand-back before it kills."""
     reactor = services()["reactor"]
     settings = settings_from(environment(reactor))
-    assert duration_s(reactor["stop_grace_period"]) > settings.job_timeout_s + settings.lease_s
+    drain_s = float(reactor["environment"]["REACTOR_DRAIN_S"].split(":-")[-1].rstrip("}"))
+    assert drain_s == settings.drain_s
+    assert duration_s(reactor["stop_grace_period"]) >= drain_s + 10
 
 
 def test_reactor_logs_rotate_and_carry_shipping_labels() -> None:
@@ -553,10 +555,11 @@ def test_probes_use_the_endpoints_on_the_configured_port() -> None:
 
 
 def test_termination_grace_period_covers_the_drain() -> None:
-    """terminationGracePeriodSeconds outlasts the drain: job timeout plus one lease."""
+    """terminationGracePeriodSeconds outlasts the drain (REACTOR_DRAIN_S) plus the hand-back."""
     settings = settings_from(configmap_data())
-    drain_s = settings.job_timeout_s + settings.lease_s
-    assert pod_spec()["terminationGracePeriodSeconds"] > drain_s
+    drain_s = float(configmap_data()["REACTOR_DRAIN_S"])
+    assert drain_s == settings.drain_s
+    assert pod_spec()["terminationGracePeriodSeconds"] >= drain_s + 10
 
 
 def test_configmap_sets_only_real_settings_with_valid_values() -> None:
