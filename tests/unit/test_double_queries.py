@@ -131,3 +131,17 @@ async def test_projection_includes_and_excludes_nested_fields(
     excluded = await coll.find_one({}, {"a.c": 0, "g": 0, "_id": 0})
     assert included == {"_id": 1, "a": {"b": 1}, "d": [{"e": 1}]}
     assert excluded == {"a": {"b": 1}, "d": [{"e": 1, "f": 2}]}
+
+
+async def test_merged_index_scans_keep_the_requested_order(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """An $in over two fields of a compound index, sorted by the next one, comes back in that
+    order even when the point prefixes have different lengths (null and a number)."""
+    jobs = mongo_client.q.jobs
+    await jobs.create_index([("status", 1), ("priority", -1), ("_id", 1)])
+    await jobs.insert_many([{"_id": 1, "priority": 0}, {"_id": 2, "priority": 1}, {"_id": 3}])
+    await jobs.insert_many([{"_id": 4, "priority": 0}, {"_id": 5, "status": "queued"}])
+    query = {"status": {"$in": [None, "queued"]}, "priority": {"$in": [None, 0]}}
+    found = [doc["_id"] async for doc in jobs.find(query).sort("_id", ASCENDING)]
+    assert found == [1, 3, 4, 5]

@@ -255,11 +255,16 @@ def candidates(plan: Plan) -> Iterator[int]:
             yield from (seq_of(entry) for entry in stream)
         return
     keyed = [
-        ((entry[length:], entry) for entry in stream)
-        for (length, _), stream in zip(plan.scans, streams, strict=True)
+        _suffixed(stream, length) for (length, _), stream in zip(plan.scans, streams, strict=True)
     ]
     for _, entry in heapq.merge(*keyed, reverse=plan.reverse):
         yield seq_of(entry)
+
+
+def _suffixed(stream: Iterator[bytes], length: int) -> Iterator[tuple[bytes, bytes]]:
+    """Entries keyed by what follows their point prefix (a function of its own, so that each
+    stream keeps its own ``length``: a generator expression would read the loop's last one)."""
+    return ((entry[length:], entry) for entry in stream)
 
 
 def _scan(index: Index, ranges: list[tuple[bytes, bytes | None]], reverse: bool) -> Iterator[bytes]:
