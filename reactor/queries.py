@@ -180,14 +180,11 @@ def fence_repair() -> Doc:
     return {"$set": {FENCE: 0}}
 
 
-def fence(job: Job) -> Doc:
-    """Matches the job only while this claim still owns it (a user's ``cancelled`` keeps it)."""
-    return {
-        ID: job.doc_id,
-        LEASE_OWNER: job.owner,
-        FENCE: job.fence,
-        STATUS: {"$in": [Status.RUNNING.value, Status.CANCELLED.value]},
-    }
+def fence(job: Job, *, requeued: bool = False) -> Doc:
+    """Matches the job only while this claim still owns it (a user's ``cancelled`` keeps it;
+    ``requeued``: only once a user has set it back to ``queued``)."""
+    statuses = [Status.QUEUED.value] if requeued else [Status.RUNNING.value, Status.CANCELLED.value]
+    return {ID: job.doc_id, LEASE_OWNER: job.owner, FENCE: job.fence, STATUS: {"$in": statuses}}
 
 
 def start_update(job: Job, *, isolated: bool) -> Doc | None:
@@ -224,6 +221,15 @@ def finish_update(job: Job, status: Status, now: datetime, cancel: CancelRequest
     if cancel is not None:
         fields |= {CANCELLED_AT: now, CANCELLED_VIA: cancel.via}
     return {"$set": fields, "$unset": unset}
+
+
+def finished_while_requeued(job: Job, now: datetime) -> Doc:
+    """A run whose result is written but which its client re-queued meanwhile: the run is over
+    (``finished_at``), the lease dropped, the status left as the client set it."""
+    return {
+        "$set": {FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt},
+        "$unset": {**_RELEASE, CANCEL_REQUESTED: "", CANCEL_REQUESTED_AT: ""},
+    }
 
 
 def failed_without_result(job: Job, error: Doc, now: datetime) -> Doc:

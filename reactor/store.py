@@ -82,7 +82,23 @@ class Store:
         if sort:
             options["sort"] = sort
         doc = await self._run("claim", self.jobs.find_one_and_update(query, update, **options))
-        return Job.from_claim(doc, self.owner, now) if doc is not None else None
+        if doc is None:
+            return None
+        if _requeued_while_running(doc):
+            doc = await self._finished_before(doc)
+        return Job.from_claim(doc, self.owner, now)
+
+    async def _finished_before(self, doc: Doc) -> Doc:
+        """A job a client set back to queued while a claim still held it: if that claim had
+        already written its result (the client saw it and re-ran the job), it is a new run."""
+        key = doc.get(model.JOB_ID)
+        query = {model.JOB_ID: key, model.FENCE: doc.get(model.FENCE)}
+        written = await self._run(
+            "result_read", self.results.find_one(query, {model.FINISHED_AT: 1})
+        )
+        if written is None or not isinstance(key, str):
+            return doc
+        return {**doc, model.FINISHED_AT: written.get(model.FINISHED_AT) or utcnow()}
 
     async def claim_tier(self, tier: Tier, **restriction: Any) -> Job | None:
         query, sort = queries.tier_query(tier, utcnow(), self.owner)
@@ -237,6 +253,13 @@ class Store:
             "encoding": "bson:{result}",
         }
         return doc
+
+
+def _requeued_while_running(doc: Doc) -> bool:
+    """Queued, yet still naming the owner of a claim that never finished: a client re-queued it
+    while it ran (or while its result was being recorded)."""
+    queued = doc.get(model.STATUS) in (None, model.Status.QUEUED.value)
+    return queued and bool(doc.get(model.LEASE_OWNER)) and doc.get(model.FINISHED_AT) is None
 
 
 async def load_large_result(db: AsyncDatabase[dict[str, Any]], ref: Mapping[str, Any]) -> Any:
