@@ -52,3 +52,26 @@ def test_errors_inside_task_groups_are_unwrapped() -> None:
     error = ConfigError("bad")
     assert reactor_error(BaseExceptionGroup("g", [BaseExceptionGroup("h", [error])])) is error
     assert reactor_error(BaseExceptionGroup("g", [error, ValueError("x")])) is None
+
+
+def test_an_unexpected_exception_in_the_service_ends_the_process_loudly(tmp_path: object) -> None:
+    """Crash-only: a bug escaping a core task is logged with its traceback and the process
+    exits 70 at once, so a supervisor restarts it instead of it idling half-alive."""
+    script = """
+import sys
+import reactor.service
+from reactor import cli
+
+async def broken(self, **kw):
+    raise RuntimeError("a bug in a core task")
+
+reactor.service.Reactor.serve = broken
+sys.exit(cli.main(["run"]))
+"""
+    env = {**os.environ, "REACTOR_HTTP_PORT": "0", "REACTOR_LOG_FORMAT": "json"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 70, proc.stdout + proc.stderr
+    assert '"event": "reactor_crashed"' in proc.stdout
+    assert "a bug in a core task" in proc.stdout
