@@ -48,7 +48,7 @@ async def test_a_claim_uses_claim_order_without_a_blocking_sort(
             [
                 {"job_id": f"done-{i}", "status": "succeeded", "priority": i % 7 - 3}
                 for i in range(start, start + 10_000)
-            ]  # fmt: skip
+            ]
         )
     await db.jobs.insert_many([{"job_id": f"q-{p}", "priority": p} for p in (-2, 0, 3)])
     query, sort = queries.tier_query(tier, now, "explain")
