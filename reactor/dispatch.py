@@ -195,8 +195,8 @@ class Dispatcher:
             functools.partial(self.store.progress, job),
             interval_s=self.limits.progress_interval_s,
             on_report=functools.partial(self.observer.job_progress, job.key, job.command_name),
+            spawn=tg.start_soon,
         )
-        tg.start_soon(writer.run)
         progress.ROUTER.add(job.key, writer.report)
         timeout_s = handler.options.timeout_s or self.limits.default_timeout_s
         entry = running_entry(job.key, handler.name, handler.runs.value, timeout_s)

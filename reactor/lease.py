@@ -46,6 +46,11 @@ class Lease:
     def _span_s(self) -> float:
         return self._lease_s * (1 - DEADLINE_MARGIN)
 
+    @property
+    def fresh(self) -> bool:
+        """More than half of the lease is left: writes need no renewal first."""
+        return self.deadline - time.monotonic() > self._span_s / 2
+
     def on_extend(self, listener: Callable[[float], object]) -> None:
         """Call ``listener(deadline)`` now and after every renewal (the pool's keep-alive)."""
         self._listeners.append(listener)

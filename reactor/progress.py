@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import anyio
 import structlog
@@ -108,8 +109,10 @@ class Writer:
         *,
         interval_s: float = 1.0,
         on_report: Callable[[float], None] | None = None,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None,
     ) -> None:
         self._write = write
+        self._spawn = spawn  # starts :meth:`run` at the first report (most jobs report nothing)
         self._interval_s = interval_s
         self._on_report = on_report
         self._latest: tuple[float, str | None] | None = None
@@ -122,6 +125,9 @@ class Writer:
         if self._on_report is not None:
             self._on_report(fraction)
         self._pending.set()
+        if self._spawn is not None:
+            spawn, self._spawn = self._spawn, None
+            spawn(self.run)
 
     async def run(self) -> None:
         """Write reports until cancelled; a failed write is dropped (the next one retries)."""

@@ -64,7 +64,7 @@ class Recorder:
     ) -> None:
         for attempt in itertools.count():
             try:
-                await self._write(job, handler, outcome)
+                await self._write(job, handler, outcome, fresh=lease.fresh)
                 self._report(job, outcome)
                 return
             except LeaseLost as exc:
@@ -88,7 +88,9 @@ class Recorder:
                 if lease.lost.is_set():
                     return
 
-    async def _write(self, job: Job, handler: Handler | None, outcome: Outcome) -> None:
+    async def _write(
+        self, job: Job, handler: Handler | None, outcome: Outcome, *, fresh: bool
+    ) -> None:
         if outcome.kind is Kind.RETRY:
             run_at = utcnow() + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
             summary = outcome.error.summary(job.attempt, utcnow()) if outcome.error else None
@@ -96,7 +98,7 @@ class Recorder:
         elif outcome.kind is Kind.HAND_BACK:
             await self.store.hand_back(job)
         else:
-            await self.store.finish(self._result(job, handler, outcome))
+            await self.store.finish(self._result(job, handler, outcome), renew=not fresh)
 
     def _result(self, job: Job, handler: Handler | None, outcome: Outcome) -> Result:
         assert outcome.status is not None

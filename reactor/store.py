@@ -145,10 +145,15 @@ class Store:
     async def hand_back(self, job: Job) -> None:
         await self._fenced("hand_back", job, queries.hand_back_update())
 
-    async def finish(self, result: Result) -> None:
-        """Write the result, then the final status, each only while the fence holds."""
+    async def finish(self, result: Result, *, renew: bool = True) -> None:
+        """Write the result, then the final status, each only while the fence holds.
+
+        ``renew`` first checks the fence and extends the lease over the writes; a caller whose
+        lease is still fresh may skip it (the writes are fenced on their own).
+        """
         job = result.job
-        await self.renew(job)  # the fence, and a fresh lease to cover the writes
+        if renew:
+            await self.renew(job)
         previous = None
         if job.run > 1:
             previous = await self._run(

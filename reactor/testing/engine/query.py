@@ -111,6 +111,9 @@ def _hint(coll: Collection, hint: Any) -> Index | None:
 def count(
     coll: Collection | None, spec: Any, *, skip: int = 0, limit: int = 0, hint: Any = None
 ) -> int:
+    if not spec and hint is None:  # what estimated_document_count asks: the collection's size
+        total = max(0, (len(coll) if coll is not None else 0) - skip)
+        return min(total, limit) if limit else total
     return sum(1 for _ in iter_find(coll, spec, skip=skip, limit=limit, hint=hint))
 
 
