@@ -81,8 +81,39 @@ def sort_exception(exc: BaseException, *, attempt: int, policy: RetryPolicy) -> 
     return failed(exc)
 
 
+MAX_DEPTH = 99  # MongoDB stores documents nested at most 100 deep; the result document is one
+
+
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deep documents and arrays nest in ``value`` (iteratively; stops counting past limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values()
+            if isinstance(item, dict)
+            else item
+            if isinstance(item, list | tuple)
+            else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def sort_value(value: Any) -> Outcome:
     """A handler's return value as an outcome: succeeded, or failed when BSON cannot hold it."""
+    if nesting_depth(value) > MAX_DEPTH:
+        return failed(
+            ResultNotStorable(
+                f"return value nests documents or arrays more than {MAX_DEPTH} deep; MongoDB "
+                "stores at most 100 levels"
+            )
+        )
     try:
         bson.encode({"result": value})
     except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, TypeError, ...
