@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 import anyio
+from bson.errors import BSONError
 from pymongo.errors import PyMongoError
 
 from reactor.driver import is_transient
@@ -75,6 +76,9 @@ class Recorder:
                 outcome = failed(exc)
             except ResultRefused as exc:
                 await self._end_without_result(job, exc)
+                return
+            except BSONError as exc:  # e.g. DocumentTooLarge: not a PyMongoError, never transient
+                await self._end_without_result(job, ResultRefused(f"cannot be stored: {exc}"))
                 return
             except PyMongoError as exc:
                 if not is_transient(exc):
