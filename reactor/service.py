@@ -243,7 +243,7 @@ class Reactor:
             log.info("job_cancel_requested", doc_id=str(doc_id), via=request.via)
             return
         if self._tg is not None and not self.stopping:
-            self._tg.start_soon(self._cancel_elsewhere, doc_id)
+            self._tg.start_soon(self._cancel_elsewhere, doc_id, request)
 
     def due(self, when: datetime) -> None:
         self.delays.offer(when)
@@ -254,8 +254,9 @@ class Reactor:
         self.delays.forget()
         self.wake(*CLAIM_ORDER)
 
-    async def _cancel_elsewhere(self, doc_id: Any) -> None:
-        """A cancel for a job no live lease holds: claim it to record the cancellation."""
+    async def _cancel_elsewhere(self, doc_id: Any, request: CancelRequest) -> None:
+        """A cancel for a job no live lease holds: claim it to record the cancellation. (A job
+        this reactor claimed a moment ago may have reached the board meanwhile: ask again.)"""
         assert self.store is not None
         assert self._dispatcher is not None
         async with self._cancel_slots:
@@ -267,6 +268,8 @@ class Reactor:
                 return
             if job is not None:
                 await self._dispatcher.run(job)
+            elif self.board.request(doc_id, request):
+                log.info("job_cancel_requested", doc_id=str(doc_id), via=request.via)
 
     # -- the claim loop -----------------------------------------------------------------------
 
