@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -307,7 +308,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"NOW PASSING (remove from {KNOWN.name}) {test_id}")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds run_module, which stops its double and pytest
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=list(MODULES), help="test modules to run")
     parser.add_argument("--test-timeout-s", type=int, default=60, help="per-test bound")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from reactor.testing import collmod
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.ddl_events import record_create
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 from reactor.testing.stages import matches
 
@@ -126,8 +128,11 @@ async def create(ctx: Context, cmd: Doc) -> Doc:
             raise not_supported(f"create with {option}")
     if name in ctx.backend.collection_names(ctx.db):
         raise CommandFailed(48, f"Collection {ctx.db}.{name} already exists.")
-    ctx.collection(cmd, "create")
+    coll = ctx.collection(cmd, "create")
+    images = collmod.images_option(cmd[collmod.IMAGES]) if collmod.IMAGES in cmd else False
     ctx.backend.client[ctx.db].create_collection(name)
+    ctx.backend.log.set_images(ctx.db, coll.name, enabled=images)
+    record_create(ctx, coll.name)
     return {}
 
 

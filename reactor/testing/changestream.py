@@ -8,20 +8,19 @@ mark. The position's token is the batch's ``postBatchResumeToken``.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from bson.timestamp import Timestamp
 
 from reactor.testing.events import ChangeEvent, EventLog
+from reactor.testing.render import EXPANDED_EVENTS, Lookup, RenderOptions, render
 from reactor.testing.replies import CommandFailed, Doc
 from reactor.testing.stages import Stage, apply_stages, compile_stages
 from reactor.testing.tokens import KIND_INVALIDATE, KIND_START, Position, parse_token
 
-Lookup = Callable[[str, str, Any], Doc | None]
-
+MAX_EVENT_BYTES = 16 * 1024 * 1024 + 16 * 1024  # BSONObjMaxUserSize + 16 KiB of headroom
 _OPTIONS = {
     "fullDocument": {"default", "updateLookup", "whenAvailable", "required"},
     "fullDocumentBeforeChange": {"off", "whenAvailable", "required"},
@@ -44,9 +43,7 @@ class ChangeStream:
     coll: str | None
     position: Position
     stages: list[Stage]
-    full_document: str = "default"
-    before_change: str = "off"
-    expanded: bool = False  # showExpandedEvents
+    options: RenderOptions = field(default_factory=RenderOptions)
     invalidated: bool = False
     pending: list[Doc] = field(default_factory=list)
 
@@ -72,15 +69,16 @@ class ChangeStream:
         return batch
 
     def watches(self, event: ChangeEvent) -> bool:
-        if event.operation in EXPANDED_EVENTS and not self.expanded:
+        if event.operation in EXPANDED_EVENTS and not self.options.expanded:
             return False
         if self.db is None:
             return event.db not in {"admin", "config", "local"}
         return event.db == self.db and (self.coll is None or event.coll == self.coll)
 
     def _emit(self, event: ChangeEvent, lookup: Lookup, batch: list[Doc]) -> None:
-        doc = apply_stages(self.stages, render(event, self, lookup))
+        doc = apply_stages(self.stages, render(event, self.options, lookup))
         if doc is not None:
+            check_size(doc)
             if doc.get("_id") != event.position.token():
                 raise CommandFailed(
                     280,
@@ -109,54 +107,25 @@ class ChangeStream:
         )
 
 
-def render(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Doc:
-    """The change document MongoDB would send for ``event`` on ``stream``."""
-    doc: Doc = {
-        "_id": event.position.token(),
-        "operationType": event.operation,
-        "clusterTime": event.position.cluster_time,
-        "wallTime": event.wall_time,
-    }
-    full = _full_document(event, stream, lookup)
-    if full is not _ABSENT:
-        doc["fullDocument"] = full
-    doc["ns"] = {"db": event.db} if event.coll is None else {"db": event.db, "coll": event.coll}
-    if event.document_key is not None:
-        doc["documentKey"] = event.document_key
-    if event.operation == "update":
-        doc["updateDescription"] = event.update_description(expanded=stream.expanded)
-    for name, value in (event.fields or {}).items():
-        if name != "operationDescription" or stream.expanded:
-            doc[name] = copy.deepcopy(value)
-    if stream.before_change != "off" and event.operation in {"update", "replace", "delete"}:
-        doc["fullDocumentBeforeChange"] = event.before
-    return doc
+def check_size(doc: Doc) -> None:
+    """An event over 16 MiB fails the batch with 10334 ``BSONObjectTooLarge``, as on MongoDB."""
+    size = len(bson.encode(doc))
+    if size > MAX_EVENT_BYTES:
+        raise CommandFailed(
+            10334,
+            f"BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and "
+            f"{MAX_EVENT_BYTES}(16MB) First element: _id: {doc.get('_id')}",
+        )
 
 
-_ABSENT: Any = object()
-# Events MongoDB sends only to streams opened with showExpandedEvents.
-EXPANDED_EVENTS = frozenset(
-    {
-        "create",
-        "createIndexes",
-        "dropIndexes",
-        "modify",
-        "shardCollection",
-        "refineCollectionShardKey",
-        "reshardCollection",
-    }
-)
-
-
-def _full_document(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Any:
-    if event.operation in {"insert", "replace"}:
-        return event.after
-    if event.operation != "update" or stream.full_document == "default":
-        return _ABSENT
-    if stream.full_document == "updateLookup":
-        key = event.document_key or {}
-        return lookup(event.db, event.coll or "", key.get("_id"))
-    return event.after
+def check_read_concern(cmd: Doc) -> None:
+    """A change stream reads at ``majority``: another explicit level fails with 72."""
+    concern = cmd.get("readConcern")
+    level = concern.get("level") if isinstance(concern, dict) else None
+    if level not in (None, "majority"):
+        raise CommandFailed(
+            72, f"$changeStream only supports readConcern level 'majority', not {level!r}"
+        )
 
 
 def open_stream(
@@ -176,9 +145,11 @@ def open_stream(
         coll,
         _start_position(log, spec),
         compile_stages(stages),
-        spec.get("fullDocument", "default"),
-        spec.get("fullDocumentBeforeChange", "off"),
-        bool(spec.get("showExpandedEvents")),
+        RenderOptions(
+            spec.get("fullDocument", "default"),
+            spec.get("fullDocumentBeforeChange", "off"),
+            bool(spec.get("showExpandedEvents")),
+        ),
     )
     _resume_into_invalidate(log, stream, spec)
     return stream

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reactor.testing import admin, diagnostics, find_modify, indexes, reads, writes
+from reactor.testing import admin, collmod, diagnostics, find_modify, indexes, reads, writes
 from reactor.testing.changestream import ChangeStream
 from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
 from reactor.testing.labels import with_server_labels
 from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, diagnostics, find_modify, indexes, reads, writes)
+HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 

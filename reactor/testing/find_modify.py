@@ -7,6 +7,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from reactor.testing.context import Context, command
+from reactor.testing.ddl_events import ensure_created
 from reactor.testing.lookup import by_id, matching, pinned
 from reactor.testing.reads import sort_spec
 from reactor.testing.replies import CommandFailed, Doc, not_supported
@@ -58,11 +59,12 @@ def _modify(ctx: Context, coll: Any, query: Doc, target: Doc | None, cmd: Doc) -
             coll.replace_one(selector, change)
         else:
             coll.update_one(selector, change)
-        record_change(ctx, coll, target, replacement)
+        record_change(ctx, coll, target, replacement, change)
         after = by_id(coll, target["_id"])
         return _reply(1, after if cmd.get("new") else target, cmd, updated_existing=True)
     if not cmd.get("upsert"):
         return _reply(0, None, cmd, updated_existing=False)
+    ensure_created(ctx, coll.name)
     upsert = coll.replace_one if replacement else coll.update_one
     upserted_id = upsert(query, change, upsert=True).upserted_id
     record_insert(ctx, coll, upserted_id)

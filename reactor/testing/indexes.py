@@ -8,6 +8,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.ddl_events import record_create, record_create_indexes, record_drop_index
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 _PASSED_OPTIONS = ("unique", "sparse", "expireAfterSeconds", "partialFilterExpression")
@@ -18,9 +19,15 @@ _IGNORED_OPTIONS = {"key", "name", "v", "background", "hidden"}
 async def create_indexes(ctx: Context, cmd: Doc) -> Doc:
     coll = ctx.collection(cmd, "createIndexes")
     existed = coll.name in ctx.backend.collection_names(ctx.db)
-    before = len(coll.index_information()) if existed else 1
-    for spec in cmd.get("indexes") or []:
+    if not existed:
+        record_create(ctx, coll.name)
+    names = set(coll.index_information()) if existed else {"_id_"}
+    before = len(names)
+    specs = cmd.get("indexes") or []
+    for spec in specs:
         _create_index(coll, spec)
+    built = set(coll.index_information()) - names
+    record_create_indexes(ctx, coll.name, [spec for spec in specs if spec["name"] in built])
     after = len(coll.index_information())
     reply: Doc = {
         "createdCollectionAutomatically": not existed,
@@ -60,14 +67,18 @@ async def list_indexes(ctx: Context, cmd: Doc) -> Doc:
 @command("dropIndexes", "deleteIndexes")
 async def drop_indexes(ctx: Context, cmd: Doc) -> Doc:
     coll = _existing(ctx, cmd, next(iter(cmd)))
-    count = len(coll.index_information())
+    infos = coll.index_information()
     target = cmd.get("index")
     if target == "*":
         coll.drop_indexes()
     else:
         for name in target if isinstance(target, list) else [target]:
             _drop_index(coll, name)
-    return {"nIndexesWas": count}
+    remaining = coll.index_information()
+    for name, info in infos.items():
+        if name not in remaining:
+            record_drop_index(ctx, coll.name, {"name": name, **info})
+    return {"nIndexesWas": len(infos)}
 
 
 def _drop_index(coll: Any, target: Any) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from reactor.testing.context import Context, command
+from reactor.testing.ddl_events import ensure_created
 from reactor.testing.lookup import by_id, matching, pinned
 from reactor.testing.replies import CommandFailed, Doc, not_supported
+from reactor.testing.update_description import same
 from reactor.testing.write_errors import update_candidate, write_error
 
 
@@ -14,12 +16,21 @@ def is_replacement(update: Any) -> bool:
     return isinstance(update, dict) and not any(key.startswith("$") for key in update)
 
 
-def record_change(ctx: Context, coll: Any, before: Doc, replacement: bool) -> None:
-    """Record the update or replace of ``before``'s document, if it changed at all."""
+def record_change(
+    ctx: Context, coll: Any, before: Doc, replacement: bool, update: Any = None
+) -> None:
+    """Record the update or replace of ``before``'s document, if it changed at all.
+
+    ``update`` (the update document or pipeline) lets the event describe the change as MongoDB
+    does; without it the description is a structural diff.
+    """
     after = by_id(coll, before["_id"])
-    if after is not None and after != before:
+    if after is not None and not same(after, before):  # 1 -> 1.0 is a change, as on MongoDB
         operation = "replace" if replacement else "update"
-        ctx.backend.log.record(operation, ctx.db, coll.name, before=before, after=after)
+        change = None if replacement else update
+        ctx.backend.log.record(
+            operation, ctx.db, coll.name, before=before, after=after, update=change
+        )
 
 
 def record_insert(ctx: Context, coll: Any, doc_id: Any) -> None:
@@ -37,6 +48,8 @@ def write_reply(n: int, errors: list[Doc], **extra: Any) -> Doc:
 @command("insert")
 async def insert(ctx: Context, cmd: Doc) -> Doc:
     coll = ctx.collection(cmd, "insert")
+    if cmd.get("documents"):
+        ensure_created(ctx, coll.name)
     n, errors = 0, []
     for index, doc in enumerate(cmd.get("documents") or []):
         try:
@@ -84,6 +97,8 @@ def _update_one_spec(ctx: Context, coll: Any, spec: Doc) -> tuple[int, int, Any]
     if replacement and multi:
         raise CommandFailed(9, "multi update is not supported for replacement-style update")
     befores = matching(coll, query, limit=0 if multi else 1)
+    if upsert and not befores:
+        ensure_created(ctx, coll.name)
     selector = query if multi or not befores else pinned(query, befores[0]["_id"])
     try:
         if replacement:
@@ -94,7 +109,7 @@ def _update_one_spec(ctx: Context, coll: Any, spec: Doc) -> tuple[int, int, Any]
             result = coll.update_one(selector, change, upsert=upsert)
     finally:
         for before in befores:
-            record_change(ctx, coll, before, replacement)
+            record_change(ctx, coll, before, replacement, change)
     if result.upserted_id is not None:
         record_insert(ctx, coll, result.upserted_id)
         return 0, 0, result.upserted_id

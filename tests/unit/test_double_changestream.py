@@ -52,8 +52,10 @@ async def test_update_events_describe_the_change(client: AsyncMongoClient[Doc]) 
 
 
 async def test_replace_delete_and_before_images(client: AsyncMongoClient[Doc]) -> None:
-    """Replace and delete events arrive in order, with pre-images when asked for."""
-    jobs = client.app.jobs
+    """Replace and delete events arrive in order, with pre-images once the collection keeps them."""
+    jobs = await client.app.create_collection(
+        "jobs", changeStreamPreAndPostImages={"enabled": True}
+    )
     await jobs.insert_one({"_id": 1, "v": 1})
     async with await jobs.watch(full_document_before_change="whenAvailable") as stream:
         await jobs.replace_one({"_id": 1}, {"v": 2})

@@ -56,7 +56,10 @@ CASES = [
     ),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": 5}], "cursor": {}}, 40573),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$group": {}}], "cursor": {}}, 20),
-    ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$nope": {}}], "cursor": {}}, 40324),
+    (
+        {"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$nope": {}}], "cursor": {}},
+        40324,
+    ),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {"$redact": 1}], "cursor": {}}, 238),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": {}}, {}], "cursor": {}}, 40323),
     (

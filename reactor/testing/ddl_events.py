@@ -1,0 +1,54 @@
+"""The change events of DDL commands, which streams see only with ``showExpandedEvents``.
+
+Command handlers call these after the change is applied: ``create`` (explicit, or implicit
+before the first write into a missing collection), ``createIndexes`` (one event listing the
+indexes a command built) and ``dropIndexes`` (one event per dropped index), each with MongoDB's
+``operationDescription``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactor.testing.context import Context
+from reactor.testing.replies import Doc
+
+ID_INDEX: Doc = {"v": 2, "key": {"_id": 1}, "name": "_id_"}
+
+
+def record_create(ctx: Context, coll: str) -> None:
+    """A ``create`` event for collection ``coll`` of the command's database."""
+    description = {"idIndex": dict(ID_INDEX, key=dict(ID_INDEX["key"]))}
+    ctx.backend.log.record("create", ctx.db, coll, fields={"operationDescription": description})
+
+
+def ensure_created(ctx: Context, coll: str) -> None:
+    """Record ``create`` if ``coll`` does not exist yet (call just before a write creates it)."""
+    if coll not in ctx.backend.collection_names(ctx.db):
+        record_create(ctx, coll)
+
+
+def record_create_indexes(ctx: Context, coll: str, specs: list[Doc]) -> None:
+    """One ``createIndexes`` event for the indexes (wire specs) a command just built."""
+    if specs:
+        indexes = [index_description(spec) for spec in specs]
+        fields = {"operationDescription": {"indexes": indexes}}
+        ctx.backend.log.record("createIndexes", ctx.db, coll, fields=fields)
+
+
+def record_drop_index(ctx: Context, coll: str, spec: Doc) -> None:
+    """A ``dropIndexes`` event for one index that was just dropped."""
+    fields = {"operationDescription": {"indexes": [index_description(spec)]}}
+    ctx.backend.log.record("dropIndexes", ctx.db, coll, fields=fields)
+
+
+def index_description(spec: Doc) -> Doc:
+    """An index as MongoDB lists it: ``{v: 2, key, name, <options>}``."""
+    key: Any = spec.get("key")
+    if isinstance(key, list):  # mongomock's index_information() keeps keys as pairs
+        key = dict(key)
+    described: Doc = {"v": 2, "key": dict(key or {}), "name": spec.get("name")}
+    for option, value in spec.items():
+        if option not in {"v", "key", "name", "ns"}:
+            described[option] = value
+    return described
