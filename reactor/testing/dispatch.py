@@ -9,6 +9,7 @@ from reactor.testing.changestream import ChangeStream
 from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
 from reactor.testing.labels import with_server_labels
 from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
+from reactor.testing.write_concern import write_concern_error
 
 # Importing the handler modules registers their commands.
 HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, writes)
@@ -59,10 +60,14 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
         return error_reply(59, message)
     ctx.db = db
     reply = await _run(handler, ctx, body)
-    if reply is not ANSWERED and not reply.get("ok", 1):
+    if reply is ANSWERED:
+        return reply
+    if not reply.get("ok", 1):
         if change_stream and name == "getMore":  # MongoDB kills a cursor whose getMore failed
             backend.cursors.discard(body["getMore"])
         with_server_labels(reply, change_stream=change_stream)
+    elif (concern_error := write_concern_error(body)) is not None:
+        reply["writeConcernError"] = concern_error
     return reply
 
 

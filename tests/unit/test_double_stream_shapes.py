@@ -159,3 +159,32 @@ async def test_coll_mod_refuses_other_options(client: AsyncMongoClient[Doc]) -> 
     with pytest.raises(OperationFailure) as caught:
         await client.app.command({"collMod": "jobs", "validator": {"a": {"$type": "int"}}})
     assert caught.value.code == 238
+
+
+async def test_large_events_split_into_fragments(client: AsyncMongoClient[Doc]) -> None:
+    """$changeStreamSplitLargeEvent splits a 20 MiB event in two; each fragment resumes."""
+    images = {"enabled": True}
+    big = await client.app.create_collection("big", changeStreamPreAndPostImages=images)
+    await big.insert_one({"_id": 1, "value": "q" * 10 * 1024 * 1024})
+    pipeline = [{"$changeStreamSplitLargeEvent": {}}]
+    async with await big.watch(pipeline, full_document_before_change="required") as stream:
+        await big.update_one({"_id": 1}, {"$set": {"value": "z" * 10 * 1024 * 1024}})
+        first, second = await stream.next(), await stream.next()
+    assert first["splitEvent"] == {"fragment": 1, "of": 2}
+    assert second["splitEvent"] == {"fragment": 2, "of": 2}
+    assert first["updateDescription"]["updatedFields"]["value"][0] == "z"
+    assert second["fullDocumentBeforeChange"]["value"][0] == "q"
+    resumed = await big.watch(
+        pipeline, full_document_before_change="required", resume_after=first["_id"]
+    )
+    assert (await resumed.next())["splitEvent"] == {"fragment": 2, "of": 2}
+    await resumed.close()
+
+
+async def test_split_stage_must_come_last(client: AsyncMongoClient[Doc]) -> None:
+    """$changeStreamSplitLargeEvent anywhere but last fails when the stream opens."""
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.jobs.watch(
+            [{"$changeStreamSplitLargeEvent": {}}, {"$match": {"operationType": "insert"}}]
+        )
+    assert caught.value.code == 7182802
