@@ -2,13 +2,16 @@
 
 Command handlers call these after the change is applied: ``create`` (explicit, or implicit
 before the first write into a missing collection), ``createIndexes`` (one event listing the
-indexes a command built) and ``dropIndexes`` (one event per dropped index), each with MongoDB's
+indexes a command built), ``dropIndexes`` (one event per dropped index) and ``rename`` (for a
+``renameCollection``, which the double does not have yet), each with MongoDB's
 ``operationDescription``.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from bson.binary import Binary
 
 from reactor.testing.context import Context
 from reactor.testing.replies import Doc
@@ -52,3 +55,20 @@ def index_description(spec: Doc) -> Doc:
         if option not in {"v", "key", "name", "ns"}:
             described[option] = value
     return described
+
+
+def record_rename(
+    ctx: Context, source: str, to_db: str, to_coll: str, *, drop_target: bool
+) -> None:
+    """A ``rename`` event of ``source`` (call after ``renameCollection`` moved the data).
+
+    ``drop_target``: an existing target collection was dropped by the rename; its UUID is named
+    in ``operationDescription.dropTarget``, as MongoDB does. The source's UUID and image setting
+    move to the target; streams on the source collection are invalidated.
+    """
+    log = ctx.backend.log
+    to = {"db": to_db, "coll": to_coll}
+    description: Doc = {"to": dict(to)}
+    if drop_target:
+        description["dropTarget"] = Binary.from_uuid(log.collection_uuid(to_db, to_coll))
+    log.record("rename", ctx.db, source, fields={"to": to, "operationDescription": description})

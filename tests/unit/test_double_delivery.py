@@ -1,11 +1,14 @@
-"""Event delivery: a waiting change-stream getMore is answered from inside the write itself."""
+"""Event delivery: a waiting getMore is answered from inside the write; DDL events by hook."""
 
 from __future__ import annotations
 
 import asyncio
 
+from bson import Timestamp
+
 from reactor.testing.changestream import open_stream
 from reactor.testing.context import ANSWERED, Backend, Context
+from reactor.testing.ddl_events import record_rename
 from reactor.testing.delivery import next_batch
 from reactor.testing.replies import Doc
 
@@ -72,3 +75,29 @@ async def test_a_stalled_stream_holds_events_until_resumed() -> None:
     backend.log.notify()
     assert len(sent) == 1
     await asyncio.wait_for(task, 10)
+
+
+def _collect(backend: Backend, coll: str | None, **spec: object) -> list[Doc]:
+    """Everything a fresh stream opened at the start of the log would return now."""
+    stream = open_stream(
+        backend.log, "app", coll, {"startAtOperationTime": Timestamp(1, 0), **spec}, []
+    )
+    return stream.collect(backend.log, backend.lookup, None)
+
+
+def test_rename_event_invalidates_the_source_stream_and_moves_the_uuid() -> None:
+    """record_rename gives rename then invalidate on the source; the UUID follows the data."""
+    backend = Backend("rs0", "127.0.0.1:1")
+    ctx = Context(backend, "app", 1)
+    backend.log.record("insert", "app", "old", after={"_id": 1})
+    record_rename(ctx, "old", "app", "new", drop_target=False)
+    backend.log.record("insert", "app", "new", after={"_id": 2})
+    on_source = _collect(backend, "old", showExpandedEvents=True)
+    assert [e["operationType"] for e in on_source] == ["insert", "rename", "invalidate"]
+    assert on_source[1]["to"] == {"db": "app", "coll": "new"}
+    assert on_source[1]["operationDescription"] == {"to": {"db": "app", "coll": "new"}}
+    on_target = _collect(backend, "new", showExpandedEvents=True)
+    assert on_target[0]["collectionUUID"] == on_source[0]["collectionUUID"]
+    on_database = _collect(backend, None)
+    assert [e["operationType"] for e in on_database] == ["insert", "rename", "insert"]
+    assert "operationDescription" not in on_database[1]
