@@ -54,6 +54,9 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
         return reply
     if body.get("startTransaction") or "autocommit" in body or name in _TRANSACTION_COMMANDS:
         return error_reply(20, "transactions are not supported by the test double")
+    refusal = _refusal(name, db, body)
+    if refusal is not None:
+        return error_reply(238, f"{refusal} is not supported by the mongo-reactor test double")
     handler = COMMANDS.get(name)
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
@@ -69,6 +72,16 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     elif (concern_error := write_concern_error(body)) is not None:
         reply["writeConcernError"] = concern_error
     return reply
+
+
+def _refusal(name: str, db: str, body: Doc) -> str | None:
+    """What in ``body`` the double refuses outright, rather than answering unlike MongoDB."""
+    concern = body.get("readConcern")
+    if isinstance(concern, dict) and concern.get("level") == "snapshot":
+        return "readConcern level 'snapshot'"
+    if db == "local" and body.get(name) == "oplog.rs":
+        return "reading local.oplog.rs (the double keeps no oplog)"
+    return None
 
 
 def _is_change_stream(backend: Backend, name: str, body: Doc) -> bool:

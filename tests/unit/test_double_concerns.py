@@ -1,4 +1,4 @@
-"""Write concerns a one-member replica set cannot satisfy fail as MongoDB reports them."""
+"""Write and read concerns: what one member cannot satisfy fails as MongoDB reports it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, WriteConcern
-from pymongo.errors import WriteConcernError
+from pymongo.errors import OperationFailure, WriteConcernError
+from pymongo.read_concern import ReadConcern
 
 Doc = dict[str, Any]
 
@@ -38,3 +39,18 @@ async def test_satisfiable_write_concerns_succeed(
     jobs = client.app.get_collection("jobs", write_concern=concern)
     result = await jobs.insert_one({"_id": 1})
     assert result.acknowledged
+
+
+async def test_snapshot_reads_are_refused(client: AsyncMongoClient[Doc]) -> None:
+    """readConcern snapshot answers 238 instead of a cursor without atClusterTime."""
+    jobs = client.app.get_collection("jobs", read_concern=ReadConcern("snapshot"))
+    with pytest.raises(OperationFailure) as caught:
+        await jobs.find_one({})
+    assert caught.value.code == 238
+
+
+async def test_the_oplog_is_refused(client: AsyncMongoClient[Doc]) -> None:
+    """local.oplog.rs answers 238: the double keeps its change events elsewhere."""
+    with pytest.raises(OperationFailure) as caught:
+        await client.local["oplog.rs"].find_one({})
+    assert caught.value.code == 238
