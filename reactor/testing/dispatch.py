@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bson.binary import Binary
+from bson.int64 import Int64
+
 from reactor.testing import admin, collmod, diagnostics, find_modify, indexes, reads, writes
 from reactor.testing.changestream import ChangeStream
 from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
@@ -15,6 +18,7 @@ from reactor.testing.write_concern import write_concern_error
 HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
+_NO_SIGNATURE: Doc = {"hash": Binary(bytes(20)), "keyId": Int64(0)}
 
 
 async def run_command(
@@ -32,9 +36,15 @@ async def run_command(
 
 
 def finish(backend: Backend, reply: Doc) -> Doc:
-    """``reply`` with the fields every reply carries: ``ok`` and ``operationTime``."""
+    """``reply`` with the fields every replica-set reply carries: ``ok``, the times.
+
+    ``$clusterTime`` has MongoDB's shape with a zero signature (the double runs without keys),
+    so drivers gossip it and causally consistent sessions work.
+    """
     reply.setdefault("ok", 1.0)
-    reply["operationTime"] = backend.clock.now
+    now = backend.clock.now
+    reply["$clusterTime"] = {"clusterTime": now, "signature": _NO_SIGNATURE}
+    reply["operationTime"] = now
     return reply
 
 
