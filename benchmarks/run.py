@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_event_latency
 import bench_latency
 
 
@@ -20,6 +21,13 @@ def main() -> None:
         "platform": platform.platform(),
     }
     summary: dict[str, object] = {"machine": machine, "dispatch_latency": bench_latency.main()}
+    summary["event_latency_while_claiming"] = [
+        bench_event_latency.main(["--double", "thread", "--finished", "1000"]),
+        bench_event_latency.main(["--double", "process", "--finished", "1000"]),
+        bench_event_latency.main(
+            ["--double", "process", "--finished", "20000", "--samples", "100", "--gap-ms", "400"]
+        ),
+    ]
     try:
         import bench_ocr
     except ImportError as exc:
