@@ -261,3 +261,14 @@ async def test_batch_size_splits_events_and_tokens_follow(client: AsyncMongoClie
             assert token is not None
             assert token["_data"] >= event["_id"]["_data"]
     assert ids == [0, 1, 2, 3, 4]
+
+
+async def test_drop_database_invalidates_a_collection_stream(client: AsyncMongoClient[Doc]) -> None:
+    """A collection stream sees its collection's drop, then invalidate, on dropDatabase."""
+    jobs = client.gone.jobs
+    await jobs.insert_one({"_id": 1})
+    stream = await jobs.watch()
+    await client.drop_database("gone")
+    kinds = [(await stream.next())["operationType"] for _ in range(2)]
+    assert kinds == ["drop", "invalidate"]
+    assert not stream.alive
