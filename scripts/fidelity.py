@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -168,6 +169,7 @@ def _pytest(
     """One pytest session on ``targets``; False if it ran into the module's deadline."""
     command = [sys.executable, "-m", "pytest", *targets, "-p", "fidelity_plugin"]
     command += ["-p", "no:cacheprovider", "-p", "no:cov", "-q", "-o", "log_cli=false"]
+    command += ["--tb=line"]  # pytest's source rendering trips CPython 3.11.7's ast recursion bug
     command += ["-o", "addopts=", "-m", "default or default_async", "--strict-markers"]
     command += ["--timeout", str(test_timeout_s), "--timeout-method", "thread"]
     remaining_s = deadline - time.monotonic()
@@ -190,12 +192,17 @@ def read_events(module: str, events: Path) -> ModuleResult:
     outcomes: dict[str, tuple[str, str]] = {}
     started: set[str] = set()
     finished: set[str] = set()
+    broken: dict[str, str] = {}  # test id -> pytest internal error while it ran
+    current = ""
     lines = events.read_text().splitlines() if events.exists() else []
     for record in map(json.loads, lines):
         if "collected" in record and not collected:
             collected = record["collected"]
         elif "start" in record:
-            started.add(record["start"])
+            current = record["start"]
+            started.add(current)
+        elif "internal" in record:
+            broken[current] = record["internal"]
         elif "id" in record:
             outcomes[record["id"]] = _merge(outcomes.get(record["id"]), record)
             if record["when"] == "teardown":
@@ -209,6 +216,8 @@ def read_events(module: str, events: Path) -> ModuleResult:
                 result.skipped.append(test_id)
             else:
                 result.passed.append(test_id)
+        elif test_id in broken:
+            result.failed[test_id] = f"pytest internal error: {broken[test_id]}"
         elif test_id in started:
             result.failed[test_id] = "hang: the test never finished (per-test timeout)"
             result.hung.add(test_id)
@@ -307,7 +316,12 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"NOW PASSING (remove from {KNOWN.name}) {test_id}")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds run_module, which stops its double and pytest
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=list(MODULES), help="test modules to run")
     parser.add_argument("--test-timeout-s", type=int, default=60, help="per-test bound")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from reactor.testing import collmod
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.ddl_events import record_create
 from reactor.testing.engine.collection import Collection
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.replies import Doc, not_supported
@@ -144,7 +146,10 @@ async def create(ctx: Context, cmd: Doc) -> Doc:
         for k, v in cmd.items()
         if k not in _IGNORED_CREATE_OPTIONS and k not in _UNSUPPORTED_CREATE_OPTIONS
     }
+    images = collmod.images_option(cmd[collmod.IMAGES]) if collmod.IMAGES in cmd else False
     ctx.backend.catalog.create(ctx.db, name, options)
+    ctx.backend.log.set_images(ctx.db, name, enabled=images)
+    record_create(ctx, name)
     return {}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactor.testing.changestream import ChangeStream, open_stream
+from reactor.testing.changestream import ChangeStream, check_read_concern, open_stream
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import cursor_reply, first_batch
 from reactor.testing.delivery import next_batch
@@ -142,6 +142,7 @@ def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size:
         coll = None
     else:
         raise CommandFailed(73, f"invalid aggregate target: {target!r}")
+    check_read_concern(cmd)
     backend = ctx.backend
     stream = open_stream(backend.log, ctx.db, coll, pipeline[0]["$changeStream"], pipeline[1:])
     batch = stream.collect(backend.log, backend.lookup, batch_size)

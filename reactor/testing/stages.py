@@ -3,8 +3,8 @@
 ``$match`` is mongomock's own filter; ``$project``, ``$addFields``/``$set`` and ``$unset`` follow
 MongoDB's path rules (:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith``
 evaluate their expression. As on MongoDB, an unknown stage name answers 40324 and a stage that
-is not allowed in a change stream answers 20; ``$redact`` and ``$changeStreamSplitLargeEvent``
-(allowed by MongoDB) are refused with 238.
+is not allowed in a change stream answers 20; ``$redact`` (allowed by MongoDB) is refused with
+238. A final ``$changeStreamSplitLargeEvent`` is taken off by the stream, which splits events.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ _KNOWN_STAGES = frozenset(
         "$unwind", "$vectorSearch",
     }
 )  # fmt: skip
-_REFUSED = frozenset({"$redact", "$changeStreamSplitLargeEvent"})
+_REFUSED = frozenset({"$redact"})
+SPLIT_STAGE = "$changeStreamSplitLargeEvent"  # allowed only as the last stage (changestream.py)
 
 
 def matches(query: Doc, doc: Doc) -> bool:
@@ -81,6 +82,10 @@ def _compile(stage: Any) -> Stage:
         return _replace_root(name, spec)
     if name == "$changeStream":
         raise CommandFailed(40602, "$changeStream is only valid as the first stage in a pipeline")
+    if name == SPLIT_STAGE:
+        raise CommandFailed(
+            7182802, f"{SPLIT_STAGE} must be the last stage in the pipeline, with no options"
+        )
     if name in _REFUSED:
         raise not_supported(f"the stage {name} after $changeStream")
     if name in _KNOWN_STAGES:
