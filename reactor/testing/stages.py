@@ -1,10 +1,12 @@
 """The pipeline stages a change stream accepts after ``$changeStream``.
 
-``$match`` is mongomock's own filter; ``$project``, ``$addFields``/``$set`` and ``$unset`` follow
-MongoDB's path rules (:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith``
-evaluate their expression. As on MongoDB, an unknown stage name answers 40324 and a stage that
-is not allowed in a change stream answers 20; ``$redact`` (allowed by MongoDB) is refused with
-238. A final ``$changeStreamSplitLargeEvent`` is taken off by the stream, which splits events.
+``$match`` is the engine's query matcher (:mod:`reactor.testing.engine.matcher`, the one every
+find uses), compiled once when the stream opens, so a bad filter fails the ``aggregate``;
+``$project``, ``$addFields``/``$set`` and ``$unset`` follow MongoDB's path rules
+(:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith`` evaluate their
+expression. As on MongoDB, an unknown stage name answers 40324 and a stage that is not allowed
+in a change stream answers 20; ``$redact`` (allowed by MongoDB) is refused with 238. A final
+``$changeStreamSplitLargeEvent`` is taken off by the stream, which splits events.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mongomock.filtering import filter_applies as _filter_applies
-
+from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.projection import (
     add_fields_stage,
     evaluate,
@@ -43,11 +44,6 @@ _REFUSED = frozenset({"$redact"})
 SPLIT_STAGE = "$changeStreamSplitLargeEvent"  # allowed only as the last stage (changestream.py)
 
 
-def matches(query: Doc, doc: Doc) -> bool:
-    """Whether ``doc`` satisfies the query filter ``query`` (mongomock's matcher)."""
-    return bool(_filter_applies(query, doc))  # type: ignore[no-untyped-call]
-
-
 def compile_stages(stages: list[Any]) -> list[Stage]:
     """One callable per stage: it returns the transformed event, or None to drop it."""
     return [_compile(stage) for stage in stages]
@@ -71,7 +67,8 @@ def _compile(stage: Any) -> Stage:
     if name == "$match":
         if not isinstance(spec, dict):
             raise CommandFailed(15959, "the match filter must be an expression in an object")
-        return lambda doc: doc if matches(spec, doc) else None
+        applies = compile_filter(spec)
+        return lambda doc: doc if applies(doc) else None
     if name == "$project":
         return project_stage(spec)
     if name == "$unset":

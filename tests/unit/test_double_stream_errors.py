@@ -105,6 +105,13 @@ async def test_invalid_stages_answer_mongodb_codes(
     assert caught.value.code == code
 
 
+async def test_a_bad_match_filter_fails_the_watch(client: AsyncMongoClient[Doc]) -> None:
+    """A $match with an unknown query operator fails when the stream opens, with code 2."""
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.jobs.watch([{"$match": {"operationType": {"$bogus": 1}}}])
+    assert caught.value.code == 2
+
+
 async def test_read_concern_local_is_refused(client: AsyncMongoClient[Doc]) -> None:
     """A change stream with readConcern local fails with 72; majority is accepted."""
     with pytest.raises(OperationFailure) as caught:
