@@ -252,3 +252,25 @@ async def test_pipeline_updates_keep_the_id(mongo_client: AsyncMongoClient[Doc])
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "u": 1, "v": 3}
     await coll.update_one({"_id": 1}, [{"$unset": ["u"]}])
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "v": 3}
+
+
+async def test_update_pipelines_set_fields_a_path_cannot_name(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """$setField, $getField and $unsetField write and read dollar-prefixed and dotted names."""
+    coll = mongo_client.app.fields
+    await coll.insert_one({"_id": 1, "foo": {}, "old": 1})
+    await coll.update_one(
+        {"_id": 1},
+        [
+            {"$set": {"foo": {"$setField": {"field": "a.b", "value": 1, "input": "$foo"}}}},
+            {"$replaceWith": {"$unsetField": {"field": "old", "input": "$$ROOT"}}},
+            {
+                "$replaceWith": {
+                    "$setField": {"field": {"$literal": "$d"}, "value": 2, "input": "$$ROOT"}
+                }
+            },
+            {"$set": {"copy": {"$getField": {"field": "a.b", "input": "$foo"}}}},
+        ],
+    )
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "foo": {"a.b": 1}, "$d": 2, "copy": 1}
