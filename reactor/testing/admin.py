@@ -11,7 +11,7 @@ from reactor.testing.cursors import first_batch
 from reactor.testing.ddl_events import record_create
 from reactor.testing.engine.collection import Collection
 from reactor.testing.engine.matcher import compile_filter
-from reactor.testing.replies import Doc, not_supported
+from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 MAX_BSON_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 48_000_000
@@ -72,12 +72,18 @@ async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
     return {name: value for name, value in known.items() if name in cmd}
 
 
+# A replica-set member always holds these (system.version, config.system.sessions, the oplog).
+SYSTEM_DATABASES = ("admin", "config", "local")
+_UNDROPPABLE = {
+    "admin": "Dropping the 'admin' database is prohibited.",
+    "local": "Cannot drop 'local' database while replication is active",
+}
+
+
 @command("listDatabases")
 async def list_databases(ctx: Context, cmd: Doc) -> Doc:
-    infos = [
-        {"name": name, "sizeOnDisk": 0, "empty": False}
-        for name in ctx.backend.catalog.database_names()
-    ]
+    names = sorted({*SYSTEM_DATABASES, *ctx.backend.catalog.database_names()})
+    infos = [{"name": name, "sizeOnDisk": 0, "empty": False} for name in names]
     infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
     if cmd.get("nameOnly"):
         return {"databases": [{"name": info["name"]} for info in infos]}
@@ -86,6 +92,8 @@ async def list_databases(ctx: Context, cmd: Doc) -> Doc:
 
 @command("dropDatabase")
 async def drop_database(ctx: Context, cmd: Doc) -> Doc:
+    if ctx.db in _UNDROPPABLE:
+        raise CommandFailed(20, _UNDROPPABLE[ctx.db])
     backend = ctx.backend
     for name in backend.catalog.drop_database(ctx.db):
         backend.log.record("drop", ctx.db, name)

@@ -129,9 +129,23 @@ async def aggregate(ctx: Context, cmd: Doc) -> Doc:
     for option in ("explain", "collation", "let"):
         if cmd.get(option):
             raise not_supported(f"aggregate with {option}")
+    _check_write_stage_concern(cmd, pipeline)
     name = ctx.name(cmd, "aggregate")
     docs = run_pipeline(ctx.backend.catalog, ctx.db, name, pipeline)
     return first_batch(ctx.backend.cursors, f"{ctx.db}.{name}", docs, batch_size)
+
+
+def _check_write_stage_concern(cmd: Doc, pipeline: list[Any]) -> None:
+    """``$out``/``$merge`` refuse a linearizable read concern with 72, as on MongoDB."""
+    concern = cmd.get("readConcern")
+    if not isinstance(concern, dict) or concern.get("level") != "linearizable":
+        return
+    for stage in pipeline:
+        for name in ("$out", "$merge"):
+            if isinstance(stage, dict) and name in stage:
+                raise CommandFailed(
+                    72, f"{name} cannot be used with a 'linearizable' read concern level"
+                )
 
 
 def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size: int | None) -> Doc:
