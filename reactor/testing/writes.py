@@ -129,6 +129,8 @@ def _update_one_spec(ctx: Context, cmd: Doc, spec: Any) -> crud.UpdateResult:
 @command("delete")
 async def delete(ctx: Context, cmd: Doc) -> Doc:
     coll = ctx.existing_or_empty(cmd, "delete")
+    if cmd.get("let"):
+        raise not_supported("delete with let")
     statements = _statements(cmd, "deletes")
     deleted = 0
 
