@@ -7,7 +7,16 @@ from collections.abc import Callable
 from bson.binary import Binary
 from bson.int64 import Int64
 
-from reactor.testing import admin, collmod, diagnostics, find_modify, indexes, reads, writes
+from reactor.testing import (
+    admin,
+    collmod,
+    diagnostics,
+    find_modify,
+    indexes,
+    reads,
+    rename,
+    writes,
+)
 from reactor.testing.changestream import ChangeStream
 from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
 from reactor.testing.labels import with_server_labels
@@ -15,7 +24,7 @@ from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
 from reactor.testing.write_concern import write_concern_error
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, writes)
+HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, rename, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 _NO_SIGNATURE: Doc = {"hash": Binary(bytes(20)), "keyId": Int64(0)}
