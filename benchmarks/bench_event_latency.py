@@ -3,8 +3,9 @@
 One process inserts jobs one at a time into ``jobs`` and times each until its insert event
 arrives on a change stream opened with the reactor's own pipeline. Meanwhile a separate process
 runs the reactor's tier-2 claim (``find_one_and_update`` with a sort) in a tight loop, so every
-event has to get past a stream of other commands. ``jobs`` is filled with finished documents
-first: the claim scans them on a double without indexes.
+event has to get past a stream of other commands. ``jobs`` gets the reactor's indexes and is
+filled with finished documents first: a double that served the claim by scanning would pay for
+each of them.
 
 ``--double thread`` runs the double in this process (as tests do); ``--double process`` runs it
 in its own process (``reactor dev-mongo``), so the figure is the double's alone.
@@ -30,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient, MongoClient, ReturnDocument
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_double import JOB_INDEXES, LEASE  # the reactor's indexes, shared
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE: list[dict[str, Any]] = [
@@ -78,10 +82,21 @@ def claim_forever(uri: str, ready: Any, stop: Any, counter: Any) -> None:
         while not stop.is_set():
             now = dt.datetime.now(dt.UTC)
             jobs.find_one_and_update(
-                {"status": {"$in": [None, "queued"]}, "priority": {"$in": [None, 0]}},
                 {
-                    "$set": {"status": "running", "lease_owner": "bench", "started_at": now},
+                    "status": {"$in": [None, "queued"]},
+                    "priority": {"$in": [None, 0]},
+                    "run_at": {"$not": {"$gt": now}},
+                },
+                {
+                    "$set": {
+                        "status": "running",
+                        "lease_owner": "bench",
+                        "lease_expires_at": now + LEASE,
+                        "started_at": now,
+                    },
                     "$inc": {"fence": 1},
+                    "$max": {"attempt": 1},
+                    "$min": {"created_at": now},
                 },
                 sort=[("_id", 1)],
                 return_document=ReturnDocument.BEFORE,
@@ -94,6 +109,7 @@ async def measure(uri: str, finished: int, samples: int, gap_s: float) -> dict[s
     async with AsyncMongoClient[dict[str, Any]](uri) as client:
         jobs = client.bench.jobs
         await jobs.drop()
+        await jobs.create_indexes(JOB_INDEXES)
         for start in range(0, finished, 1000):
             batch = range(start, min(finished, start + 1000))
             await jobs.insert_many([{"job_id": f"done-{i}", "status": "succeeded"} for i in batch])
