@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
+
+from bson.binary import Binary
 
 from reactor.testing import collmod
 from reactor.testing.context import Context, command
@@ -105,7 +108,7 @@ async def drop_database(ctx: Context, cmd: Doc) -> Doc:
 async def list_collections(ctx: Context, cmd: Doc) -> Doc:
     catalog = ctx.backend.catalog
     infos = [
-        _collection_info(catalog.get(ctx.db, name))
+        _collection_info(catalog.get(ctx.db, name), ctx.backend.log.collection_uuid(ctx.db, name))
         for name in sorted(catalog.collection_names(ctx.db))
     ]
     infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
@@ -115,13 +118,14 @@ async def list_collections(ctx: Context, cmd: Doc) -> Doc:
     return first_batch(ctx.backend.cursors, namespace, infos, _batch_size(cmd))
 
 
-def _collection_info(coll: Collection | None) -> Doc:
+def _collection_info(coll: Collection | None, ident: uuid.UUID) -> Doc:
+    """A listCollections entry; ``info.uuid`` is the one change events carry as collectionUUID."""
     assert coll is not None
     return {
         "name": coll.name,
         "type": "collection",
         "options": dict(coll.options),
-        "info": {"readOnly": False},
+        "info": {"readOnly": False, "uuid": Binary.from_uuid(ident)},
         "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
     }
 

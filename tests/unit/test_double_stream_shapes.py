@@ -188,3 +188,14 @@ async def test_split_stage_must_come_last(client: AsyncMongoClient[Doc]) -> None
             [{"$changeStreamSplitLargeEvent": {}}, {"$match": {"operationType": "insert"}}]
         )
     assert caught.value.code == 7182802
+
+
+async def test_list_collections_uuid_is_the_events_collection_uuid(
+    client: AsyncMongoClient[Doc],
+) -> None:
+    """listCollections info.uuid names the collection as its change events' collectionUUID does."""
+    async with await client.app.watch(show_expanded_events=True) as stream:
+        await client.app.jobs.insert_one({"_id": 1})
+        event = await stream.next()
+    (listed,) = await (await client.app.list_collections()).to_list()
+    assert listed["info"]["uuid"] == event["collectionUUID"]
