@@ -355,10 +355,26 @@ async def measure() -> Doc:
 
 def main() -> Doc:
     results = asyncio.run(measure())
-    print("double ceiling (no reactor):")
+    print(f"double ceiling (no reactor, load {results['load_average'][0]}): {_headline(results)}")
     for name, figures in results.items():
         print(f"  {name}: {figures}")
     return results
+
+
+def _headline(results: Doc) -> str:
+    """inserts/s, claims/s and events/s, from whichever runs ran."""
+    parts = []
+    if "inserts" in results:
+        inserts = results["inserts"]
+        parts.append(
+            f"{inserts['insert_one_per_s']} inserts/s one at a time, "
+            f"{inserts['insert_many_per_s']} in batches of 1,000"
+        )
+    if "claims" in results:
+        parts.append(f"{results['claims']['claims_per_s']} claims/s")
+    if "events" in results:
+        parts.append(f"{results['events']['burst_events_per_s']} events/s on one stream")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_double
+import bench_event_latency
 import bench_latency
 
 
@@ -21,6 +22,11 @@ def main() -> None:
         "platform": platform.platform(),
     }
     summary: dict[str, object] = {"machine": machine, "double_ceiling": bench_double.main()}
+    summary["event_latency_while_claiming"] = [
+        bench_event_latency.main(["--double", "thread", "--finished", "1000"]),
+        bench_event_latency.main(["--double", "process", "--finished", "1000"]),
+        bench_event_latency.main(["--double", "process", "--finished", "20000"]),
+    ]
     summary["dispatch_latency"] = bench_latency.main()
     try:
         import bench_ocr

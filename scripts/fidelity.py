@@ -11,9 +11,11 @@
    pytest with a per-test timeout, so a hang is bounded and counted;
 4. prints passed, failed and skipped counts per module, sorts every failure by the classes in
    ``scripts/fidelity_known.toml`` (refused, environment, hang, spurious, silent) and lists the
-   failures nobody has classified, and the classified tests that now pass.
+   failures nobody has classified, the classified tests that now pass (an exact entry, or one a
+   pattern covers) and the patterns that match no failure.
 
-Exit status 0 when every failure is classified, 1 otherwise. ``--json PATH`` writes the counts.
+Exit status 0 when every failure is classified and no entry of the file names a passing test or
+matches no failure at all, 1 otherwise. ``--json PATH`` writes the counts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -168,6 +171,7 @@ def _pytest(
     """One pytest session on ``targets``; False if it ran into the module's deadline."""
     command = [sys.executable, "-m", "pytest", *targets, "-p", "fidelity_plugin"]
     command += ["-p", "no:cacheprovider", "-p", "no:cov", "-q", "-o", "log_cli=false"]
+    command += ["--tb=line"]  # pytest's source rendering trips CPython 3.11.7's ast recursion bug
     command += ["-o", "addopts=", "-m", "default or default_async", "--strict-markers"]
     command += ["--timeout", str(test_timeout_s), "--timeout-method", "thread"]
     remaining_s = deadline - time.monotonic()
@@ -190,12 +194,17 @@ def read_events(module: str, events: Path) -> ModuleResult:
     outcomes: dict[str, tuple[str, str]] = {}
     started: set[str] = set()
     finished: set[str] = set()
+    broken: dict[str, str] = {}  # test id -> pytest internal error while it ran
+    current = ""
     lines = events.read_text().splitlines() if events.exists() else []
     for record in map(json.loads, lines):
         if "collected" in record and not collected:
             collected = record["collected"]
         elif "start" in record:
-            started.add(record["start"])
+            current = record["start"]
+            started.add(current)
+        elif "internal" in record:
+            broken[current] = record["internal"]
         elif "id" in record:
             outcomes[record["id"]] = _merge(outcomes.get(record["id"]), record)
             if record["when"] == "teardown":
@@ -209,6 +218,8 @@ def read_events(module: str, events: Path) -> ModuleResult:
                 result.skipped.append(test_id)
             else:
                 result.passed.append(test_id)
+        elif test_id in broken:
+            result.failed[test_id] = f"pytest internal error: {broken[test_id]}"
         elif test_id in started:
             result.failed[test_id] = "hang: the test never finished (per-test timeout)"
             result.hung.add(test_id)
@@ -252,8 +263,17 @@ class Classification:
                 return cls
         return None
 
-    def exact_ids(self) -> set[str]:
-        return set(self._exact)
+    def entry_of(self, test_id: str) -> str | None:
+        """The key (exact id or pattern) that classifies ``test_id``, if any."""
+        if test_id in self._exact:
+            return test_id
+        for pattern, _ in self._patterns:
+            if fnmatch.fnmatchcase(test_id, pattern):
+                return pattern
+        return None
+
+    def patterns(self) -> list[str]:
+        return [pattern for pattern, _ in self._patterns]
 
 
 def summarise(
@@ -263,16 +283,21 @@ def summarise(
     rows: list[dict[str, Any]] = []
     unclassified: dict[str, str] = {}
     now_passing: list[str] = []
+    used: set[str] = set()
     totals: Counter[str] = Counter()
     for result in results:
         by_class: Counter[str] = Counter()
         for test_id, message in result.failed.items():
             cls = "hang" if test_id in result.hung else known.of(test_id)
+            used.add(known.entry_of(test_id) or "")
             if cls is None:
                 unclassified[test_id] = message
                 cls = "unclassified"
             by_class[cls] += 1
-        now_passing += [t for t in result.passed if t in known.exact_ids()]
+        for test_id in result.passed:
+            entry = known.entry_of(test_id)
+            if entry is not None:
+                now_passing.append(test_id if entry == test_id else f"{test_id} (by {entry})")
         row = {
             "module": result.module,
             "passed": len(result.passed),
@@ -290,7 +315,27 @@ def summarise(
         "total": dict(totals),
         "unclassified": unclassified,
         "now_passing": sorted(now_passing),
+        "unused_patterns": _unused_patterns(results, known, used),
     }
+
+
+def _unused_patterns(
+    results: list[ModuleResult], known: Classification, used: set[str]
+) -> list[str]:
+    """Patterns that match none of the failures of the modules they can name.
+
+    A pattern naming its module counts once that module ran; a pattern starting with ``*`` only
+    when every module ran.
+    """
+    ran = {result.module for result in results}
+    everything = ran >= set(MODULES)
+    paths = {f"test/asynchronous/{module}.py" for module in ran}
+    covers = [
+        p
+        for p in known.patterns()
+        if (everything if p.startswith("*") else p.split("::")[0] in paths)
+    ]
+    return sorted(p for p in covers if p not in used)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -304,10 +349,17 @@ def print_summary(summary: dict[str, Any]) -> None:
     for test_id, message in sorted(summary["unclassified"].items()):
         print(f"UNCLASSIFIED {test_id}: {message}")
     for test_id in summary["now_passing"]:
-        print(f"NOW PASSING (remove from {KNOWN.name}) {test_id}")
+        print(f"NOW PASSING (remove or narrow its entry in {KNOWN.name}) {test_id}")
+    for pattern in summary["unused_patterns"]:
+        print(f"UNUSED PATTERN (matches no failure; remove from {KNOWN.name}) {pattern}")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds run_module, which stops its double and pytest
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=list(MODULES), help="test modules to run")
     parser.add_argument("--test-timeout-s", type=int, default=60, help="per-test bound")
@@ -331,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(summary)
     if ns.json:
         ns.json.write_text(json.dumps(summary, indent=2) + "\n")
-    return 1 if summary["unclassified"] else 0
+    stale = summary["now_passing"] or summary["unused_patterns"]
+    return 1 if summary["unclassified"] or stale else 0
 
 
 if __name__ == "__main__":

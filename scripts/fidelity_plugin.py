@@ -28,6 +28,11 @@ def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     _write({"start": nodeid})
 
 
+def pytest_internalerror(excrepr: object, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    """pytest itself broke (CPython 3.11.7 can fail to render a traceback): not a hang."""
+    _write({"internal": str(excinfo.value)[:300]})
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     outcome = report.outcome
     if getattr(report, "wasxfail", None) is not None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
+from bson.binary import Binary
+
+from reactor.testing import collmod
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.ddl_events import record_create
 from reactor.testing.engine.collection import Collection
 from reactor.testing.engine.matcher import compile_filter
-from reactor.testing.replies import Doc, not_supported
+from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 MAX_BSON_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 48_000_000
@@ -70,12 +75,18 @@ async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
     return {name: value for name, value in known.items() if name in cmd}
 
 
+# A replica-set member always holds these (system.version, config.system.sessions, the oplog).
+SYSTEM_DATABASES = ("admin", "config", "local")
+_UNDROPPABLE = {
+    "admin": "Dropping the 'admin' database is prohibited.",
+    "local": "Cannot drop 'local' database while replication is active",
+}
+
+
 @command("listDatabases")
 async def list_databases(ctx: Context, cmd: Doc) -> Doc:
-    infos = [
-        {"name": name, "sizeOnDisk": 0, "empty": False}
-        for name in ctx.backend.catalog.database_names()
-    ]
+    names = sorted({*SYSTEM_DATABASES, *ctx.backend.catalog.database_names()})
+    infos = [{"name": name, "sizeOnDisk": 0, "empty": False} for name in names]
     infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
     if cmd.get("nameOnly"):
         return {"databases": [{"name": info["name"]} for info in infos]}
@@ -84,6 +95,8 @@ async def list_databases(ctx: Context, cmd: Doc) -> Doc:
 
 @command("dropDatabase")
 async def drop_database(ctx: Context, cmd: Doc) -> Doc:
+    if ctx.db in _UNDROPPABLE:
+        raise CommandFailed(20, _UNDROPPABLE[ctx.db])
     backend = ctx.backend
     for name in backend.catalog.drop_database(ctx.db):
         backend.log.record("drop", ctx.db, name)
@@ -95,7 +108,7 @@ async def drop_database(ctx: Context, cmd: Doc) -> Doc:
 async def list_collections(ctx: Context, cmd: Doc) -> Doc:
     catalog = ctx.backend.catalog
     infos = [
-        _collection_info(catalog.get(ctx.db, name))
+        _collection_info(catalog.get(ctx.db, name), ctx.backend.log.collection_uuid(ctx.db, name))
         for name in sorted(catalog.collection_names(ctx.db))
     ]
     infos = [info for info in infos if compile_filter(cmd.get("filter") or {})(info)]
@@ -105,13 +118,14 @@ async def list_collections(ctx: Context, cmd: Doc) -> Doc:
     return first_batch(ctx.backend.cursors, namespace, infos, _batch_size(cmd))
 
 
-def _collection_info(coll: Collection | None) -> Doc:
+def _collection_info(coll: Collection | None, ident: uuid.UUID) -> Doc:
+    """A listCollections entry; ``info.uuid`` is the one change events carry as collectionUUID."""
     assert coll is not None
     return {
         "name": coll.name,
         "type": "collection",
         "options": dict(coll.options),
-        "info": {"readOnly": False},
+        "info": {"readOnly": False, "uuid": Binary.from_uuid(ident)},
         "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"},
     }
 
@@ -144,7 +158,10 @@ async def create(ctx: Context, cmd: Doc) -> Doc:
         for k, v in cmd.items()
         if k not in _IGNORED_CREATE_OPTIONS and k not in _UNSUPPORTED_CREATE_OPTIONS
     }
+    images = collmod.images_option(cmd[collmod.IMAGES]) if collmod.IMAGES in cmd else False
     ctx.backend.catalog.create(ctx.db, name, options)
+    ctx.backend.log.set_images(ctx.db, name, enabled=images)
+    record_create(ctx, name)
     return {}
 
 

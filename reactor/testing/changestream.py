@@ -8,20 +8,20 @@ mark. The position's token is the batch's ``postBatchResumeToken``.
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from bson.timestamp import Timestamp
 
 from reactor.testing.events import ChangeEvent, EventLog
+from reactor.testing.fragments import Batch, split_event
+from reactor.testing.render import EXPANDED_EVENTS, Lookup, RenderOptions, render
 from reactor.testing.replies import CommandFailed, Doc
-from reactor.testing.stages import Stage, apply_stages, compile_stages
+from reactor.testing.stages import SPLIT_STAGE, Stage, apply_stages, compile_stages
 from reactor.testing.tokens import KIND_INVALIDATE, KIND_START, Position, parse_token
 
-Lookup = Callable[[str, str, Any], Doc | None]
-
+MAX_EVENT_BYTES = 16 * 1024 * 1024 + 16 * 1024  # BSONObjMaxUserSize + 16 KiB of headroom
 _OPTIONS = {
     "fullDocument": {"default", "updateLookup", "whenAvailable", "required"},
     "fullDocumentBeforeChange": {"off", "whenAvailable", "required"},
@@ -44,9 +44,8 @@ class ChangeStream:
     coll: str | None
     position: Position
     stages: list[Stage]
-    full_document: str = "default"
-    before_change: str = "off"
-    expanded: bool = False  # showExpandedEvents
+    options: RenderOptions = field(default_factory=RenderOptions)
+    split: bool = False  # the pipeline ends with $changeStreamSplitLargeEvent
     invalidated: bool = False
     pending: list[Doc] = field(default_factory=list)
 
@@ -57,29 +56,37 @@ class ChangeStream:
     def collect(self, log: EventLog, lookup: Lookup, limit: int | None) -> list[Doc]:
         """The next batch available now (never waits); moves the position past it."""
         log.check_open(self.position)
-        batch, self.pending = self.pending, []
+        batch = Batch(limit)
+        for doc in self.pending:
+            batch.add(doc, 0)
+        self.pending = []
         if self.invalidated:
-            return batch
+            return batch.docs
+        if self.position.fragment:  # resumed, or cut, inside a split event
+            event = log.at(self.position.whole())
+            if event is not None and not self._emit(event, lookup, batch, self.position):
+                return batch.docs
         for event in log.after(self.position):
-            if limit is not None and len(batch) >= limit:
-                return batch
-            self.position = event.position
-            if self.watches(event):
-                self._emit(event, lookup, batch)
+            if not batch.fits(0):
+                return batch.docs
+            before, self.position = self.position, event.position
+            if self.watches(event) and not self._emit(event, lookup, batch, before):
+                return batch.docs
             if self.invalidated:
-                return batch
+                return batch.docs
         self.position = max(self.position, log.end())
-        return batch
+        return batch.docs
 
     def watches(self, event: ChangeEvent) -> bool:
-        if event.operation in EXPANDED_EVENTS and not self.expanded:
+        if event.operation in EXPANDED_EVENTS and not self.options.expanded:
             return False
         if self.db is None:
             return event.db not in {"admin", "config", "local"}
         return event.db == self.db and (self.coll is None or event.coll == self.coll)
 
-    def _emit(self, event: ChangeEvent, lookup: Lookup, batch: list[Doc]) -> None:
-        doc = apply_stages(self.stages, render(event, self, lookup))
+    def _emit(self, event: ChangeEvent, lookup: Lookup, batch: Batch, before: Position) -> bool:
+        """Add ``event``'s documents; False when the batch filled up before all of them."""
+        doc = apply_stages(self.stages, render(event, self.options, lookup))
         if doc is not None:
             if doc.get("_id") != event.position.token():
                 raise CommandFailed(
@@ -87,9 +94,23 @@ class ChangeStream:
                     "Encountered an event whose _id field, which contains the resume token, "
                     "was modified by the pipeline.",
                 )
-            batch.append(doc)
+            done = before.fragment if before.whole() == event.position else 0
+            for piece, size, at in self._pieces(doc, event.position):
+                if at.fragment and at.fragment <= done:
+                    continue
+                if not batch.fits(size):
+                    self.position = before  # the next batch starts with this piece
+                    return False
+                batch.add(piece, size)
+                self.position = before = at
         if self.invalidated_by(event):
-            self.invalidate(event.position, event.wall_time, batch)
+            self.invalidate(event.position, event.wall_time, batch.docs)
+        return True
+
+    def _pieces(self, doc: Doc, position: Position) -> list[tuple[Doc, int, Position]]:
+        if self.split:
+            return split_event(doc, position)
+        return [(doc, check_size(doc), position)]
 
     def invalidated_by(self, event: ChangeEvent) -> bool:
         if self.coll is not None:
@@ -109,54 +130,26 @@ class ChangeStream:
         )
 
 
-def render(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Doc:
-    """The change document MongoDB would send for ``event`` on ``stream``."""
-    doc: Doc = {
-        "_id": event.position.token(),
-        "operationType": event.operation,
-        "clusterTime": event.position.cluster_time,
-        "wallTime": event.wall_time,
-    }
-    full = _full_document(event, stream, lookup)
-    if full is not _ABSENT:
-        doc["fullDocument"] = full
-    doc["ns"] = {"db": event.db} if event.coll is None else {"db": event.db, "coll": event.coll}
-    if event.document_key is not None:
-        doc["documentKey"] = event.document_key
-    if event.operation == "update":
-        doc["updateDescription"] = event.update_description(expanded=stream.expanded)
-    for name, value in (event.fields or {}).items():
-        if name != "operationDescription" or stream.expanded:
-            doc[name] = copy.deepcopy(value)
-    if stream.before_change != "off" and event.operation in {"update", "replace", "delete"}:
-        doc["fullDocumentBeforeChange"] = event.before
-    return doc
+def check_size(doc: Doc) -> int:
+    """``doc``'s size; over 16 MiB it fails the batch with 10334, as on MongoDB."""
+    size = len(bson.encode(doc))
+    if size > MAX_EVENT_BYTES:
+        raise CommandFailed(
+            10334,
+            f"BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and "
+            f"{MAX_EVENT_BYTES}(16MB) First element: _id: {doc.get('_id')}",
+        )
+    return size
 
 
-_ABSENT: Any = object()
-# Events MongoDB sends only to streams opened with showExpandedEvents.
-EXPANDED_EVENTS = frozenset(
-    {
-        "create",
-        "createIndexes",
-        "dropIndexes",
-        "modify",
-        "shardCollection",
-        "refineCollectionShardKey",
-        "reshardCollection",
-    }
-)
-
-
-def _full_document(event: ChangeEvent, stream: ChangeStream, lookup: Lookup) -> Any:
-    if event.operation in {"insert", "replace"}:
-        return event.after
-    if event.operation != "update" or stream.full_document == "default":
-        return _ABSENT
-    if stream.full_document == "updateLookup":
-        key = event.document_key or {}
-        return lookup(event.db, event.coll or "", key.get("_id"))
-    return event.after
+def check_read_concern(cmd: Doc) -> None:
+    """A change stream reads at ``majority``: another explicit level fails with 72."""
+    concern = cmd.get("readConcern")
+    level = concern.get("level") if isinstance(concern, dict) else None
+    if level not in (None, "majority"):
+        raise CommandFailed(
+            72, f"$changeStream only supports readConcern level 'majority', not {level!r}"
+        )
 
 
 def open_stream(
@@ -171,14 +164,18 @@ def open_stream(
         raise CommandFailed(40575, "allChangesForCluster needs aggregate: 1 on the admin database")
     if db == "admin" and not cluster:
         raise CommandFailed(73, "$changeStream may not be opened on the internal admin database")
+    split = bool(stages) and stages[-1] == {SPLIT_STAGE: {}}
     stream = ChangeStream(
         None if cluster else db,
         coll,
         _start_position(log, spec),
-        compile_stages(stages),
-        spec.get("fullDocument", "default"),
-        spec.get("fullDocumentBeforeChange", "off"),
-        bool(spec.get("showExpandedEvents")),
+        compile_stages(stages[:-1] if split else stages),
+        RenderOptions(
+            spec.get("fullDocument", "default"),
+            spec.get("fullDocumentBeforeChange", "off"),
+            bool(spec.get("showExpandedEvents")),
+        ),
+        split,
     )
     _resume_into_invalidate(log, stream, spec)
     return stream

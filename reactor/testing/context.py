@@ -9,6 +9,7 @@ from typing import Any
 from bson.objectid import ObjectId
 
 from reactor.testing.cursors import CursorTable
+from reactor.testing.ddl_events import record_create
 from reactor.testing.engine.catalog import Catalog, check_name
 from reactor.testing.engine.collection import Collection
 from reactor.testing.events import EventLog
@@ -73,15 +74,37 @@ class Context:
         """The collection the command names, or None if it does not exist (reads)."""
         return self.backend.catalog.get(self.db, self.name(cmd, key))
 
+    def existing_or_empty(self, cmd: Doc, key: str) -> Collection:
+        """The collection the command names, or an empty one outside the catalog.
+
+        For writes that must not create a missing collection (updates without upsert,
+        deletes): they still validate their statements and match nothing.
+        """
+        name = self.name(cmd, key)
+        found = self.backend.catalog.get(self.db, name)
+        return Collection(self.db, name) if found is None else found
+
     def collection(self, cmd: Doc, key: str) -> Collection:
-        """The collection the command names, created if missing (writes)."""
-        return self.backend.catalog.ensure(self.db, self.name(cmd, key))
+        """The collection the command names; created if missing, with its ``create`` event."""
+        name = self.name(cmd, key)
+        found = self.backend.catalog.get(self.db, name)
+        if found is None:
+            found = self.backend.catalog.ensure(self.db, name)
+            record_create(self, name)
+        return found
 
     def record(
-        self, operation: str, coll: Collection, before: Doc | None, after: Doc | None
+        self,
+        operation: str,
+        coll: Collection,
+        before: Doc | None,
+        after: Doc | None,
+        *,
+        update: Any = None,
     ) -> None:
-        """Append the change event of one document write."""
-        self.backend.log.record(operation, self.db, coll.name, before=before, after=after)
+        """Append the change event of one document write (``update``: the update document)."""
+        log = self.backend.log
+        log.record(operation, self.db, coll.name, before=before, after=after, update=update)
 
 
 Handler = Callable[[Context, Doc], Awaitable[Doc]]

@@ -42,6 +42,6 @@ async def server_status(ctx: Context, cmd: Doc) -> Doc:
         "uptime": float(int(uptime_s)),
         "uptimeMillis": int(uptime_s * 1000),
         "localTime": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "storageEngine": {"name": "mongomock", "supportsCommittedReads": False},
+        "storageEngine": {"name": "mongo-reactor-double", "supportsCommittedReads": False},
         "repl": {"setName": ctx.backend.replica_set, "isWritablePrimary": True},
     }

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reactor.testing import admin, diagnostics, find_modify, indexes, reads, writes
+from bson.binary import Binary
+from bson.int64 import Int64
+
+from reactor.testing import (
+    admin,
+    collmod,
+    diagnostics,
+    find_modify,
+    indexes,
+    reads,
+    rename,
+    writes,
+)
 from reactor.testing.changestream import ChangeStream
 from reactor.testing.context import ANSWERED, COMMANDS, Backend, Context
 from reactor.testing.labels import with_server_labels
 from reactor.testing.replies import CommandFailed, Doc, error_code, error_reply
+from reactor.testing.write_concern import write_concern_error
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, diagnostics, find_modify, indexes, reads, writes)
+HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, rename, writes)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
+_NO_SIGNATURE: Doc = {"hash": Binary(bytes(20)), "keyId": Int64(0)}
 
 
 async def run_command(
@@ -31,9 +45,15 @@ async def run_command(
 
 
 def finish(backend: Backend, reply: Doc) -> Doc:
-    """``reply`` with the fields every reply carries: ``ok`` and ``operationTime``."""
+    """``reply`` with the fields every replica-set reply carries: ``ok``, the times.
+
+    ``$clusterTime`` has MongoDB's shape with a zero signature (the double runs without keys),
+    so drivers gossip it and causally consistent sessions work.
+    """
     reply.setdefault("ok", 1.0)
-    reply["operationTime"] = backend.clock.now
+    now = backend.clock.now
+    reply["$clusterTime"] = {"clusterTime": now, "signature": _NO_SIGNATURE}
+    reply["operationTime"] = now
     return reply
 
 
@@ -53,16 +73,23 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
         return reply
     if body.get("startTransaction") or "autocommit" in body or name in _TRANSACTION_COMMANDS:
         return error_reply(20, "transactions are not supported by the test double")
+    refusal = _refusal(name, db, body)
+    if refusal is not None:
+        return error_reply(238, f"{refusal} is not supported by the mongo-reactor test double")
     handler = COMMANDS.get(name)
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
         return error_reply(59, message)
     ctx.db = db
     reply = await _run_retryable(handler, ctx, name, body)
-    if reply is not ANSWERED and not reply.get("ok", 1):
+    if reply is ANSWERED:
+        return reply
+    if not reply.get("ok", 1):
         if change_stream and name == "getMore":  # MongoDB kills a cursor whose getMore failed
             backend.cursors.discard(body["getMore"])
         with_server_labels(reply, change_stream=change_stream)
+    elif (concern_error := write_concern_error(body)) is not None:
+        reply["writeConcernError"] = concern_error
     return reply
 
 
@@ -81,6 +108,16 @@ async def _run_retryable(handler: object, ctx: Context, name: str, body: Doc) ->
     if reply is not ANSWERED:
         ctx.backend.retryable.remember(key, reply if "ok" in reply else {"ok": 1.0, **reply})
     return reply
+
+
+def _refusal(name: str, db: str, body: Doc) -> str | None:
+    """What in ``body`` the double refuses outright, rather than answering unlike MongoDB."""
+    concern = body.get("readConcern")
+    if isinstance(concern, dict) and concern.get("level") == "snapshot":
+        return "readConcern level 'snapshot'"
+    if db == "local" and body.get(name) == "oplog.rs":
+        return "reading local.oplog.rs (the double keeps no oplog)"
+    return None
 
 
 def _is_change_stream(backend: Backend, name: str, body: Doc) -> bool:

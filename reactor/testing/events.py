@@ -6,6 +6,7 @@ import bisect
 import contextlib
 import copy
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ class ChangeEvent:
     after: Doc | None = None
     update: Any = None  # the update document or pipeline, when the write path passes it
     fields: Doc | None = None  # event-specific fields: rename's "to", "operationDescription"
+    collection_uuid: uuid.UUID | None = None  # shown as collectionUUID with showExpandedEvents
+    images: bool = False  # written with changeStreamPreAndPostImages enabled
     _descriptions: dict[bool, Doc] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -62,6 +65,19 @@ class EventLog:
         self._listeners: list[Callable[[], None]] = []
         self._horizon = Position(0, 0, 0)
         self._last_forgotten = Position(0, 0, 0)
+        self._uuids: dict[tuple[str, str], uuid.UUID] = {}
+        self._images: set[tuple[str, str]] = set()
+
+    def collection_uuid(self, db: str, coll: str) -> uuid.UUID:
+        """The UUID of collection ``db.coll``: fixed from its first event until it is dropped."""
+        return self._uuids.setdefault((db, coll), uuid.uuid4())
+
+    def set_images(self, db: str, coll: str, *, enabled: bool) -> None:
+        """Keep pre- and post-images for later writes to ``db.coll`` (collMod/create option)."""
+        (self._images.add if enabled else self._images.discard)((db, coll))
+
+    def images_enabled(self, db: str, coll: str) -> bool:
+        return (db, coll) in self._images
 
     def record(
         self,
@@ -78,17 +94,41 @@ class EventLog:
 
         ``update`` is the update document or pipeline of an ``update`` event (without it the
         description is a structural diff of the images); ``fields`` are extra event fields,
-        such as a ``rename``'s ``{"to": {"db", "coll"}}``.
+        such as a ``rename``'s ``{"to": {"db", "coll"}}``. A ``drop`` (and ``dropDatabase``)
+        retires the collection's UUID, a ``rename`` moves it to the ``to`` namespace.
         """
         position = Position.at(self._clock.tick(), KIND_EVENT)
         wall_time = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        event = ChangeEvent(position, operation, db, coll, wall_time, before, after, update, fields)
+        ident = None if coll is None else self.collection_uuid(db, coll)
+        images = coll is not None and (db, coll) in self._images
+        event = ChangeEvent(
+            position, operation, db, coll, wall_time, before, after, update, fields, ident, images
+        )
+        self._retire_uuids(event)
         self._events.append(event)
         self._positions.append(position)
         if len(self._events) > self._max_events:
             self._drop_oldest(max(1, self._max_events // 10))
         self.notify()
         return event
+
+    def _retire_uuids(self, event: ChangeEvent) -> None:
+        if event.operation == "dropDatabase":
+            for key in [key for key in self._uuids if key[0] == event.db]:
+                del self._uuids[key]
+            self._images = {key for key in self._images if key[0] != event.db}
+        elif event.operation in {"drop", "rename"} and event.coll is not None:
+            source = (event.db, event.coll)
+            ident = self._uuids.pop(source, None)
+            images = source in self._images
+            self._images.discard(source)
+            to = (event.fields or {}).get("to")
+            if event.operation == "rename" and isinstance(to, dict):
+                target = (str(to.get("db")), str(to.get("coll")))
+                if ident is not None:
+                    self._uuids[target] = ident
+                if images:
+                    self._images.add(target)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` synchronously after each :meth:`record`, until unsubscribed.
@@ -97,6 +137,11 @@ class EventLog:
         inside the writing command, without waiting for the event loop to come round to it.
         """
         self._listeners.append(listener)
+
+    @property
+    def listeners(self) -> int:
+        """How many listeners (waiting getMores) are subscribed."""
+        return len(self._listeners)
 
     def unsubscribe(self, listener: Callable[[], None]) -> None:
         with contextlib.suppress(ValueError):

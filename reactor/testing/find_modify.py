@@ -19,7 +19,10 @@ async def find_and_modify(ctx: Context, cmd: Doc) -> Doc:
     spec = cmd.get("query") or {}
     change = None if cmd.get("remove") else parse_update(cmd["update"])
     project = compile_projection(cmd.get("fields"), spec)
-    coll = ctx.collection(cmd, next(iter(cmd)))
+    key = next(iter(cmd))
+    upsert = change is not None and bool(cmd.get("upsert"))
+    # only an upsert creates a missing collection, as on MongoDB
+    coll = ctx.collection(cmd, key) if upsert else ctx.existing_or_empty(cmd, key)
     found = query.find(
         coll, spec, sort=cmd.get("sort") or None, limit=1, hint=cmd.get("hint") or None
     )
@@ -28,7 +31,7 @@ async def find_and_modify(ctx: Context, cmd: Doc) -> Doc:
         value, last_error = _remove(ctx, coll, target)
     else:
         value, last_error = _modify(
-            ctx, coll, spec, change, target, bool(cmd.get("new")), bool(cmd.get("upsert"))
+            ctx, coll, spec, (change, cmd["update"]), target, bool(cmd.get("new")), upsert
         )
     if value is not None and project is not None:
         value = project(value)
@@ -64,12 +67,14 @@ def _modify(
     ctx: Context,
     coll: Collection,
     spec: Doc,
-    change: Update,
+    update: tuple[Update, Any],
     target: tuple[int, Doc] | None,
     new: bool,
     upsert: bool,
 ) -> tuple[Doc | None, Doc]:
-    on_change = recorder(ctx, coll, change.is_replacement)
+    """Update (or upsert) ``target``; ``update`` is the parsed update and the one sent."""
+    change, sent = update
+    on_change = recorder(ctx, coll, sent)
     if target is not None:
         seq, before = target
         after = apply_update(before, change, spec)

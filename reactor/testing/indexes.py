@@ -6,6 +6,7 @@ from typing import Any
 
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import first_batch
+from reactor.testing.ddl_events import record_create_indexes, record_drop_index
 from reactor.testing.engine.collection import Collection, DuplicateKey
 from reactor.testing.engine.index import SPECIAL_KINDS, IndexSpec
 from reactor.testing.engine.matcher import compile_filter
@@ -24,11 +25,11 @@ async def create_indexes(ctx: Context, cmd: Doc) -> Doc:
     if not isinstance(specs, list) or not specs:
         raise CommandFailed(2, "Must specify at least one index to create")
     parsed = [_parse(spec) for spec in specs]
-    coll = ctx.backend.catalog.ensure(ctx.db, name)
+    coll = ctx.collection(cmd, "createIndexes")
     before = len(coll.indexes)
-    for spec in parsed:
-        if _is_new(coll, spec):
-            _build(coll, spec)
+    fresh = [spec for spec in parsed if _is_new(coll, spec)]
+    _build_all(coll, fresh)
+    record_create_indexes(ctx, name, [spec.info() for spec in fresh])
     reply: Doc = {
         "createdCollectionAutomatically": not existed,
         "numIndexesBefore": before,
@@ -89,11 +90,20 @@ def _is_new(coll: Collection, spec: IndexSpec) -> bool:
     return True
 
 
-def _build(coll: Collection, spec: IndexSpec) -> None:
+def _build_all(coll: Collection, specs: list[IndexSpec]) -> None:
+    """Build every index of one command, or none of them (as MongoDB commits them together)."""
+    built: list[str] = []
     try:
-        coll.add_index(spec)
-    except DuplicateKey as exc:
-        raise CommandFailed(11000, f"Index build failed: {exc.message}", extra=exc.extra) from exc
+        for spec in specs:
+            coll.add_index(spec)
+            built.append(spec.name)
+    except CommandFailed as exc:
+        for name in built:
+            coll.drop_index(name)
+        if isinstance(exc, DuplicateKey):
+            message = f"Index build failed: {exc.message}"
+            raise CommandFailed(11000, message, extra=exc.extra) from exc
+        raise
 
 
 @command("listIndexes")
@@ -107,7 +117,7 @@ async def list_indexes(ctx: Context, cmd: Doc) -> Doc:
 @command("dropIndexes", "deleteIndexes")
 async def drop_indexes(ctx: Context, cmd: Doc) -> Doc:
     coll = _existing(ctx, cmd, next(iter(cmd)))
-    count = len(coll.indexes)
+    infos = {name: index.spec.info() for name, index in coll.indexes.items()}
     target = cmd.get("index")
     if target == "*":
         for name in [name for name in coll.indexes if name != "_id_"]:
@@ -115,7 +125,10 @@ async def drop_indexes(ctx: Context, cmd: Doc) -> Doc:
     else:
         for each in target if isinstance(target, list) else [target]:
             _drop_index(coll, each)
-    return {"nIndexesWas": count}
+    for name, info in infos.items():
+        if name not in coll.indexes:
+            record_drop_index(ctx, coll.name, info)
+    return {"nIndexesWas": len(infos)}
 
 
 def _drop_index(coll: Collection, target: Any) -> None:

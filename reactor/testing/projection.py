@@ -2,7 +2,8 @@
 
 A spec becomes a tree: dotted keys (``"fullDocument.status": 1``) and sub-documents
 (``{"ns": {"db": 1}}``) are the same path. Each leaf includes, excludes, or computes a value with
-an aggregation expression (mongomock's evaluator, always against the whole input document).
+an aggregation expression (:mod:`reactor.testing.engine.expressions`, always against the whole
+input document).
 
 Applying a tree follows MongoDB: included fields keep the input document's order and computed
 fields follow; a path into an array applies to each element (inclusion drops the scalars there,
@@ -18,8 +19,8 @@ from typing import Any
 
 from bson.decimal128 import Decimal128
 from bson.int64 import Int64
-from mongomock.aggregate import _parse_expression
 
+from reactor.testing.engine.expressions import evaluate as evaluate_expression
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 Projector = Callable[[Doc], Doc]
@@ -163,14 +164,10 @@ def _take_id(root: _Node) -> bool | None:
 
 def evaluate(expression: Any, root: Doc) -> tuple[bool, Any]:
     """``(found, value)`` of an aggregation expression on the whole document ``root``."""
-    if isinstance(expression, str) and expression.startswith("$$REMOVE"):
-        return False, None
     try:
-        return True, _parse_expression(expression, root, ignore_missing_keys=True)  # type: ignore[no-untyped-call]
+        return True, evaluate_expression(expression, root)
     except KeyError:
         return False, None
-    except NotImplementedError as exc:
-        raise CommandFailed(238, f"{exc} (not supported by the mongo-reactor test double)") from exc
 
 
 def _include(doc: Doc, node: _Node, root: Doc) -> Doc:

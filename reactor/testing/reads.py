@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reactor.testing.changestream import ChangeStream, open_stream
+from reactor.testing.changestream import ChangeStream, check_read_concern, open_stream
 from reactor.testing.context import Context, command
 from reactor.testing.cursors import cursor_reply, first_batch
 from reactor.testing.delivery import next_batch
@@ -129,9 +129,23 @@ async def aggregate(ctx: Context, cmd: Doc) -> Doc:
     for option in ("explain", "collation", "let"):
         if cmd.get(option):
             raise not_supported(f"aggregate with {option}")
+    _check_write_stage_concern(cmd, pipeline)
     name = ctx.name(cmd, "aggregate")
     docs = run_pipeline(ctx.backend.catalog, ctx.db, name, pipeline)
     return first_batch(ctx.backend.cursors, f"{ctx.db}.{name}", docs, batch_size)
+
+
+def _check_write_stage_concern(cmd: Doc, pipeline: list[Any]) -> None:
+    """``$out``/``$merge`` refuse a linearizable read concern with 72, as on MongoDB."""
+    concern = cmd.get("readConcern")
+    if not isinstance(concern, dict) or concern.get("level") != "linearizable":
+        return
+    for stage in pipeline:
+        for name in ("$out", "$merge"):
+            if isinstance(stage, dict) and name in stage:
+                raise CommandFailed(
+                    72, f"{name} cannot be used with a 'linearizable' read concern level"
+                )
 
 
 def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size: int | None) -> Doc:
@@ -142,6 +156,7 @@ def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size:
         coll = None
     else:
         raise CommandFailed(73, f"invalid aggregate target: {target!r}")
+    check_read_concern(cmd)
     backend = ctx.backend
     stream = open_stream(backend.log, ctx.db, coll, pipeline[0]["$changeStream"], pipeline[1:])
     batch = stream.collect(backend.log, backend.lookup, batch_size)

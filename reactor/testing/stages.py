@@ -1,10 +1,12 @@
 """The pipeline stages a change stream accepts after ``$changeStream``.
 
-``$match`` is mongomock's own filter; ``$project``, ``$addFields``/``$set`` and ``$unset`` follow
-MongoDB's path rules (:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith``
-evaluate their expression. As on MongoDB, an unknown stage name answers 40324 and a stage that
-is not allowed in a change stream answers 20; ``$redact`` and ``$changeStreamSplitLargeEvent``
-(allowed by MongoDB) are refused with 238.
+``$match`` is the engine's query matcher (:mod:`reactor.testing.engine.matcher`, the one every
+find uses), compiled once when the stream opens, so a bad filter fails the ``aggregate``;
+``$project``, ``$addFields``/``$set`` and ``$unset`` follow MongoDB's path rules
+(:mod:`reactor.testing.projection`); ``$replaceRoot``/``$replaceWith`` evaluate their
+expression. As on MongoDB, an unknown stage name answers 40324 and a stage that is not allowed
+in a change stream answers 20; ``$redact`` (allowed by MongoDB) is refused with 238. A final
+``$changeStreamSplitLargeEvent`` is taken off by the stream, which splits events.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mongomock.filtering import filter_applies as _filter_applies
-
+from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.projection import (
     add_fields_stage,
     evaluate,
@@ -39,12 +40,8 @@ _KNOWN_STAGES = frozenset(
         "$unwind", "$vectorSearch",
     }
 )  # fmt: skip
-_REFUSED = frozenset({"$redact", "$changeStreamSplitLargeEvent"})
-
-
-def matches(query: Doc, doc: Doc) -> bool:
-    """Whether ``doc`` satisfies the query filter ``query`` (mongomock's matcher)."""
-    return bool(_filter_applies(query, doc))  # type: ignore[no-untyped-call]
+_REFUSED = frozenset({"$redact"})
+SPLIT_STAGE = "$changeStreamSplitLargeEvent"  # allowed only as the last stage (changestream.py)
 
 
 def compile_stages(stages: list[Any]) -> list[Stage]:
@@ -70,7 +67,8 @@ def _compile(stage: Any) -> Stage:
     if name == "$match":
         if not isinstance(spec, dict):
             raise CommandFailed(15959, "the match filter must be an expression in an object")
-        return lambda doc: doc if matches(spec, doc) else None
+        applies = compile_filter(spec)
+        return lambda doc: doc if applies(doc) else None
     if name == "$project":
         return project_stage(spec)
     if name == "$unset":
@@ -81,6 +79,10 @@ def _compile(stage: Any) -> Stage:
         return _replace_root(name, spec)
     if name == "$changeStream":
         raise CommandFailed(40602, "$changeStream is only valid as the first stage in a pipeline")
+    if name == SPLIT_STAGE:
+        raise CommandFailed(
+            7182802, f"{SPLIT_STAGE} must be the last stage in the pipeline, with no options"
+        )
     if name in _REFUSED:
         raise not_supported(f"the stage {name} after $changeStream")
     if name in _KNOWN_STAGES:

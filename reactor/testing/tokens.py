@@ -1,8 +1,10 @@
 """Cluster times and resume tokens: where an event sits in the change-stream history.
 
-A position is ``(time, inc, kind)``: the event's cluster time plus a kind that orders the
-entries sharing one cluster time. Resume tokens are ``{"_data": "82<time><inc><kind>"}`` in
-fixed-width hex, so tokens order as strings in the same way as the positions they encode.
+A position is ``(time, inc, kind, fragment)``: the event's cluster time plus a kind that orders
+the entries sharing one cluster time, and for a fragment of an event split by
+``$changeStreamSplitLargeEvent`` its number (0 for a whole event). Resume tokens are
+``{"_data": "82<time><inc><kind>[<fragment>]"}`` in fixed-width hex, so tokens order as strings
+in the same way as the positions they encode.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ KIND_EVENT = 1  # a change event
 KIND_INVALIDATE = 2  # the invalidate that follows a drop
 KIND_HIGH_WATER = 3  # after everything up to and including that cluster time
 
-_TOKEN = re.compile(r"82([0-9A-F]{8})([0-9A-F]{8})(0[0-3])")
+_TOKEN = re.compile(r"82([0-9A-F]{8})([0-9A-F]{8})(0[0-3])([0-9A-F]{4})?")
 
 
 @dataclass(frozen=True, order=True)
@@ -30,6 +32,7 @@ class Position:
     time: int
     inc: int
     kind: int
+    fragment: int = 0
 
     @classmethod
     def at(cls, cluster_time: Timestamp, kind: int) -> Position:
@@ -40,7 +43,15 @@ class Position:
         return Timestamp(self.time, self.inc)
 
     def token(self) -> dict[str, str]:
-        return {"_data": f"82{self.time:08X}{self.inc:08X}{self.kind:02X}"}
+        suffix = f"{self.fragment:04X}" if self.fragment else ""
+        return {"_data": f"82{self.time:08X}{self.inc:08X}{self.kind:02X}{suffix}"}
+
+    def whole(self) -> Position:
+        """The position of the event this fragment belongs to (itself for a whole event)."""
+        return Position(self.time, self.inc, self.kind)
+
+    def fragment_of(self, number: int) -> Position:
+        return Position(self.time, self.inc, self.kind, number)
 
 
 def parse_token(token: object) -> Position:
@@ -49,7 +60,8 @@ def parse_token(token: object) -> Position:
     match = _TOKEN.fullmatch(data) if isinstance(data, str) else None
     if match is None:
         raise CommandFailed(260, f"invalid resume token: {token!r}")
-    return Position(int(match.group(1), 16), int(match.group(2), 16), int(match.group(3), 16))
+    time, inc, kind = (int(match.group(i), 16) for i in (1, 2, 3))
+    return Position(time, inc, kind, int(match.group(4) or "0", 16))
 
 
 class Clock:

@@ -23,6 +23,7 @@ _INT32 = struct.Struct("<i")
 _UINT32 = struct.Struct("<I")
 _CHECKSUM_PRESENT = 1
 _MORE_TO_COME = 1 << 1
+_EXHAUST_ALLOWED = 1 << 16
 _REPLY_HEADER = struct.Struct("<iqii")
 _request_ids = itertools.count(1)
 
@@ -39,6 +40,7 @@ class Request:
     op_code: int
     body: Doc
     more_to_come: bool = False
+    exhaust_allowed: bool = False
 
 
 async def read_request(reader: asyncio.StreamReader) -> Request | None:
@@ -55,8 +57,9 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     payload = await reader.readexactly(length - _HEADER.size)
     try:
         if op_code == OP_MSG:
-            body, more_to_come = decode_msg(payload)
-            return Request(request_id, op_code, body, more_to_come)
+            body, flags = decode_msg(payload)
+            more_to_come, exhaust = bool(flags & _MORE_TO_COME), bool(flags & _EXHAUST_ALLOWED)
+            return Request(request_id, op_code, body, more_to_come, exhaust)
         if op_code == OP_QUERY:
             return Request(request_id, op_code, decode_query(payload))
     except (BSONError, struct.error, IndexError, ValueError) as exc:
@@ -64,8 +67,8 @@ async def read_request(reader: asyncio.StreamReader) -> Request | None:
     raise MalformedMessage(f"unsupported opcode {op_code}")
 
 
-def decode_msg(payload: bytes) -> tuple[Doc, bool]:
-    """An OP_MSG's command, its document sequences merged in as arrays, and moreToCome."""
+def decode_msg(payload: bytes) -> tuple[Doc, int]:
+    """An OP_MSG's command, its document sequences merged in as arrays, and its flag bits."""
     (flags,) = _UINT32.unpack_from(payload)
     end = len(payload) - (4 if flags & _CHECKSUM_PRESENT else 0)
     position, body, sequences = 4, None, {}
@@ -86,7 +89,7 @@ def decode_msg(payload: bytes) -> tuple[Doc, bool]:
     if body is None:
         raise MalformedMessage("OP_MSG without a body section")
     body.update(sequences)
-    return body, bool(flags & _MORE_TO_COME)
+    return body, int(flags)
 
 
 def decode_query(payload: bytes) -> Doc:
@@ -101,14 +104,19 @@ def decode_query(payload: bytes) -> Doc:
     return {**body, "$db": database}
 
 
-def encode_reply(request: Request, reply: Doc) -> bytes:
-    """The reply to ``request``: OP_MSG for OP_MSG, OP_REPLY for a legacy OP_QUERY."""
+def encode_reply(request: Request, reply: Doc, *, more_to_come: bool = False) -> bytes:
+    """The reply to ``request``: OP_MSG for OP_MSG, OP_REPLY for a legacy OP_QUERY.
+
+    ``more_to_come`` (OP_MSG only) tells the client that more replies follow without a request:
+    how an exhaust cursor streams its batches.
+    """
     document = bson.encode(reply)
     if request.op_code == OP_QUERY:
         payload = _REPLY_HEADER.pack(0, 0, 0, 1) + document
         op_code = OP_REPLY
     else:
-        payload = _UINT32.pack(0) + b"\x00" + document
+        flags = _MORE_TO_COME if more_to_come else 0
+        payload = _UINT32.pack(flags) + b"\x00" + document
         op_code = OP_MSG
     length = _HEADER.size + len(payload)
     return _HEADER.pack(length, next(_request_ids), request.request_id, op_code) + payload

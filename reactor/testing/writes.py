@@ -13,8 +13,16 @@ from reactor.testing.replies import CommandFailed, Doc, not_supported
 from reactor.testing.write_errors import write_error
 
 
-def recorder(ctx: Context, coll: Collection, replacement: bool = False) -> crud.OnChange:
-    """The ``on_change`` callback that appends each document write to the change-event log."""
+def recorder(ctx: Context, coll: Collection, update: Any = None) -> crud.OnChange:
+    """The ``on_change`` callback that appends each document write to the change-event log.
+
+    ``update`` is the statement's update document or pipeline (None for inserts and deletes):
+    a replacement document makes ``replace`` events, anything else ``update`` events whose
+    ``updateDescription`` is derived from it as MongoDB derives it. The engine calls back once
+    the write is stored, so a getMore answered from inside the call (and ``updateLookup``) sees
+    the write.
+    """
+    replacement = update is not None and parse_update(update).is_replacement
 
     def on_change(before: Doc | None, after: Doc | None) -> None:
         if before is None:
@@ -23,7 +31,8 @@ def recorder(ctx: Context, coll: Collection, replacement: bool = False) -> crud.
             operation = "delete"
         else:
             operation = "replace" if replacement else "update"
-        ctx.record(operation, coll, before, after)
+        change = update if operation == "update" else None
+        ctx.record(operation, coll, before, after, update=change)
 
     return on_change
 
@@ -57,8 +66,8 @@ def _run_batch(cmd: Doc, statements: list[Any], run: Callable[[int, Any], None])
 
 @command("insert")
 async def insert(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "insert")
     documents = _statements(cmd, "documents")
+    coll = ctx.collection(cmd, "insert") if documents else ctx.existing_or_empty(cmd, "insert")
     on_change = recorder(ctx, coll)
     inserted = 0
 
@@ -75,7 +84,7 @@ async def insert(ctx: Context, cmd: Doc) -> Doc:
 
 @command("update")
 async def update(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.collection(cmd, "update")
+    ctx.name(cmd, "update")
     if cmd.get("let"):
         raise not_supported("update with let")
     statements = _statements(cmd, "updates")
@@ -83,7 +92,7 @@ async def update(ctx: Context, cmd: Doc) -> Doc:
 
     def run(index: int, spec: Any) -> None:
         nonlocal matched, modified
-        result = _update_one_spec(ctx, coll, spec)
+        result = _update_one_spec(ctx, cmd, spec)
         if result.upserted:
             upserted.append({"index": index, "_id": result.upserted_id})
         matched, modified = matched + result.matched, modified + result.modified
@@ -95,20 +104,23 @@ async def update(ctx: Context, cmd: Doc) -> Doc:
     return write_reply(matched + len(upserted), errors, **extra)
 
 
-def _update_one_spec(ctx: Context, coll: Collection, spec: Any) -> crud.UpdateResult:
+def _update_one_spec(ctx: Context, cmd: Doc, spec: Any) -> crud.UpdateResult:
+    """One update statement; a missing collection is created only by an upsert, as on MongoDB."""
     if not isinstance(spec, dict):
         raise CommandFailed(9, "an update statement must be an object")
     for option in ("arrayFilters", "collation", "c"):
         if spec.get(option):
             raise not_supported(f"update with {option}")
     change = parse_update(spec.get("u"))
+    upsert = bool(spec.get("upsert"))
+    coll = ctx.collection(cmd, "update") if upsert else ctx.existing_or_empty(cmd, "update")
     return crud.update(
         coll,
         spec.get("q") or {},
         change,
-        recorder(ctx, coll, change.is_replacement),
+        recorder(ctx, coll, spec.get("u")),
         multi=bool(spec.get("multi")),
-        upsert=bool(spec.get("upsert")),
+        upsert=upsert,
         sort=spec.get("sort") or None,
         hint=spec.get("hint") or None,
     )
@@ -116,7 +128,9 @@ def _update_one_spec(ctx: Context, coll: Collection, spec: Any) -> crud.UpdateRe
 
 @command("delete")
 async def delete(ctx: Context, cmd: Doc) -> Doc:
-    coll = ctx.existing(cmd, "delete")
+    coll = ctx.existing_or_empty(cmd, "delete")
+    if cmd.get("let"):
+        raise not_supported("delete with let")
     statements = _statements(cmd, "deletes")
     deleted = 0
 
@@ -128,13 +142,10 @@ async def delete(ctx: Context, cmd: Doc) -> Doc:
             raise not_supported("delete with collation")
         if spec.get("limit", 0) not in (0, 1):
             raise CommandFailed(9, "The limit field in delete objects must be 0 or 1")
-        if coll is not None:
-            on_change = recorder(ctx, coll)
-            just_one = spec.get("limit", 0) == 1
-            q = spec.get("q") or {}
-            deleted += crud.delete(
-                coll, q, on_change, just_one=just_one, hint=spec.get("hint") or None
-            )
+        just_one = spec.get("limit", 0) == 1
+        q = spec.get("q") or {}
+        hint = spec.get("hint") or None
+        deleted += crud.delete(coll, q, recorder(ctx, coll), just_one=just_one, hint=hint)
 
     errors = _run_batch(cmd, statements, run)
     return write_reply(deleted, errors)

@@ -52,8 +52,10 @@ async def test_update_events_describe_the_change(client: AsyncMongoClient[Doc]) 
 
 
 async def test_replace_delete_and_before_images(client: AsyncMongoClient[Doc]) -> None:
-    """Replace and delete events arrive in order, with pre-images when asked for."""
-    jobs = client.app.jobs
+    """Replace and delete events arrive in order, with pre-images once the collection keeps them."""
+    jobs = await client.app.create_collection(
+        "jobs", changeStreamPreAndPostImages={"enabled": True}
+    )
     await jobs.insert_one({"_id": 1, "v": 1})
     async with await jobs.watch(full_document_before_change="whenAvailable") as stream:
         await jobs.replace_one({"_id": 1}, {"v": 2})
@@ -259,3 +261,14 @@ async def test_batch_size_splits_events_and_tokens_follow(client: AsyncMongoClie
             assert token is not None
             assert token["_data"] >= event["_id"]["_data"]
     assert ids == [0, 1, 2, 3, 4]
+
+
+async def test_drop_database_invalidates_a_collection_stream(client: AsyncMongoClient[Doc]) -> None:
+    """A collection stream sees its collection's drop, then invalidate, on dropDatabase."""
+    jobs = client.gone.jobs
+    await jobs.insert_one({"_id": 1})
+    stream = await jobs.watch()
+    await client.drop_database("gone")
+    kinds = [(await stream.next())["operationType"] for _ in range(2)]
+    assert kinds == ["drop", "invalidate"]
+    assert not stream.alive

@@ -13,6 +13,7 @@ from gridfs import AsyncGridFSBucket
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.read_concern import ReadConcern
 
 from reactor.testing.fixtures import mongo_double, mongo_uri
 
@@ -204,6 +205,18 @@ async def test_aggregate_pipeline(jobs: AsyncCollection[Doc]) -> None:
     ]
 
 
+async def test_out_refuses_a_linearizable_read_concern(jobs: AsyncCollection[Doc]) -> None:
+    """$out with readConcern linearizable answers 72 and writes nothing, as MongoDB does."""
+    await jobs.insert_one({"_id": 1})
+    strict = jobs.with_options(read_concern=ReadConcern("linearizable"))
+    with pytest.raises(OperationFailure) as caught:
+        await strict.aggregate([{"$out": "copy"}])
+    assert caught.value.code == 72
+    assert "copy" not in await jobs.database.list_collection_names()
+    await jobs.aggregate([{"$out": "copy"}])
+    assert await jobs.database.copy.find_one() == {"_id": 1}
+
+
 async def test_collection_and_index_administration(client: AsyncMongoClient[Doc]) -> None:
     """Collections and indexes can be created, listed and dropped."""
     db = client.admin_test
@@ -222,6 +235,17 @@ async def test_collection_and_index_administration(client: AsyncMongoClient[Doc]
     assert await db.list_collection_names() == []
     await client.drop_database("admin_test")
     assert "admin_test" not in await client.list_database_names()
+
+
+async def test_system_databases_are_listed_and_kept(client: AsyncMongoClient[Doc]) -> None:
+    """listDatabases names admin, config and local, as any replica set does; admin stays."""
+    await client.app.jobs.insert_one({})
+    assert await client.list_database_names() == ["admin", "app", "config", "local"]
+    only_admin = await (await client.list_databases(filter={"name": "admin"})).to_list()
+    assert [doc["name"] for doc in only_admin] == ["admin"]
+    with pytest.raises(OperationFailure) as caught:
+        await client.drop_database("admin")
+    assert caught.value.code == 20
 
 
 async def test_gridfs_round_trip(client: AsyncMongoClient[Doc]) -> None:

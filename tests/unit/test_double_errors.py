@@ -175,3 +175,22 @@ async def test_what_mongomock_lacks_answers_238_in_commands_and_writes(
         "update", "jobs", updates=[{"q": {"$where": "true"}, "u": {"$set": {"k": "y"}}}]
     )
     assert reply["writeErrors"][0]["code"] == 238
+
+
+@pytest.mark.parametrize("name", ["find", "delete", "update", "findAndModify", "aggregate"])
+async def test_let_is_refused_by_every_command_that_takes_it(
+    client: AsyncMongoClient[Doc], name: str
+) -> None:
+    """Each command with let answers 238 naming let, rather than mis-evaluating $$ variables."""
+    statements: dict[str, Doc] = {
+        "find": {"filter": {}},
+        "delete": {"deletes": [{"q": {"$expr": {"$eq": ["$_id", "$$id"]}}, "limit": 0}]},
+        "update": {"updates": [{"q": {}, "u": {"$set": {"k": "$$v"}}}]},
+        "findAndModify": {"query": {}, "update": {"$set": {"k": 1}}},
+        "aggregate": {"pipeline": [], "cursor": {}},
+    }
+    command = {name: "jobs", **statements[name], "let": {"id": 1, "v": 2}}
+    with pytest.raises(OperationFailure) as caught:
+        await client.app.command(command)
+    assert caught.value.code == 238
+    assert "with let" in str(caught.value)

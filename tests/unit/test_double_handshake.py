@@ -46,7 +46,16 @@ async def test_hello_reply_shape(client: AsyncMongoClient[Doc], mongo_double: Mo
     assert reply["maxWireVersion"] == 21
     assert "topologyVersion" not in reply
     assert isinstance(reply["operationTime"], bson.Timestamp)
-    assert "$clusterTime" not in reply
+    assert reply["$clusterTime"]["clusterTime"] == reply["operationTime"]
+
+
+async def test_sessions_gossip_the_cluster_time(client: AsyncMongoClient[Doc]) -> None:
+    """A session learns $clusterTime and operationTime from replies, for causal consistency."""
+    async with client.start_session(causal_consistency=True) as session:
+        await client.app.jobs.insert_one({"_id": 1}, session=session)
+        assert session.cluster_time is not None
+        assert session.operation_time == session.cluster_time["clusterTime"]
+        assert await client.app.jobs.find_one({"_id": 1}, session=session) == {"_id": 1}
 
 
 def test_sync_client_handshake_and_round_trip(mongo_uri: str) -> None:

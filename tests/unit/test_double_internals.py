@@ -23,6 +23,17 @@ def test_tokens_round_trip_and_order_like_positions() -> None:
     assert early.token()["_data"] < late.token()["_data"] < later.token()["_data"]
 
 
+def test_fragment_tokens_sit_between_their_event_and_the_next() -> None:
+    """A split event's fragment tokens round-trip and sort after it, before what follows."""
+    event = Position(100, 2, KIND_EVENT)
+    fragment = event.fragment_of(2)
+    after = Position(100, 2, KIND_HIGH_WATER)
+    assert parse_token(fragment.token()) == fragment
+    assert fragment.whole() == event
+    assert event.token()["_data"] < fragment.token()["_data"] < after.token()["_data"]
+    assert event < fragment < after
+
+
 @pytest.mark.parametrize("token", [{"_data": "82"}, {"_data": 5}, {"x": 1}, "82", None])
 def test_malformed_tokens_are_code_260(token: object) -> None:
     """Anything that is not a token the double issued fails with InvalidResumeToken."""

@@ -68,6 +68,21 @@ async def test_min_and_max_compare_across_types_in_bson_order(
     assert (await jobs.find_one({"_id": 1}) or {})["created_at"] == NOW
 
 
+async def test_min_and_max_compare_decimals_as_numbers(mongo_client: AsyncMongoClient[Doc]) -> None:
+    """Decimal128 meets int and double by value in $max/$min, and sorts among them."""
+    coll = mongo_client.app.nums
+    await coll.insert_many([{"_id": 1, "v": Decimal128("2.5")}, {"_id": 2, "v": 2}])
+    await coll.insert_one({"_id": 3, "v": "text"})
+    await coll.update_one({"_id": 1}, {"$max": {"v": 3}})  # 3 > 2.5: replaced
+    await coll.update_one({"_id": 2}, {"$min": {"v": Decimal128("1.5")}})  # 1.5 < 2: replaced
+    await coll.update_one({"_id": 3}, {"$max": {"v": Decimal128("9")}})  # numbers < strings: kept
+    found = {doc["_id"]: doc["v"] async for doc in coll.find()}
+    assert found == {1: 3, 2: Decimal128("1.5"), 3: "text"}
+    await coll.insert_one({"_id": 4, "v": Decimal128("2.75")})
+    ordered = [doc["_id"] async for doc in coll.find().sort("v", -1)]
+    assert ordered == [3, 1, 4, 2]
+
+
 async def test_min_sets_a_missing_field(mongo_client: AsyncMongoClient[Doc]) -> None:
     """$min and $max on an absent field set it, as the reactor's claim relies on."""
     jobs = mongo_client.app.jobs
@@ -237,3 +252,25 @@ async def test_pipeline_updates_keep_the_id(mongo_client: AsyncMongoClient[Doc])
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "u": 1, "v": 3}
     await coll.update_one({"_id": 1}, [{"$unset": ["u"]}])
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "v": 3}
+
+
+async def test_update_pipelines_set_fields_a_path_cannot_name(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """$setField, $getField and $unsetField write and read dollar-prefixed and dotted names."""
+    coll = mongo_client.app.fields
+    await coll.insert_one({"_id": 1, "foo": {}, "old": 1})
+    await coll.update_one(
+        {"_id": 1},
+        [
+            {"$set": {"foo": {"$setField": {"field": "a.b", "value": 1, "input": "$foo"}}}},
+            {"$replaceWith": {"$unsetField": {"field": "old", "input": "$$ROOT"}}},
+            {
+                "$replaceWith": {
+                    "$setField": {"field": {"$literal": "$d"}, "value": 2, "input": "$$ROOT"}
+                }
+            },
+            {"$set": {"copy": {"$getField": {"field": "a.b", "input": "$foo"}}}},
+        ],
+    )
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "foo": {"a.b": 1}, "$d": 2, "copy": 1}

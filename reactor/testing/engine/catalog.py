@@ -39,6 +39,17 @@ class Catalog:
             self._databases.pop(db, None)
         return dropped
 
+    def rename(self, db: str, name: str, to: str) -> None:
+        """Move collection ``name`` (records, indexes) to ``to`` in the same database.
+
+        A collection already at ``to`` is dropped.
+        """
+        collections = self._databases[db]
+        moving = collections.pop(name)
+        collections.pop(to, None)
+        moving.name = to
+        collections[to] = moving
+
     def drop_database(self, db: str) -> list[str]:
         return list(self._databases.pop(db, {}))
 

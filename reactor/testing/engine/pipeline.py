@@ -1,7 +1,9 @@
 """One aggregation stage over a list of documents: the engine's own, or mongomock's handler.
 
-``$match``, ``$sort``, ``$skip``, ``$limit``, ``$unset`` and ``$replaceWith`` are the engine's
-(mongomock lacks the last two); the other stages are mongomock's handlers. What mongomock cannot
+``$match``, ``$sort``, ``$skip``, ``$limit``, ``$unset``, ``$set``/``$addFields`` and
+``$replaceRoot``/``$replaceWith`` are the engine's (the last two with MongoDB's path rules and
+:mod:`expressions`, which knows ``$getField``/``$setField``/``$unsetField``); the other stages
+are mongomock's handlers. What mongomock cannot
 evaluate (an expression or stage it lacks) answers 238; an unknown stage name 40324.
 """
 
@@ -15,6 +17,7 @@ from pymongo.errors import OperationFailure
 from reactor.testing.engine.matcher import compile_filter
 from reactor.testing.engine.projection import compile_projection
 from reactor.testing.engine.sorting import parse_sort, sort_key
+from reactor.testing.projection import add_fields_stage, evaluate
 from reactor.testing.replies import CommandFailed, Doc, not_supported
 
 
@@ -43,12 +46,28 @@ def apply_stage(docs: list[Doc], operator: str, options: Any, database: Any) -> 
         fields = [options] if isinstance(options, str) else options
         project = compile_projection(dict.fromkeys(fields, 0))
         return docs if project is None else [project(doc) for doc in docs]
-    if operator == "$replaceWith":
-        operator, options = "$replaceRoot", {"newRoot": options}
+    if operator in {"$set", "$addFields"}:
+        return [add(doc) for add in [add_fields_stage(options)] for doc in docs]
+    if operator in {"$replaceRoot", "$replaceWith"}:
+        return [_replace_root(operator, options, doc) for doc in docs]
     out = _mongomock_stage(docs, operator, options, database)
     if operator == "$group":  # MongoDB puts the group key first; mongomock puts it last
         out = [{"_id": d.get("_id"), **{k: v for k, v in d.items() if k != "_id"}} for d in out]
     return out
+
+
+def _replace_root(operator: str, options: Any, doc: Doc) -> Doc:
+    if operator == "$replaceRoot":
+        if not isinstance(options, dict) or "newRoot" not in options:
+            raise CommandFailed(40231, "no newRoot specified for the $replaceRoot stage")
+        options = options["newRoot"]
+    found, value = evaluate(options, doc)
+    if not found or not isinstance(value, dict):
+        raise CommandFailed(
+            40228,
+            f"'replacement document' must evaluate to an object, but got: {value!r}",
+        )
+    return value
 
 
 def _mongomock_stage(docs: list[Doc], operator: str, options: Any, database: Any) -> list[Doc]:
