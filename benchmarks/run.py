@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_backlog
 import bench_double
 import bench_event_latency
 import bench_latency
@@ -28,6 +29,7 @@ def main() -> None:
         bench_event_latency.main(["--double", "process", "--finished", "20000"]),
     ]
     summary["dispatch_latency"] = bench_latency.main()
+    summary["backlog_through_reactor_run"] = bench_backlog.main()
     try:
         import bench_ocr
     except ImportError as exc:

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dev-mongo",
         help="run the MongoDB test double and print its URI",
         description="Run mongo-reactor's in-process MongoDB wire-protocol double (a one-member\n"
-        "replica set with change streams, backed by mongomock) until SIGINT or SIGTERM, and print\n"
+        "replica set with change streams and indexes) until SIGINT or SIGTERM, and print\n"
         "the REACTOR_MONGO_URI to use. For trying the reactor and for tests; it keeps its data\n"
         "in memory only.",
         formatter_class=Formatter,
