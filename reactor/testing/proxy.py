@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import struct
 import threading
@@ -46,23 +47,29 @@ class Mode(StrEnum):
 
 
 class _Link:
-    """One client connection and, once forwarding began, its upstream connection."""
+    """One accepted client socket and, once forwarding began, its upstream connection."""
 
-    def __init__(self, client: asyncio.StreamWriter) -> None:
-        self.client = client
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.client: asyncio.StreamWriter | None = None
         self.upstream: asyncio.StreamWriter | None = None
         self.task: asyncio.Task[None] | None = None
+        self.closed = False
 
     def writers(self) -> list[asyncio.StreamWriter]:
         return [w for w in (self.client, self.upstream) if w is not None]
 
     def reset(self) -> None:
-        """Abort both sockets with an RST."""
+        """Abort both sockets with an RST (a socket not yet wrapped is aborted once it is)."""
+        self.closed = True
+        if self.client is None:
+            _linger_zero(self.sock)
         for writer in self.writers():
             _abort_with_rst(writer)
 
     def close(self) -> None:
         """Close both sockets with a FIN."""
+        self.closed = True
         for writer in self.writers():
             writer.close()
 
@@ -83,7 +90,7 @@ class TcpProxy:
         self.port = port
         self._mode = Mode.FORWARD
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
         self._flowing: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._links: set[_Link] = set()
@@ -169,23 +176,42 @@ class TcpProxy:
 
     async def _refuse(self) -> None:
         self._mode = Mode.REFUSE
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            asyncio.get_running_loop().remove_reader(listener.fileno())
+            listener.close()
         self._reset_all()
 
     async def _listen(self) -> None:
-        if self._server is None:
-            self._server = await asyncio.start_server(
-                self._on_connect, self.host, self.port, reuse_address=True
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
+        # Our own accept loop rather than asyncio.start_server: closing an asyncio Server with a
+        # connection half-accepted leaks that socket, and refusing closes the listener often.
+        if self._listener is None:
+            listener = socket.create_server((self.host, self.port), backlog=128)
+            listener.setblocking(False)
+            self.port = listener.getsockname()[1]
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+            self._listener = listener
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:  # nothing more to accept now (BlockingIOError), or closed
+                return
+            sock.setblocking(False)
+            link = _Link(sock)
+            self._links.add(link)
+            link.task = asyncio.create_task(self._serve(link))
+            link.task.add_done_callback(functools.partial(self._forget, link))
+
+    def _forget(self, link: _Link, _: object) -> None:
+        self._links.discard(link)
 
     def _reset_all(self) -> None:
         for link in list(self._links):
             link.reset()
-            if link.task is not None:
-                link.task.cancel()
+            if link.task is not None and link.client is not None:
+                link.task.cancel()  # one still being wrapped aborts itself once wrapped
         self._links.clear()
 
     def _run(self) -> None:
@@ -208,14 +234,15 @@ class TcpProxy:
         finally:
             await self._refuse()
 
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # A task of our own: cancelling asyncio's callback task trips a 3.11 bug in streams.py.
-        link = _Link(writer)
-        self._links.add(link)
-        link.task = asyncio.create_task(self._serve(link, reader))
-        link.task.add_done_callback(lambda _: self._links.discard(link))
-
-    async def _serve(self, link: _Link, client: asyncio.StreamReader) -> None:
+    async def _serve(self, link: _Link) -> None:
+        try:
+            client, link.client = await asyncio.open_connection(sock=link.sock)
+        except OSError:
+            link.sock.close()
+            return
+        if link.closed:  # reset while being wrapped
+            _abort_with_rst(link.client)
+            return
         flowing = self._require(self._flowing)
         await flowing.wait()
         try:
@@ -267,9 +294,12 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(run(), loop).result(_CALL_TIMEOUT_S)
 
 
-def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
+def _linger_zero(sock: socket.socket | None) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+
+
+def _abort_with_rst(writer: asyncio.StreamWriter) -> None:
+    _linger_zero(writer.get_extra_info("socket"))
     writer.transport.abort()

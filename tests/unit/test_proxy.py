@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import socket
 import socketserver
 import threading
@@ -148,6 +150,30 @@ def test_switches_take_effect_from_another_thread(proxy: TcpProxy) -> None:
     assert seen == [Mode.REFUSE]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((proxy.host, proxy.port), timeout=WAIT_S).close()
+
+
+def test_switching_while_clients_connect_leaks_no_socket(proxy: TcpProxy) -> None:
+    """Refusing and forwarding 40 times while a client keeps connecting leaves nothing unclosed
+    (the suite turns a ResourceWarning into a failure)."""
+    done = threading.Event()
+
+    def hammer() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                socket.create_connection((proxy.host, proxy.port), timeout=WAIT_S).close()
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        for _ in range(40):
+            proxy.refuse()
+            proxy.forward()
+    finally:
+        done.set()
+        worker.join(WAIT_S)
+    gc.collect()
+    with dial(proxy) as sock:
+        assert roundtrip(sock, b"ok") == b"ok"
 
 
 def test_a_proxy_that_was_never_started_refuses_switches() -> None:
