@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from fault_harness import Cluster, JobSpec, ReactorProcess, wait_until
+from fault_harness import Cluster, JobSpec, ReactorProcess, mixed_jobs, wait_until
 from fault_records import Grace, overlaps
 
 READY_BOUND_S = 30.0
@@ -226,18 +226,32 @@ def check_recovery(
         )
 
 
+BURST_S = 4.0  # the burst's jobs all end together, a few seconds into the outage
+
+
+def outage_jobs(cluster: Cluster, tag: str) -> tuple[list[JobSpec], list[JobSpec]]:
+    """A burst of equal loop jobs filling every job slot, then 12 mixed jobs."""
+    slots = int(cluster.settings["max_jobs"]) * len(cluster.reactors)
+    burst = [JobSpec(f"{tag}-burst-{i}", "loop_job", BURST_S) for i in range(slots)]
+    return burst, mixed_jobs(tag, 12)
+
+
 def run_outage(
     cluster: Cluster,
     tag: str,
-    jobs: list[JobSpec],
     cut: Callable[[], None],
     heal: Callable[[], None],
     duration_s: float,
 ) -> tuple[Checks, list[str], dict[str, float]]:
-    """Submit ``jobs``, cut the link once 6 run, hold the cut ``duration_s`` (the scenario's
-    parameter, not a guess of speed), heal, and run :func:`check_recovery`."""
-    ids = cluster.submit(jobs)
-    cluster.wait_started(ids, 6)
+    """Fill every job slot with a burst of 4 s loop jobs (plus 12 mixed jobs queued behind),
+    cut the link once three quarters of the burst run, hold the cut ``duration_s`` (the
+    scenario's parameter, not a guess of speed), heal, and run :func:`check_recovery`.
+
+    The burst ends inside the outage all at once: every reactor then stops many heartbeats
+    that wait in PyMongo's server selection together, the pattern that broke its lock."""
+    burst, mixed = outage_jobs(cluster, tag)
+    ids = cluster.submit(burst) + cluster.submit(mixed)
+    cluster.wait_started([j.job_id for j in burst], len(burst) * 3 // 4)
     with fault_window() as window:
         cut()
         time.sleep(duration_s)

@@ -1,14 +1,15 @@
 """MongoDB unreachable through the proxy: refused, blackholed, reset. Three reactors each.
 
-Every scenario submits 30 mixed jobs (loop, thread, process; 0.1 to 4 s), cuts the link once six
-of them run, heals it, and checks the promises in ``fault_checks.check_recovery``.
+Every scenario fills all 24 job slots with a burst of 4 s loop jobs and queues 12 mixed jobs
+(loop, thread, process; 0.1 to 4 s) behind them, cuts the link while the burst runs, heals it,
+and checks the promises in ``fault_checks.check_recovery`` (``fault_checks.run_outage``).
 """
 
 from __future__ import annotations
 
 import pytest
 from fault_checks import check_single_execution, ended_between, run_outage
-from fault_harness import Cluster, mixed_jobs
+from fault_harness import Cluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
@@ -19,9 +20,7 @@ def test_refused_for_5s_inside_the_lease_reruns_nothing(make_cluster) -> None:
     selection gives up after 2 s, so the outage outlasts every single driver call."""
     cluster: Cluster = make_cluster(lease_s=15, connect_timeout_s=2)
     proxy = cluster.proxy
-    checks, ids, window = run_outage(
-        cluster, "refuse5", mixed_jobs("refuse5", 30), proxy.refuse, proxy.forward, 5
-    )
+    checks, ids, window = run_outage(cluster, "refuse5", proxy.refuse, proxy.forward, 5)
     finished_during = ended_between(cluster, ids, window["start"], window["end"])
     checks.measured["finished_during_outage"] = finished_during
     with checks.check("the scenario had handlers finish during the outage"):
@@ -35,9 +34,7 @@ def test_refused_for_25s_then_forward(make_cluster) -> None:
     """Connections refused for 25 s, far past the 3 s leases: the reactors recover unrestarted."""
     cluster: Cluster = make_cluster()
     proxy = cluster.proxy
-    checks, _, _ = run_outage(
-        cluster, "refuse25", mixed_jobs("refuse25", 30), proxy.refuse, proxy.forward, 25
-    )
+    checks, _, _ = run_outage(cluster, "refuse25", proxy.refuse, proxy.forward, 25)
     checks.verify()
 
 
@@ -45,9 +42,7 @@ def test_blackhole_for_15s_then_forward(make_cluster) -> None:
     """A 15 s blackhole (accepted, nothing moves, sockets held), then the link heals."""
     cluster: Cluster = make_cluster()
     proxy = cluster.proxy
-    checks, _, _ = run_outage(
-        cluster, "hole15", mixed_jobs("hole15", 30), proxy.blackhole, proxy.forward, 15
-    )
+    checks, _, _ = run_outage(cluster, "hole15", proxy.blackhole, proxy.forward, 15)
     checks.verify()
 
 
@@ -55,7 +50,5 @@ def test_blackhole_for_15s_then_reset(make_cluster) -> None:
     """A 15 s blackhole ended by an RST on every held connection, then new ones work."""
     cluster: Cluster = make_cluster()
     proxy = cluster.proxy
-    checks, _, _ = run_outage(
-        cluster, "holerst", mixed_jobs("holerst", 30), proxy.blackhole, proxy.reset, 15
-    )
+    checks, _, _ = run_outage(cluster, "holerst", proxy.blackhole, proxy.reset, 15)
     checks.verify()
