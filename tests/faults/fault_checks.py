@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from fault_harness import Cluster, JobSpec, ReactorProcess, mixed_jobs, wait_until
+from fault_harness import Cluster, JobSpec, ReactorProcess, long_jobs, mixed_jobs, wait_until
 from fault_records import Grace, overlaps
 
 READY_BOUND_S = 30.0
@@ -227,13 +227,30 @@ def check_recovery(
 
 
 BURST_S = 4.0  # the burst's jobs all end together, a few seconds into the outage
+OUTLIVE_S = 8.0  # long jobs run this much past the end of the fault
 
 
-def outage_jobs(cluster: Cluster, tag: str) -> tuple[list[JobSpec], list[JobSpec]]:
-    """A burst of equal loop jobs filling every job slot, then 12 mixed jobs."""
-    slots = int(cluster.settings["max_jobs"]) * len(cluster.reactors)
-    burst = [JobSpec(f"{tag}-burst-{i}", "loop_job", BURST_S) for i in range(slots)]
-    return burst, mixed_jobs(tag, 12)
+def outage_jobs(cluster: Cluster, tag: str, fault_s: float) -> tuple[list[JobSpec], list[JobSpec]]:
+    """The jobs of an outage: one long job of each kind per reactor, running ``OUTLIVE_S`` past
+    the fault; a burst of equal 4 s loop jobs filling most other job slots; and 12 mixed jobs
+    queued behind them. Returns (the jobs to see started, the rest)."""
+    reactors = len(cluster.reactors)
+    slots = int(cluster.settings["max_jobs"]) * reactors
+    held = long_jobs(tag, reactors, fault_s + OUTLIVE_S)
+    room = slots - len(held) - reactors  # a little slack, so every reactor gets its CPU job
+    burst = [JobSpec(f"{tag}-burst-{i}", "loop_job", BURST_S) for i in range(room)]
+    return held + burst, mixed_jobs(tag, 12)
+
+
+def start_outage_jobs(cluster: Cluster, tag: str, fault_s: float) -> list[str]:
+    """Submit :func:`outage_jobs` and wait until the long ones and most of the burst run."""
+    first, rest = outage_jobs(cluster, tag, fault_s)
+    ids = cluster.submit(first) + cluster.submit(rest)
+    cluster.wait_started([j.job_id for j in first], len(first) * 3 // 4)
+    cluster.wait_started(
+        [j.job_id for j in first if "-long-" in j.job_id], len(cluster.reactors) * 3
+    )
+    return ids
 
 
 def run_outage(
@@ -243,15 +260,13 @@ def run_outage(
     heal: Callable[[], None],
     duration_s: float,
 ) -> tuple[Checks, list[str], dict[str, float]]:
-    """Fill every job slot with a burst of 4 s loop jobs (plus 12 mixed jobs queued behind),
-    cut the link once three quarters of the burst run, hold the cut ``duration_s`` (the
-    scenario's parameter, not a guess of speed), heal, and run :func:`check_recovery`.
+    """Start :func:`outage_jobs`, cut the link, hold the cut ``duration_s`` (the scenario's
+    parameter, not a guess of speed), heal, and run :func:`check_recovery`.
 
-    The burst ends inside the outage all at once: every reactor then stops many heartbeats
-    that wait in PyMongo's server selection together, the pattern that broke its lock."""
-    burst, mixed = outage_jobs(cluster, tag)
-    ids = cluster.submit(burst) + cluster.submit(mixed)
-    cluster.wait_started([j.job_id for j in burst], len(burst) * 3 // 4)
+    The burst ends inside the outage all at once, so every reactor stops many heartbeats that
+    wait in PyMongo's server selection together, the pattern that broke its lock; the long jobs
+    are still running when the link heals, so their leases expired while their handlers ran."""
+    ids = start_outage_jobs(cluster, tag, duration_s)
     with fault_window() as window:
         cut()
         time.sleep(duration_s)

@@ -278,18 +278,23 @@ class ReactorProcess:
                     found.append(doc)
         return found
 
-    def tail(self, n: int = 12, width: int = 400) -> str:
-        """The last warnings, errors and non-JSON lines (tracebacks) of its log."""
-        picked = []
+    def tail(self, n: int = 12, width: int = 300) -> str:
+        """Its distinct warnings, errors and non-JSON lines (tracebacks), latest last; a line
+        repeated with the same event and error shows once, with its count."""
+        seen: dict[tuple[str, ...], tuple[int, str]] = {}
         for line in self.log_path.read_text(errors="replace").splitlines():
             try:
                 doc = json.loads(line)
             except ValueError:
-                picked.append(line)
-                continue
-            if isinstance(doc, dict) and doc.get("level") in {"warning", "error", "critical"}:
-                picked.append(line)
-        return "\n".join(line[:width] for line in picked[-n:])
+                key: tuple[str, ...] = ("text", line)
+            else:
+                if not isinstance(doc, dict) or doc.get("level") not in {"warning", "error"}:
+                    continue
+                key = (str(doc.get("event")), str(doc.get("error", ""))[:50])
+            count = seen.pop(key, (0, ""))[0] + 1
+            seen[key] = (count, line)
+        picked = list(seen.values())[-n:]
+        return "\n".join(f"{f'x{c} ' if c > 1 else ''}{line[:width]}" for c, line in picked)
 
 
 # Readiness over time.
@@ -365,14 +370,33 @@ KINDS = {"loop": "loop_job", "thread": "thread_job", "process": "cpu_job"}
 DURATIONS_S = (0.1, 0.5, 2.0, 4.0)  # short ones and a few seconds long
 
 
-def mixed_jobs(prefix: str, n: int, durations: Iterable[float] = DURATIONS_S) -> list[JobSpec]:
-    """``n`` jobs cycling through loop, thread and process kinds and the given durations."""
-    kinds, lengths = list(KINDS.items()), list(durations)
+def mixed_jobs(
+    prefix: str,
+    n: int,
+    durations: Iterable[float] = DURATIONS_S,
+    kinds: Iterable[str] = tuple(KINDS),
+) -> list[JobSpec]:
+    """``n`` jobs cycling through the kinds (loop, thread, process) and the given durations."""
+    picked, lengths = [(k, KINDS[k]) for k in kinds], list(durations)
+    width = len(picked)
     return [
         JobSpec(
-            f"{prefix}-{kinds[i % 3][0]}-{i}", kinds[i % 3][1], lengths[(i // 3) % len(lengths)]
+            f"{prefix}-{picked[i % width][0]}-{i}",
+            picked[i % width][1],
+            lengths[(i // width) % len(lengths)],
         )
         for i in range(n)
+    ]
+
+
+def long_jobs(
+    prefix: str, per_kind: int, seconds: float, kinds: Iterable[str] = tuple(KINDS)
+) -> list[JobSpec]:
+    """``per_kind`` jobs of ``seconds`` for each kind."""
+    return [
+        JobSpec(f"{prefix}-long-{kind}-{i}", KINDS[kind], seconds)
+        for i in range(per_kind)
+        for kind in kinds
     ]
 
 

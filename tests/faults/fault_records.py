@@ -132,8 +132,9 @@ class Overlap:
     def describe(self) -> str:
         a, b = self.first, self.second
         return (
-            f"{self.job_id}: attempt {a.attempt} ({a.kind}, pid {a.pid}) and attempt "
-            f"{b.attempt} (pid {b.pid}) ran together for {self.seconds:.2f} s"
+            f"{self.job_id}: attempt {a.attempt} ({a.kind} in pid {a.pid}, reactor "
+            f"{a.host_pid}) and attempt {b.attempt} (pid {b.pid}, reactor {b.host_pid}) ran "
+            f"together for {self.seconds:.2f} s"
         )
 
 

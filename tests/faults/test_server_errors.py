@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_checks import Checks, check_recovery, fault_window, outage_jobs
+from fault_checks import Checks, check_recovery, fault_window, start_outage_jobs
 from fault_harness import Cluster, mixed_jobs, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
@@ -21,13 +21,11 @@ ERRORS = 30
 )
 def test_thirty_consecutive_step_down_errors(make_cluster, code: int, name: str) -> None:
     """30 writes answered with ``code`` and the RetryableWriteError label, 30 reads and 30 pings
-    with ``code`` alone, as a primary stepping down answers, while a burst of 24 jobs runs (then
-    12 mixed): the reactors ride it out."""
+    with ``code`` alone, as a primary stepping down answers, while the outage jobs run (long
+    ones of each kind, a burst, 12 mixed): the reactors ride it out."""
     cluster: Cluster = make_cluster()
     tag = f"err{code}"
-    burst, mixed = outage_jobs(cluster, tag)
-    ids = cluster.submit(burst) + cluster.submit(mixed)
-    cluster.wait_started([j.job_id for j in burst], len(burst) * 3 // 4)
+    ids = start_outage_jobs(cluster, tag, 10)
     checks = Checks(cluster, tag)
     message = f"{name}: injected by the fault suite"
     with fault_window() as window:
@@ -81,9 +79,7 @@ def test_double_restarted_empty(make_cluster) -> None:
     on the same port: the reactors reconnect, ensure their indexes again and run 30 new jobs;
     nothing is written for a job the new database does not hold."""
     cluster: Cluster = make_cluster()
-    burst, mixed = outage_jobs(cluster, "before")
-    before = cluster.submit(burst) + cluster.submit(mixed)
-    cluster.wait_started([j.job_id for j in burst], len(burst) * 3 // 4)
+    before = start_outage_jobs(cluster, "before", 3)
     with fault_window() as window:
         cluster.double.kill()
         time.sleep(3)  # how long MongoDB is down is the scenario
