@@ -60,7 +60,7 @@ def check_gone(pids: list[int], since: float) -> None:
 def test_sigkill_of_a_reactor(make_cluster) -> None:
     """SIGKILL a reactor holding jobs of every kind: its workers are gone within 1 s, the other
     two re-run its jobs after the lease, and nothing runs twice at once."""
-    cluster: Cluster = make_cluster()
+    cluster: Cluster = make_cluster(cpu_workers=2)  # room on the others to re-run CPU jobs
     ids = cluster.submit(long_jobs("kill", 3, 10.0) + mixed_jobs("kill", 24, LONG_S))
     victim = wait_holding(cluster, ids, 7.0)
     survivors = [r for r in cluster.reactors if r is not victim]
@@ -81,7 +81,7 @@ def test_sigstop_past_the_lease_then_sigcont(make_cluster) -> None:
     serve again, not ready while frozen, ready after. Loop and CPU jobs only: a thread handler
     frozen past its lease cannot be stopped after SIGCONT except by the process exiting, which
     "alive with no restart" rules out, so no core could pass this scenario with thread jobs."""
-    cluster: Cluster = make_cluster()
+    cluster: Cluster = make_cluster(cpu_workers=2)  # room on the others to re-run CPU jobs
     kinds = ("loop", "process")  # handlers a reactor can stop (see the docstring)
     ids = cluster.submit(long_jobs("stop", 3, 12.0, kinds) + mixed_jobs("stop", 24, LONG_S, kinds))
     victim = wait_holding(cluster, ids, 9.0)
