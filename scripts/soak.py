@@ -45,7 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "faults"))
 
-from fault_harness import TERMINAL, Cluster, JobSpec, ReactorProcess  # noqa: E402
+from fault_harness import TERMINAL, Cluster, JobSpec  # noqa: E402
+from fault_processes import ReactorProcess  # noqa: E402
 from fault_records import Grace, overlaps  # noqa: E402
 from pymongo.errors import DuplicateKeyError, PyMongoError  # noqa: E402
 

@@ -14,7 +14,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from fault_harness import Cluster, JobSpec, ReactorProcess, long_jobs, mixed_jobs, wait_until
+from fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
+from fault_processes import ReactorProcess, wait_until
 from fault_records import Grace, overlaps
 
 READY_BOUND_S = 30.0

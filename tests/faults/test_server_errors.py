@@ -7,7 +7,8 @@ import time
 
 import pytest
 from fault_checks import Checks, check_recovery, fault_window, start_outage_jobs
-from fault_harness import Cluster, mixed_jobs, wait_until
+from fault_harness import Cluster, mixed_jobs
+from fault_processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

@@ -7,16 +7,8 @@ import time
 
 import pytest
 from fault_checks import Checks, check_recovery, fault_window
-from fault_harness import (
-    Cluster,
-    JobSpec,
-    ReactorProcess,
-    command_line,
-    long_jobs,
-    mixed_jobs,
-    process_alive,
-    wait_until,
-)
+from fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
+from fault_processes import ReactorProcess, command_line, process_alive, wait_until
 from fault_records import Execution, Grace
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
