@@ -227,30 +227,31 @@ def check_recovery(
         )
 
 
-BURST_S = 4.0  # the burst's jobs all end together, a few seconds into the outage
+LEAD_S = 8.0  # the burst ends this long after it is submitted...
+INTO_FAULT_S = 3.0  # ...and, by default, this far into the fault
 OUTLIVE_S = 8.0  # long jobs run this much past the end of the fault
 
 
-def outage_jobs(cluster: Cluster, tag: str, fault_s: float) -> tuple[list[JobSpec], list[JobSpec]]:
-    """The jobs of an outage: one long job of each kind per reactor, running ``OUTLIVE_S`` past
-    the fault; a burst of equal 4 s loop jobs filling most other job slots; and 12 mixed jobs
-    queued behind them. Returns (the jobs to see started, the rest)."""
+def start_outage_jobs(
+    cluster: Cluster, tag: str, fault_s: float, into_s: float = INTO_FAULT_S
+) -> list[str]:
+    """Submit the jobs of a fault and return when it is time to start it.
+
+    One long job of each kind per reactor runs :data:`OUTLIVE_S` past the fault; a burst of
+    loop jobs that all end at one instant, ``into_s`` into the fault, fills most other job
+    slots; 12 mixed jobs queue behind. Returns once the long jobs and most of the burst run,
+    at the planned start of the fault (a schedule, not a guess of speed)."""
+    began = time.monotonic()
+    cut_at = began + LEAD_S - into_s
     reactors = len(cluster.reactors)
-    slots = int(cluster.settings["max_jobs"]) * reactors
-    held = long_jobs(tag, reactors, fault_s + OUTLIVE_S)
-    room = slots - len(held) - reactors  # a little slack, so every reactor gets its CPU job
-    burst = [JobSpec(f"{tag}-burst-{i}", "loop_job", BURST_S) for i in range(room)]
-    return held + burst, mixed_jobs(tag, 12)
-
-
-def start_outage_jobs(cluster: Cluster, tag: str, fault_s: float) -> list[str]:
-    """Submit :func:`outage_jobs` and wait until the long ones and most of the burst run."""
-    first, rest = outage_jobs(cluster, tag, fault_s)
-    ids = cluster.submit(first) + cluster.submit(rest)
-    cluster.wait_started([j.job_id for j in first], len(first) * 3 // 4)
-    cluster.wait_started(
-        [j.job_id for j in first if "-long-" in j.job_id], len(cluster.reactors) * 3
-    )
+    held = long_jobs(tag, reactors, LEAD_S - into_s + fault_s + OUTLIVE_S)
+    room = int(cluster.settings["max_jobs"]) * reactors - len(held) - reactors  # some slack
+    until = {"until": began + LEAD_S}
+    burst = [JobSpec(f"{tag}-burst-{i}", "loop_job", LEAD_S, until) for i in range(room)]
+    ids = cluster.submit(held + burst) + cluster.submit(mixed_jobs(tag, 12))
+    cluster.wait_started([j.job_id for j in burst], len(burst) * 3 // 4)
+    cluster.wait_started([j.job_id for j in held], len(held))
+    time.sleep(max(0.0, cut_at - time.monotonic()))
     return ids
 
 
@@ -261,12 +262,13 @@ def run_outage(
     heal: Callable[[], None],
     duration_s: float,
 ) -> tuple[Checks, list[str], dict[str, float]]:
-    """Start :func:`outage_jobs`, cut the link, hold the cut ``duration_s`` (the scenario's
-    parameter, not a guess of speed), heal, and run :func:`check_recovery`.
+    """Start the jobs (:func:`start_outage_jobs`), cut the link, hold the cut ``duration_s``
+    (the scenario's parameter), heal, and run :func:`check_recovery`.
 
-    The burst ends inside the outage all at once, so every reactor stops many heartbeats that
-    wait in PyMongo's server selection together, the pattern that broke its lock; the long jobs
-    are still running when the link heals, so their leases expired while their handlers ran."""
+    The burst ends inside the outage at one instant, so every reactor stops many heartbeats
+    waiting in PyMongo's server selection in the same loop iteration: the pattern that broke
+    its lock on Python 3.11. The long jobs still run when the link heals, so their leases
+    expired while their handlers ran."""
     ids = start_outage_jobs(cluster, tag, duration_s)
     with fault_window() as window:
         cut()

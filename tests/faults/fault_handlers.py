@@ -18,11 +18,15 @@ from fault_records import TICK_S, Recorder
 from reactor.handler import JobContext, handler
 
 
-async def loop_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
-    """Tick on the event loop for ``seconds``."""
+async def loop_job(
+    ctx: JobContext, seconds: float = 0.0, until: float | None = None
+) -> dict[str, Any]:
+    """Tick on the event loop for ``seconds``, or until the monotonic time ``until`` (one clock
+    for every process on the machine, so jobs given one ``until`` end at one instant)."""
     record = Recorder(ctx, "loop")
+    deadline = until if until is not None else record.started + seconds
     try:
-        while (left := record.started + seconds - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0:
             await anyio.sleep(min(TICK_S, left))
             record.tick()
     except BaseException as exc:

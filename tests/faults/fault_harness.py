@@ -154,7 +154,7 @@ DEFAULT_SETTINGS = {
     "ready_stall_s": 4,
     "liveness_s": 10,
     "drain_s": 2,
-    "max_jobs": 8,  # many jobs in flight: many heartbeats caught in server selection by a fault
+    "max_jobs": 16,  # the default: many heartbeats in flight for a fault to catch
     "cpu_workers": 1,
     "job_timeout_s": 120,
     "log_format": "json",

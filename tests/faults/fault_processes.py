@@ -245,20 +245,31 @@ class ReactorProcess:
     def healthz(self) -> int | None:
         return http_get(self.http_port, "/healthz")[0]
 
-    def tail(self, n: int = 12, width: int = 300) -> str:
-        """Its distinct warnings, errors and non-JSON lines (tracebacks), latest last; a line
-        repeated with the same event and error shows once, with its count."""
+    def tail(self, n: int = 12) -> str:
+        """Its distinct warnings, errors and non-JSON lines (tracebacks), latest last, compact;
+        a line repeated with the same event and error shows once, with its count."""
         seen: dict[tuple[str, ...], tuple[int, str]] = {}
         for line in self.log_path.read_text(errors="replace").splitlines():
             try:
                 doc = json.loads(line)
             except ValueError:
                 key: tuple[str, ...] = ("text", line)
+                shown = line[:200]
             else:
                 if not isinstance(doc, dict) or doc.get("level") not in {"warning", "error"}:
                     continue
-                key = (str(doc.get("event")), str(doc.get("error", ""))[:50])
+                error = str(doc.get("error", ""))
+                key = (str(doc.get("event")), error[:50])
+                parts = (
+                    str(doc.get("timestamp", ""))[11:23],
+                    doc.get("level"),
+                    doc.get("event"),
+                    doc.get("job_id"),
+                    doc.get("error_type"),
+                    error[:110],
+                )
+                shown = " ".join(str(part) for part in parts if part)
             count = seen.pop(key, (0, ""))[0] + 1
-            seen[key] = (count, line)
+            seen[key] = (count, shown)
         picked = list(seen.values())[-n:]
-        return "\n".join(f"{f'x{c} ' if c > 1 else ''}{line[:width]}" for c, line in picked)
+        return "\n".join(f"{f'x{c} ' if c > 1 else ''}{line}" for c, line in picked)

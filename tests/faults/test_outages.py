@@ -1,9 +1,9 @@
 """MongoDB unreachable through the proxy: refused, blackholed, reset. Three reactors each.
 
-Every scenario (``fault_checks.run_outage``) fills most of the 24 job slots: one long job of
-each kind per reactor (9, running 8 s past the outage) and a burst of 12 equal 4 s loop jobs,
-with 12 mixed jobs (0.1 to 4 s) queued behind; it cuts the link while they run, heals it, and
-checks the promises in ``fault_checks.check_recovery``.
+Every scenario (``fault_checks.run_outage``) fills most of the 48 job slots: one long job of
+each kind per reactor (9, running 8 s past the outage) and a burst of 36 loop jobs that all
+end at one instant 3 s into the outage, with 12 mixed jobs (0.1 to 4 s) queued behind; it cuts
+the link while they run, heals it, and checks ``fault_checks.check_recovery``.
 """
 
 from __future__ import annotations

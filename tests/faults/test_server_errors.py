@@ -26,7 +26,7 @@ def test_thirty_consecutive_step_down_errors(make_cluster, code: int, name: str)
     ones of each kind, a burst, 12 mixed): the reactors ride it out."""
     cluster: Cluster = make_cluster()
     tag = f"err{code}"
-    ids = start_outage_jobs(cluster, tag, 10)
+    ids = start_outage_jobs(cluster, tag, 10, into_s=0.3)  # errors are used up in about 1 s
     checks = Checks(cluster, tag)
     message = f"{name}: injected by the fault suite"
     with fault_window() as window:
@@ -76,11 +76,11 @@ def test_lost_history_is_caught_up(make_cluster) -> None:
 
 
 def test_double_restarted_empty(make_cluster) -> None:
-    """The double is SIGKILLed with 24 jobs in flight and started again 3 s later with no data
+    """The double is SIGKILLed with every job slot busy and started again 3 s later with no data
     on the same port: the reactors reconnect, ensure their indexes again and run 30 new jobs;
     nothing is written for a job the new database does not hold."""
     cluster: Cluster = make_cluster()
-    before = start_outage_jobs(cluster, "before", 3)
+    before = start_outage_jobs(cluster, "before", 3, into_s=1.5)
     with fault_window() as window:
         cluster.double.kill()
         time.sleep(3)  # how long MongoDB is down is the scenario
