@@ -53,6 +53,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError  # noqa: E402
 FAULT_EVERY_S = 1.0
 SUBMIT_EVERY_S = 0.25
 RESUME_GRACE_S = 2.0
+GRACE_S = 12.0  # SIGTERM to SIGKILL: REACTOR_DRAIN_S (2) plus 10 s, like a pod's grace period
 PROBE_BOUND_S = 60.0
 STEP_DOWN_CODES = (10107, 91, 189, 11600)  # NotWritablePrimary, ShutdownInProgress, ...
 KINDS = (("loop_job", 0.4), ("thread_job", 0.3), ("cpu_job", 0.3))
@@ -67,6 +68,7 @@ class Ledger:
     cancels: set[str] = field(default_factory=set)
     faults: Counter[str] = field(default_factory=Counter)
     graces: list[Grace] = field(default_factory=list)
+    terminated: dict[int, float] = field(default_factory=dict)  # pid -> when SIGTERM was sent
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -140,20 +142,33 @@ class Workload(threading.Thread):
 
 
 class Supervisor(threading.Thread):
-    """Restarts every reactor that exited, as systemd or Kubernetes would."""
+    """Restarts every reactor that exited, and SIGKILLs one still running :data:`GRACE_S`
+    after its SIGTERM, as Kubernetes (terminationGracePeriodSeconds) or systemd would. It does
+    not act on /healthz, so a wedged reactor stays visible."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, ledger: Ledger) -> None:
         super().__init__(daemon=True, name="supervisor")
-        self.cluster = cluster
+        self.cluster, self.ledger = cluster, ledger
         self.stop = threading.Event()
         self.restarts: Counter[str] = Counter()
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
             for reactor in self.cluster.reactors:
-                if reactor.proc is not None and reactor.proc.poll() is not None:
-                    self.restarts[f"exit {reactor.proc.returncode}"] += 1
-                    reactor.start()
+                self._tend(reactor)
+
+    def _tend(self, reactor: ReactorProcess) -> None:
+        if reactor.proc is None:
+            return
+        if reactor.proc.poll() is not None:
+            self.ledger.terminated.pop(reactor.pid, None)
+            self.restarts[f"exit {reactor.proc.returncode}"] += 1
+            reactor.start()
+            return
+        sent = self.ledger.terminated.get(reactor.pid)
+        if sent is not None and time.monotonic() - sent > GRACE_S:
+            self.restarts["SIGKILL after the grace period"] += 1
+            reactor.send(signal.SIGKILL)
 
 
 class Faults(threading.Thread):
@@ -259,6 +274,7 @@ class Faults(threading.Thread):
     def terminate(self) -> None:
         victim = self._victim()
         if victim is not None:
+            self.ledger.terminated.setdefault(victim.pid, time.monotonic())
             victim.send(signal.SIGTERM)
 
     def freeze(self) -> None:
@@ -371,7 +387,7 @@ def soak(seconds: float, reactors: int, quiet_s: float, seed: int, root: Path) -
     ledger = Ledger()
     cluster = Cluster(root, reactors).start()
     print(f"soak: {reactors} reactors, {seconds:g} s of faults, seed {seed}, files in {root}")
-    supervisor, workload = Supervisor(cluster), Workload(cluster, ledger, rng)
+    supervisor, workload = Supervisor(cluster, ledger), Workload(cluster, ledger, rng)
     faults = Faults(cluster, ledger, rng)
     try:
         for thread in (supervisor, workload, faults):

@@ -259,7 +259,8 @@ class ReactorProcess:
                 if not isinstance(doc, dict) or doc.get("level") not in {"warning", "error"}:
                     continue
                 error = str(doc.get("error", ""))
-                key = (str(doc.get("event")), error[:50])
+                job = str(doc.get("job_id", ""))
+                key = (str(doc.get("event")), (error.replace(job, "") if job else error)[:50])
                 parts = (
                     str(doc.get("timestamp", ""))[11:23],
                     doc.get("level"),

@@ -134,7 +134,7 @@ class Overlap:
         return (
             f"{self.job_id}: attempt {a.attempt} ({a.kind} in pid {a.pid}, reactor "
             f"{a.host_pid}) and attempt {b.attempt} (pid {b.pid}, reactor {b.host_pid}) ran "
-            f"together for {self.seconds:.2f} s"
+            f"together for {self.seconds:.3f} s"
         )
 
 
