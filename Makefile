@@ -40,8 +40,8 @@ bench: install
 faults: install
 	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider
 
-faults-all: faults
-	@status=0; for py in $(FAULT_PYTHONS); do \
+faults-all:
+	@status=0; $(MAKE) faults || status=1; for py in $(FAULT_PYTHONS); do \
 		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		echo "== fault suite on Python $$v ($$py)"; \
 		$(MAKE) faults PYTHON=$$py VENV=.venv-$$v || status=1; \
