@@ -5,7 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 COMPOSE := docker compose -f deploy/compose.yaml
 
-.PHONY: install system-deps demo test lint bench fidelity up down logs clean
+# The fault suite on other interpreters: `make faults-all` builds .venv-<x.y> for each.
+FAULT_PYTHONS ?= /root/.pyenv/versions/3.12.1/bin/python3.12 /root/.pyenv/versions/3.13.0/bin/python3.13
+SOAK_S ?= 180
+
+.PHONY: install system-deps demo test lint bench fidelity faults faults-all soak up down logs clean
 
 install: system-deps $(STAMP)
 
@@ -36,6 +40,20 @@ bench: install
 fidelity: install
 	$(BIN)/python scripts/fidelity.py --json .fidelity/summary.json
 
+# Real reactor processes behind a cuttable proxy (tests/faults, docs/faults.md); not in `make test`.
+faults: install
+	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider
+
+faults-all:
+	@status=0; $(MAKE) faults || status=1; for py in $(FAULT_PYTHONS); do \
+		v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		echo "== fault suite on Python $$v ($$py)"; \
+		$(MAKE) faults PYTHON=$$py VENV=.venv-$$v || status=1; \
+	done; exit $$status
+
+soak: install
+	$(BIN)/python scripts/soak.py --seconds $(SOAK_S)
+
 up:
 	$(COMPOSE) up -d --build --wait
 
@@ -46,4 +64,4 @@ logs:
 	$(COMPOSE) logs -f reactor
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .coverage
