@@ -62,18 +62,24 @@ class Claimer:
         self.stopping = stopping
 
     async def next(
-        self, *, exclude: Collection[str] = (), only: Collection[str] | None = None
+        self,
+        *,
+        exclude: Collection[str] = (),
+        only: Collection[str] | None = None,
+        reclaim: bool = True,
     ) -> Job | None:
-        """The next job, or ``None`` when every raised tier is empty (for these restrictions)."""
+        """The next job, or ``None`` when every raised tier is empty (for these restrictions;
+        ``reclaim=False`` leaves expired leases alone for now)."""
         restricted = bool(exclude) or only is not None
         for tier in self.tiers.raised():
             if self.stopping():
                 return None
             generation = self.tiers.generation(tier)
-            job = await self._claim(tier, exclude=exclude, only=only)
+            held_back = tier is Tier.REPAIR and not reclaim
+            job = await self._claim(tier, exclude=exclude, only=only, reclaim=reclaim)
             if job is not None:
                 return job
-            if not restricted:
+            if not (restricted or held_back):
                 self.tiers.lower(tier, generation)
         return None
 

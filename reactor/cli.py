@@ -166,15 +166,23 @@ def _exit(code: int) -> None:
         os._exit(code)
 
 
+HARD_STOP_MARGIN_S = 4.0  # past the drain, the process exits whatever still runs
+FORCED_STOP_S = 2.0  # after a second signal
+
+
 async def _stop_on_signal(reactor: Any) -> None:
+    from reactor import hardstop
+
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
             if reactor.stopping:
                 log.warning("reactor_forced_stop", signal=name)
+                hardstop.arm(FORCED_STOP_S, reason=f"second {name}")
                 reactor.stop(force=True)
                 return
             log.info("reactor_stop_requested", signal=name)
+            hardstop.arm(reactor.settings.drain_s + HARD_STOP_MARGIN_S, reason=name)
             reactor.stop()
 
 

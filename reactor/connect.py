@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -17,7 +18,9 @@ def redact(uri: str) -> str:
     return re.sub(r"://([^:/@]+):([^@]+)@", r"://\1:***@", uri)
 
 
-def make_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+def make_client(
+    settings: Settings, listeners: Sequence[Any] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     """A client whose server selection gives up after ``connect_timeout_s``."""
     try:
         return AsyncMongoClient(
@@ -25,6 +28,7 @@ def make_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
             tz_aware=True,
             appname="mongo-reactor",
             serverSelectionTimeoutMS=int(settings.connect_timeout_s * 1000),
+            event_listeners=list(listeners),
         )
     except ConfigurationError as exc:  # includes InvalidURI
         raise ConfigError(
@@ -32,9 +36,11 @@ def make_client(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
         ) from None
 
 
-async def connect(settings: Settings) -> AsyncMongoClient[dict[str, Any]]:
+async def connect(
+    settings: Settings, listeners: Sequence[Any] = ()
+) -> AsyncMongoClient[dict[str, Any]]:
     """Connect and check that the server is a replica set (change streams need one)."""
-    client = make_client(settings)
+    client = make_client(settings, listeners)
     try:
         hello = await client.admin.command("hello")
     except (ConnectionFailure, OperationFailure, ConfigurationError) as exc:

@@ -38,7 +38,15 @@ from reactor.lease import Lease
 from reactor.liveness import Liveness, running_entry
 from reactor.logging import bind_job, get_logger, log_handler_failure
 from reactor.model import Job
-from reactor.outcome import HAND_BACK, Outcome, cancelled, failed, sort_exception, sort_value
+from reactor.outcome import (
+    ABANDONED_HAND_BACK,
+    HAND_BACK,
+    Outcome,
+    cancelled,
+    failed,
+    sort_exception,
+    sort_value,
+)
 from reactor.recorder import Observer, Recorder
 from reactor.registry import Handler, Registry
 from reactor.retry import RetryPolicy
@@ -113,6 +121,7 @@ class Dispatcher:
                      reclaimed=job.reclaimed or None)  # fmt: skip
             lease = Lease(self.store, watch, lease_s=self.limits.lease_s,
                           heartbeat_s=self.limits.heartbeat_s)  # fmt: skip
+            lease.stops_handler = handler is None or handler.runs is not Runs.THREAD
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(lease.keep)
@@ -172,7 +181,11 @@ class Dispatcher:
         if watch.scope.cancelled_caught or isinstance(error, LeaseExpired):
             if watch.reason is Reason.CANCEL and watch.request is not None:
                 return cancelled(watch.request)
-            return None if watch.reason is Reason.LOST else HAND_BACK
+            if watch.reason is Reason.LOST:
+                return None
+            # An abandoned thread runs on until the process exits: its job must not start
+            # elsewhere before that (the process is on its way out within seconds).
+            return ABANDONED_HAND_BACK if handler.runs is Runs.THREAD else HAND_BACK
         if error is None:
             return sort_value(value)
         if not isinstance(error, JobError | Retry):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import sys
 import time
 from collections.abc import Awaitable
@@ -40,6 +41,7 @@ from pymongo.errors import (
 T = TypeVar("T")
 
 HANG_GRACE_S = 5.0  # past its timeout, a call that has not returned is hung
+SHUTDOWN_TIMEOUT_S = 1.0  # the bound of each call once the process is on its way out
 
 # Server error codes after which the same write may succeed later (MongoDB's retryable set plus
 # interruption and timeouts), whatever labels the server sent.
@@ -49,11 +51,20 @@ TRANSIENT_CODES = frozenset(
 
 
 class Calls:
-    """The driver calls in flight, for the liveness check."""
+    """The driver calls in flight, for the liveness check, and when MongoDB last failed one."""
 
     def __init__(self) -> None:
         self._running: dict[int, tuple[str, float, float]] = {}  # id -> (name, start, timeout)
         self._ids = itertools.count()
+        self.last_failure = -math.inf  # (monotonic) a call failed because MongoDB was away
+        self.shutting_down = False  # the final phase: calls get SHUTDOWN_TIMEOUT_S at most
+
+    def note_failure(self) -> None:
+        """MongoDB was unreachable just now (also reported by the topology listener)."""
+        self.last_failure = time.monotonic()
+
+    def seconds_since_failure(self) -> float:
+        return time.monotonic() - self.last_failure
 
     def guard(self, name: str, timeout_s: float) -> _Guard:
         """``with calls.guard("renew", 5): await ...``: bounded, shielded and watched."""
@@ -65,8 +76,15 @@ class Calls:
         (A shielded await is no checkpoint: without the one here, a loop of guarded calls
         could never be cancelled.)
         """
-        with self.guard(name, timeout_s):
-            result = await call
+        if self.shutting_down:
+            timeout_s = min(timeout_s, SHUTDOWN_TIMEOUT_S)
+        try:
+            with self.guard(name, timeout_s):
+                result = await call
+        except PyMongoError as exc:
+            if is_transient(exc):
+                self.note_failure()
+            raise
         await anyio.lowlevel.checkpoint_if_cancelled()
         return result
 

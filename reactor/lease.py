@@ -39,7 +39,8 @@ class Lease:
         self._lease_s = lease_s
         self._heartbeat_s = heartbeat_s
         self.lost = anyio.Event()
-        self.deadline = time.monotonic() + self._span_s
+        self.stops_handler = True  # False for a thread handler: it cannot be stopped, see below
+        self.deadline = (watch.job.claimed_at or time.monotonic()) + self._span_s
         self._listeners: list[Callable[[float], object]] = []
 
     @property
@@ -91,7 +92,12 @@ class Lease:
             listener(deadline)
 
     async def _guard_deadline(self) -> None:
+        """Stop the handler when the deadline passes unrenewed, unless it is a thread handler:
+        a thread cannot be stopped, so handing its job back would only start a second execution
+        beside it. It runs on, and the heartbeat renews as soon as MongoDB answers (other
+        reactors hold back reclaims for a lease's length after an outage)."""
         while (remaining := self.deadline - time.monotonic()) > 0:  # noqa: ASYNC110 (moving deadline)
             await anyio.sleep(remaining)
-        log.warning("lease_deadline_passed", lease_s=self._lease_s)
-        self._watch.stop(Reason.EXPIRED)
+        log.warning("lease_deadline_passed", lease_s=self._lease_s, stopped=self.stops_handler)
+        if self.stops_handler:
+            self._watch.stop(Reason.EXPIRED)

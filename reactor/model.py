@@ -108,9 +108,12 @@ class Job:
     cancel: CancelRequest | None = None
     problem: str | None = None  # why the document is malformed, for InvalidJob
     errors: tuple[dict[str, Any], ...] = ()  # this run's failed attempts so far
+    claimed_at: float = 0.0  # time.monotonic() when the claim was sent: the lease runs from it
 
     @classmethod
-    def from_claim(cls, before: Mapping[str, Any], owner: str, now: datetime) -> Job:
+    def from_claim(
+        cls, before: Mapping[str, Any], owner: str, now: datetime, claimed_at: float = 0.0
+    ) -> Job:
         """The job as the claim left it, from the document as it was just before the claim."""
         status = before.get(STATUS)
         rerun = status in (None, Status.QUEUED.value, Status.RUNNING.value) and (
@@ -138,6 +141,7 @@ class Job:
             cancel=cancel_request(before),
             problem=problem,
             errors=() if rerun or not isinstance(errors, list) else tuple(errors[-ERRORS_MAX:]),
+            claimed_at=claimed_at,
         )
 
     @property

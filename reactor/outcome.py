@@ -67,6 +67,7 @@ def cancelled(request: CancelRequest) -> Outcome:
 
 
 HAND_BACK = Outcome(Kind.HAND_BACK)
+ABANDONED_HAND_BACK = Outcome(Kind.HAND_BACK, delay_s=3.0)  # due once this process has exited
 
 
 def sort_exception(exc: BaseException, *, attempt: int, policy: RetryPolicy) -> Outcome:

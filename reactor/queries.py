@@ -99,8 +99,10 @@ def _expired(now: datetime) -> Doc:
     return {LEASE_EXPIRES_AT: {"$not": {"$gt": now}}}
 
 
-def tier_query(tier: Tier, now: datetime, owner: str) -> tuple[Doc, Sort | None]:
-    """The filter and sort of one claim tier."""
+def tier_query(
+    tier: Tier, now: datetime, owner: str, *, reclaim: bool = True
+) -> tuple[Doc, Sort | None]:
+    """The filter and sort of one claim tier (``reclaim``: take expired leases of others)."""
     if tier is Tier.POSITIVE:
         return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$gt": 0}, **_due(now)}, BY_PRIORITY
     if tier is Tier.DEFAULT:
@@ -109,11 +111,13 @@ def tier_query(tier: Tier, now: datetime, owner: str) -> tuple[Doc, Sort | None]
         ]
     if tier is Tier.NEGATIVE:
         return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$lt": 0}, **_due(now)}, BY_PRIORITY
-    return {"$or": repair_branches(now, owner)}, None
+    branches = repair_branches(now, owner)
+    return {"$or": branches if reclaim else branches[1:]}, None
 
 
 def repair_branches(now: datetime, owner: str) -> list[Doc]:
-    """Jobs no ordinary tier claims but that need an outcome (see the module docstring)."""
+    """Jobs no ordinary tier claims but that need an outcome (see the module docstring); the
+    first branch, expired leases of other owners, is what a reclaim takes."""
     return [
         {STATUS: Status.RUNNING.value, **_expired(now), LEASE_OWNER: {"$ne": owner}},
         {STATUS: Status.CANCELLED.value, CANCELLED_AT: None, **_expired(now)},
@@ -252,16 +256,20 @@ def requeue_update(job: Job, *, run_at: datetime | None, error: Doc | None) -> D
     return update
 
 
-def hand_back_update() -> Doc:
+def hand_back_update(run_at: datetime | None = None) -> Doc:
     """Back to queued with the same run and attempt (a drain, a lost keep-alive): not charged.
 
     The stored ``run`` and ``attempt`` are already right: the claim or the start wrote them, and
     a new run whose start was never written is recognised again by its ``finished_at``.
+    ``run_at`` holds it back for a moment (an abandoned thread of it still runs here).
     """
-    return {
+    update: Doc = {
         "$set": {STATUS: Status.QUEUED.value},
         "$unset": {**_RELEASE, STARTED_AT: "", PROGRESS: ""},
     }
+    if run_at is not None:
+        update["$set"][RUN_AT] = run_at
+    return update
 
 
 def result_filter(job: Job) -> Doc:

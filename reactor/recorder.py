@@ -95,12 +95,12 @@ class Recorder:
     async def _write(
         self, job: Job, handler: Handler | None, outcome: Outcome, *, fresh: bool
     ) -> None:
+        run_at = utcnow() + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
         if outcome.kind is Kind.RETRY:
-            run_at = utcnow() + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
             summary = outcome.error.summary(job.attempt, utcnow()) if outcome.error else None
             await self.store.requeue(job, run_at=run_at, error=summary)
         elif outcome.kind is Kind.HAND_BACK:
-            await self.store.hand_back(job)
+            await self.store.hand_back(job, run_at=run_at)
         else:
             await self.store.finish(self._result(job, handler, outcome), renew=not fresh)
 

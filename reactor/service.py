@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import pymongo
 from anyio.abc import TaskGroup, TaskStatus
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -28,7 +29,7 @@ from reactor.config import Settings
 from reactor.connect import connect
 from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher, Limits
-from reactor.driver import Calls, install_lock_fix
+from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix
 from reactor.errors import LeaseLost
 from reactor.handler import Runs
 from reactor.isolation import Isolation
@@ -37,6 +38,7 @@ from reactor.logging import get_logger
 from reactor.metrics import Metrics
 from reactor.model import CancelRequest, Job
 from reactor.queries import CLAIM_ORDER, Tier
+from reactor.reconnects import Reconnects
 from reactor.registry import Registry, load_registry
 from reactor.retry import RetryPolicy
 from reactor.store import Store
@@ -45,7 +47,7 @@ from reactor.stream import QUEUED_TIERS, JobStream
 log = get_logger("reactor.service")
 
 CLAIM_RETRY_S = 1.0
-HAND_BACK_S = 5.0  # how long stopped jobs may take to be handed back at shutdown
+HAND_BACK_S = 2.0  # how long stopped jobs may take to be handed back at shutdown
 CANCEL_TASKS = 16  # targeted claims for cancellation running at once
 
 
@@ -107,6 +109,7 @@ class Reactor:
         self.liveness.work_waiting = self._work_waiting
         self.watchdog = Watchdog(self.liveness, exit_on_wedge=exit_on_wedge)
         self.watchdog.on_blocked = self.metrics.loop_blocked.inc
+        self.reconnects = Reconnects()
         self._tg: TaskGroup | None = None
         self._dispatcher: Dispatcher | None = None
 
@@ -115,15 +118,17 @@ class Reactor:
     async def serve(self, *, task_status: TaskStatus[Reactor] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, start every task, report started, run until stopped, then drain."""
         install_lock_fix()
-        self.client = await connect(self.settings)
+        self.client = await connect(self.settings, [self.reconnects])
         try:
             await self._serve(task_status)
         finally:
             self.watchdog.stop()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(HAND_BACK_S + 5):
+            self.calls.shutting_down = True
+            with anyio.CancelScope(shield=True):
                 if self.pool is not None:
                     await self.pool.aclose()
-                await self.client.close()
+                with pymongo.timeout(SHUTDOWN_TIMEOUT_S):
+                    await self.client.close()
 
     @property
     def stopping(self) -> bool:
@@ -162,6 +167,7 @@ class Reactor:
         self.stream = JobStream(self.store, self, on_lag=self.metrics.stream_lag.set)
         self.liveness.last_stream_turn = lambda: self.stream.last_turn if self.stream else 0.0
         progress.ROUTER.install()
+        self.reconnects.bind(self._mongodb_down, self._mongodb_up)
         self.watchdog.start()
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -231,6 +237,7 @@ class Reactor:
             log.warning("reactor_handing_back", jobs=stopped)
             with anyio.move_on_after(HAND_BACK_S):
                 await self._idle.wait()
+        self.calls.shutting_down = True  # what remains (stream, token) gets a second at most
 
     # -- what the stream says (reactor.stream.Listener) --------------------------------------
 
@@ -253,6 +260,31 @@ class Reactor:
         self._indexes_due = True
         self.delays.forget()
         self.wake(*CLAIM_ORDER)
+        if self._tg is not None and not self.stopping:
+            self._tg.start_soon(self._ensure_indexes)
+
+    def _mongodb_down(self) -> None:
+        self.calls.note_failure()
+        log.warning("mongodb_unreachable")
+
+    def _mongodb_up(self) -> None:
+        """MongoDB answers again (or for the first time): as after a reopened stream, and no
+        reclaims for a lease's length (``_reclaim_allowed``), so owners renew first."""
+        self.calls.note_failure()
+        log.info("mongodb_reachable")
+        self.reopened()
+
+    def _reclaim_allowed(self) -> bool:
+        return self.calls.seconds_since_failure() > self.settings.lease_s
+
+    async def _ensure_indexes(self) -> None:
+        """Ensure the indexes now, without waiting for a claim (the claim loop may be full)."""
+        assert self.store is not None
+        try:
+            await adopt.ensure_indexes(self.store)
+            self._indexes_due = False
+        except PyMongoError as exc:  # the claim loop tries again before its next claim
+            log.warning("ensure_indexes_failed", error=str(exc)[:300])
 
     async def _cancel_elsewhere(self, doc_id: Any, request: CancelRequest) -> None:
         """A cancel for a job no live lease holds: claim it to record the cancellation. (A job
@@ -301,7 +333,9 @@ class Reactor:
                 await adopt.ensure_indexes(self.store)
                 self._indexes_due = False
             only = self._cpu_commands if self.isolation.active else None
-            job = await claimer.next(exclude=self._full_commands(), only=only)
+            job = await claimer.next(
+                exclude=self._full_commands(), only=only, reclaim=self._reclaim_allowed()
+            )
         except PyMongoError as exc:
             log.warning("claim_failed", error=str(exc)[:300], error_type=type(exc).__name__,
                         retry_in_s=CLAIM_RETRY_S)  # fmt: skip

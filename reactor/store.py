@@ -10,6 +10,7 @@ ours (:class:`ResultRefused`), so the caller can end the job instead of looping.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -76,17 +77,20 @@ class Store:
 
     async def claim(self, query: Doc, sort: queries.Sort | None) -> Job | None:
         """Claim one job matching ``query`` (first in ``sort``), or return ``None``."""
-        now = utcnow()
+        now, sent = utcnow(), time.monotonic()
         update = queries.claim_update(self.owner, now, self.lease_s)
         options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
         if sort:
             options["sort"] = sort
-        doc = await self._run("claim", self.jobs.find_one_and_update(query, update, **options))
+        # Bounded well inside the lease: a claim that waited out an outage would land with a
+        # lease that has already expired, and another reactor would take the job again.
+        claim = self.jobs.find_one_and_update(query, update, **options)
+        doc = await self.calls.run("claim", min(self.timeout_s, self.lease_s / 2), claim)
         if doc is None:
             return None
         if _requeued_while_running(doc):
             doc = await self._finished_before(doc)
-        return Job.from_claim(doc, self.owner, now)
+        return Job.from_claim(doc, self.owner, now, claimed_at=sent)
 
     async def _finished_before(self, doc: Doc) -> Doc:
         """A job a client set back to queued while a claim still held it: if that claim had
@@ -100,8 +104,10 @@ class Store:
             return doc
         return {**doc, model.FINISHED_AT: written.get(model.FINISHED_AT) or utcnow()}
 
-    async def claim_tier(self, tier: Tier, **restriction: Any) -> Job | None:
-        query, sort = queries.tier_query(tier, utcnow(), self.owner)
+    async def claim_tier(
+        self, tier: Tier, *, reclaim: bool = True, **restriction: Any
+    ) -> Job | None:
+        query, sort = queries.tier_query(tier, utcnow(), self.owner, reclaim=reclaim)
         return await self.claim(queries.restrict(query, **restriction), sort)
 
     async def claim_for_cancel(self, doc_id: Any) -> Job | None:
@@ -142,8 +148,8 @@ class Store:
     async def requeue(self, job: Job, *, run_at: datetime | None, error: Doc | None) -> None:
         await self._fenced("requeue", job, queries.requeue_update(job, run_at=run_at, error=error))
 
-    async def hand_back(self, job: Job) -> None:
-        await self._fenced("hand_back", job, queries.hand_back_update())
+    async def hand_back(self, job: Job, *, run_at: datetime | None = None) -> None:
+        await self._fenced("hand_back", job, queries.hand_back_update(run_at))
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
         """Write the result, then the final status, each only while the fence holds.
