@@ -7,7 +7,8 @@
     ├── RegistryError               entry points cannot be turned into handlers
     │   └── DuplicateHandler        two entry points claim one command name
     ├── StoreError                  MongoDB failed underneath a store operation
-    │   └── LeaseLost               the fencing check failed: another attempt owns the job now
+    │   ├── LeaseLost               the fencing check failed: another attempt owns the job now
+    │   └── CancelPending           a retry or hand-back met a cancel request: record that instead
     ├── PoolError                   the CPU pool itself is unusable (not one job's fault)
     │   └── PoolClosed
     ├── LeaseExpired                a job's lease was not renewed in time, so its execution was
@@ -42,6 +43,11 @@ the result's ``error`` field. ``Retry`` is raised by handlers to ask for another
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reactor.model import CancelRequest
+
 
 class ReactorError(Exception):
     """Root of every error raised by mongo-reactor."""
@@ -65,6 +71,17 @@ class StoreError(ReactorError):
 
 class LeaseLost(StoreError):
     """The job's ``{job_id, owner, attempt}`` no longer match: another attempt owns it."""
+
+
+class CancelPending(StoreError):
+    """The job was asked to be cancelled while a retry or hand-back of it was on its way.
+
+    Putting it back to queued would undo the request; the caller records the cancellation.
+    """
+
+    def __init__(self, request: CancelRequest) -> None:
+        super().__init__("a cancellation was requested meanwhile")
+        self.request = request
 
 
 class PoolError(ReactorError):

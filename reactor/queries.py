@@ -191,6 +191,17 @@ def fence(job: Job, *, requeued: bool = False) -> Doc:
     return {ID: job.doc_id, LEASE_OWNER: job.owner, FENCE: job.fence, STATUS: {"$in": statuses}}
 
 
+def fence_uncancelled(job: Job) -> Doc:
+    """The fence of a write that would put the job back to queued: not once cancelled."""
+    return {
+        ID: job.doc_id,
+        LEASE_OWNER: job.owner,
+        FENCE: job.fence,
+        STATUS: Status.RUNNING.value,
+        CANCEL_REQUESTED: {"$ne": True},
+    }
+
+
 def start_update(job: Job, *, isolated: bool) -> Doc | None:
     """What the claim could not write: a new run's numbers, or the run-alone mark; or nothing."""
     update: Doc = {}

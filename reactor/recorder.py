@@ -19,11 +19,11 @@ from bson.errors import BSONError
 from pymongo.errors import PyMongoError
 
 from reactor.driver import is_transient
-from reactor.errors import LeaseLost, ResultNotStorable, ResultRefused
+from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
 from reactor.lease import Lease
 from reactor.logging import get_logger
 from reactor.model import ErrorInfo, Job, Result, Status
-from reactor.outcome import Kind, Outcome, failed
+from reactor.outcome import Kind, Outcome, cancelled, failed
 from reactor.registry import Handler
 from reactor.store import Store, utcnow
 
@@ -74,6 +74,8 @@ class Recorder:
                 return
             except ResultNotStorable as exc:
                 outcome = failed(exc)
+            except CancelPending as exc:
+                outcome = cancelled(exc.request)
             except ResultRefused as exc:
                 await self._end_without_result(job, exc)
                 return

@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from reactor import model, queries
 from reactor.driver import Calls, is_transient
-from reactor.errors import LeaseLost, ResultNotStorable, ResultRefused
+from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
 from reactor.model import Job, Result
 from reactor.queries import Doc, Tier
 
@@ -146,10 +146,23 @@ class Store:
         await self._fenced("progress", job, queries.progress_update(fraction, message, utcnow()))
 
     async def requeue(self, job: Job, *, run_at: datetime | None, error: Doc | None) -> None:
-        await self._fenced("requeue", job, queries.requeue_update(job, run_at=run_at, error=error))
+        update = queries.requeue_update(job, run_at=run_at, error=error)
+        await self._back_to_queued("requeue", job, update)
 
     async def hand_back(self, job: Job, *, run_at: datetime | None = None) -> None:
-        await self._fenced("hand_back", job, queries.hand_back_update(run_at))
+        await self._back_to_queued("hand_back", job, queries.hand_back_update(run_at))
+
+    async def _back_to_queued(self, name: str, job: Job, update: Doc) -> None:
+        """Queue the job again, unless a client asked to cancel it meanwhile (during an outage,
+        say): then :class:`CancelPending`, so the cancellation is recorded, not undone."""
+        write = self.jobs.update_one(queries.fence_uncancelled(job), update)
+        if (await self._run(name, write)).matched_count:
+            return
+        doc = await self._run("fence_check", self.jobs.find_one(queries.fence(job)))
+        request = model.cancel_request(doc) if doc is not None else None
+        if request is None:
+            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})")
+        raise CancelPending(request)
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
         """Write the result, then the final status, each only while the fence holds.

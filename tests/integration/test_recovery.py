@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
-from reactor.errors import LeaseLost
+from reactor.errors import CancelPending, LeaseLost
 from reactor.model import Result, Status
 from reactor.queries import Tier
 from reactor.store import STATE_COLLECTION, Store
@@ -242,3 +242,26 @@ async def test_a_failed_gridfs_upload_is_written_again(
     assert (result["status"], result["attempt"]) == ("succeeded", 1)
     assert jobs_lib.RUNS["big-fail"] == 1
     assert result["result_ref"]["bytes"] > 20_000
+
+
+@pytest.mark.parametrize(
+    ("request_doc", "via"),
+    [({"status": "cancelled"}, "status"), ({"cancel_requested": True}, "cancel_requested")],
+)
+async def test_a_hand_back_does_not_undo_a_cancel_asked_meanwhile(
+    settings: Settings, db: Db, request_doc: dict[str, Any], via: str
+) -> None:
+    """A job cancelled while its owner was cut off is not queued again by the hand-back: the
+    store says a cancellation is pending, which the recorder then records."""
+    await db.jobs.insert_one(new_job("echo", {}, "cut-off"))
+    store = Store(db, owner="owner", lease_s=30)
+    await store.ensure_indexes()
+    job = await store.claim_tier(Tier.DEFAULT)
+    assert job is not None
+    await db.jobs.update_one({"job_id": "cut-off"}, {"$set": request_doc})
+    with pytest.raises(CancelPending) as caught:
+        await store.hand_back(job)
+    assert caught.value.request.via == via
+    doc = await db.jobs.find_one({"job_id": "cut-off"})
+    assert doc is not None
+    assert doc["status"] == request_doc.get("status", "running")
