@@ -203,6 +203,7 @@ class Dispatcher:
                 directory,
                 settings=dict(self.limits.handler_settings),
                 run=job.run,
+                fence=job.fence,
             )
         writer = progress.Writer(
             functools.partial(self.store.progress, job),

@@ -68,6 +68,7 @@ class JobContext:
     settings: dict[str, Any] = field(default_factory=dict)  # Settings.handler_options()
     log_fields: dict[str, Any] = field(default_factory=dict)
     run: int = 1  # which run of the job (a re-run starts the next)
+    fence: int = 0  # this claim's fencing token: two executions of a job never share one
 
     @property
     def log(self) -> Any:

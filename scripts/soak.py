@@ -14,8 +14,9 @@ line is exactly::
   whose job still shows the result of the run before it.
 - duplicates: a job with more than one result document; a result for a job never submitted; a
   succeeded result whose token names no execution of that job that ran to its end (no handler
-  produced it); or two executions of one job with the same (run, attempt): one claim executed
-  twice, which at-least-once never needs. Counted once per job.
+  produced it); or two executions of one job under the same claim (its fencing token,
+  ``ctx.fence``): one claim executed twice, which at-least-once never needs. A reclaim after a
+  reactor died is a new claim of the same attempt (reclaims are not charged). Counted once per job.
 - concurrent: a job with two executions that overlap (the rule in tests/faults/fault_records.py;
   a SIGSTOPped reactor's own handlers are excused for 2 s after SIGCONT).
 - wedged: a reactor that, after the faults stopped, is not alive, does not answer /healthz with
@@ -353,7 +354,7 @@ def _duplicates(cluster: Cluster, ledger: Ledger) -> set[str]:
             ended = {e.token for e in runs.get(job_id, []) if e.ended}
             if result.get("status") == "succeeded" and token not in ended:
                 found.add(job_id)
-        claims = Counter((e.run, e.attempt) for e in runs.get(job_id, []))
+        claims = Counter(e.fence for e in runs.get(job_id, []) if e.fence is not None)
         if any(n > 1 for n in claims.values()):
             found.add(job_id)
     strays = retrying(

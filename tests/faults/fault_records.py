@@ -53,6 +53,7 @@ class Recorder:
             job_id=self.job_id,
             attempt=self.attempt,
             run=getattr(ctx, "run", None),
+            fence=getattr(ctx, "fence", None),
             pid=os.getpid(),
             ppid=os.getppid(),
             kind=kind,
@@ -107,6 +108,7 @@ class Execution:
     ended: bool
     stopped: bool
     children: list[int] = field(default_factory=list)
+    fence: int | None = None  # the claim that ran it: one claim never executes twice
 
     @property
     def host_pid(self) -> int:
@@ -186,4 +188,5 @@ def _read(path: Path) -> Execution | None:
         ended=any(line["ev"] == "end" for line in lines),
         stopped=any(line["ev"] == "stop" for line in lines),
         children=[line["pid"] for line in lines if line["ev"] == "child"],
+        fence=head.get("fence"),
     )
