@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +30,8 @@ from reactor.config import Settings
 from reactor.connect import connect
 from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher, Limits
-from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix
-from reactor.errors import LeaseLost
+from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix, is_transient
+from reactor.errors import ConfigError, LeaseLost
 from reactor.handler import Runs
 from reactor.isolation import Isolation
 from reactor.liveness import Liveness, Watchdog
@@ -159,9 +160,11 @@ class Reactor:
             calls=self.calls,
             timeout_s=s.mongo_timeout_s,
         )
-        await adopt.ensure_indexes(self.store)
+        await self._at_startup(lambda store: adopt.ensure_indexes(store))
         self._indexes_due = False
-        await adopt.adopt(self.store, apply=True, on_adopted=self.metrics.adopted.inc)
+        await self._at_startup(
+            lambda store: adopt.adopt(store, apply=True, on_adopted=self.metrics.adopted.inc)
+        )
         self.pool = await self._start_pool()
         self._dispatcher = self._make_dispatcher()
         self.stream = JobStream(self.store, self, on_lag=self.metrics.stream_lag.set)
@@ -189,6 +192,21 @@ class Reactor:
             self.watchdog.stop()
             tg.cancel_scope.cancel()
         log.info("reactor_stopped")
+
+    async def _at_startup(self, step: Callable[[Store], Awaitable[object]]) -> None:
+        """Run a startup step, trying again while MongoDB blinks (up to ``connect_timeout_s``);
+        then give up as a startup error (exit 2), not a crash."""
+        assert self.store is not None
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        while True:
+            try:
+                await step(self.store)
+                return
+            except PyMongoError as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise ConfigError(f"startup failed against MongoDB: {exc}") from exc
+                log.warning("startup_step_failed", error=str(exc)[:300], retry_in_s=0.5)
+                await anyio.sleep(0.5)
 
     def _make_dispatcher(self) -> Dispatcher:
         assert self.store is not None
