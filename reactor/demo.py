@@ -39,7 +39,7 @@ class Sample:
 
 def run_demo() -> int:
     """Run the demo; return the process exit code."""
-    configure("console" if os.isatty(1) else "json", "warning")
+    configure("console" if os.isatty(1) else "json", "error")
     from reactor.testing import MongoDouble
 
     with MongoDouble() as double, tempfile.TemporaryDirectory(prefix="reactor-demo-") as root:
@@ -48,7 +48,7 @@ def run_demo() -> int:
             db="demo",
             jobs_root=root,
             http_port=0,
-            log_level="warning",
+            log_level="error",
             lease_s=10,
             job_timeout_s=120,
             cpu_workers=min(2, os.cpu_count() or 1),
