@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,14 +53,27 @@ async def reports_server() -> AsyncIterator[Reports]:
         await server.wait_closed()
 
 
-def watchdog_of(worker: int) -> int:
-    """The pid of a worker's watchdog process (a child of the worker named ``pool-watchdog``)."""
-    with open(f"/proc/{worker}/task/{worker}/children") as children:
+def watchdog_of(worker: int, timeout_s: float = 30) -> int:
+    """The pid of a worker's watchdog process (a child of the worker named ``pool-watchdog``).
+
+    The watchdog names itself just after the fork, so on a busy machine a task can report its
+    pids before the name is set: look again until it appears.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (pid := _named_child(worker, "pool-watchdog")) is None:
+        if time.monotonic() > deadline:
+            raise LookupError(f"worker {worker} has no watchdog process")
+        time.sleep(0.02)
+    return pid
+
+
+def _named_child(parent: int, name: str) -> int | None:
+    with open(f"/proc/{parent}/task/{parent}/children") as children:
         for pid in children.read().split():
             with contextlib.suppress(FileNotFoundError), open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() == "pool-watchdog":
+                if comm.read().strip() == name:
                     return int(pid)
-    raise LookupError(f"worker {worker} has no watchdog process")
+    return None
 
 
 def exists(pid: int) -> bool:
