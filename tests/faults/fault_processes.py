@@ -52,9 +52,18 @@ def http_get(port: int, path: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout_s) as r:
             return r.status, _json(r.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, _json(exc.read())
+        return exc.code, _body(exc)
     except (OSError, TimeoutError):
         return None, {}
+
+
+def _body(exc: urllib.error.HTTPError) -> Doc:
+    """The error response's JSON body; empty when the process stopped before sending it all
+    (a SIGSTOP between the status line and the body)."""
+    try:
+        return _json(exc.read())
+    except (OSError, TimeoutError):
+        return {}
 
 
 def _json(data: bytes) -> Doc:
