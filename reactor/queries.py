@@ -284,11 +284,15 @@ def hand_back_update(run_at: datetime | None = None) -> Doc:
 
 
 def result_filter(job: Job) -> Doc:
-    """The job's result, unless a newer claim wrote it or it belongs to another job."""
+    """The job's result, unless a newer claim wrote it or it belongs to another job.
+
+    A result of this very claim matches too (``$lte``): a write whose reply was lost in an
+    outage landed, and its retry must overwrite it, not be refused as someone else's.
+    """
     return {
         JOB_ID: job.key,
         "$and": [
-            {"$or": [{FENCE: {"$lt": job.fence}}, {FENCE: {"$exists": False}}]},
+            {"$or": [{FENCE: {"$lte": job.fence}}, {FENCE: {"$exists": False}}]},
             {"$or": [{JOB_DOC_ID: job.doc_id}, {JOB_DOC_ID: {"$exists": False}}]},
         ],
     }
@@ -300,6 +304,11 @@ RESULT_FIELDS = (
     "result", "error", "result_ref", "cancelled_at", "cancelled_via", "cancel_requested_at",
     "exception", "traceback",
 )  # fmt: skip
+
+
+def own_result(job: Job) -> Doc:
+    """The result this claim wrote, and nothing else."""
+    return {JOB_ID: job.key, FENCE: job.fence, JOB_DOC_ID: job.doc_id}
 
 
 def result_update(doc: Doc) -> Doc:

@@ -25,8 +25,11 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from reactor import model, queries
 from reactor.driver import Calls, is_transient
 from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
+from reactor.logging import get_logger
 from reactor.model import Job, Result
 from reactor.queries import Doc, Tier
+
+log = get_logger("reactor.store")
 
 STATE_COLLECTION = "reactor_state"
 STREAM_STATE_ID = "jobs_stream"
@@ -190,11 +193,26 @@ class Store:
             if is_transient(exc):
                 raise
             await self._refused(job, exc)
-        await self._fenced(
-            "finish",
-            job,
-            queries.finish_update(job, result.status, result.finished_at, result.cancel),
-        )
+        try:
+            await self._fenced(
+                "finish",
+                job,
+                queries.finish_update(job, result.status, result.finished_at, result.cancel),
+            )
+        except LeaseLost:
+            await self._drop_orphaned_result(job)
+            raise
+
+    async def _drop_orphaned_result(self, job: Job) -> None:
+        """Delete the result just written if its job no longer exists: MongoDB came back empty
+        (or the job was deleted) while the write waited, so it landed in a database that does
+        not hold the job. A result is only ever kept for its own job."""
+        try:
+            if await self._run("job_exists", self.jobs.find_one({"_id": job.doc_id}, {"_id": 1})):
+                return
+            await self._run("result_drop", self.results.delete_one(queries.own_result(job)))
+        except PyMongoError as exc:
+            log.warning("orphaned_result_not_dropped", error=str(exc)[:300])
 
     async def fail_without_result(self, job: Job, error: Doc) -> None:
         """End a job whose result cannot be stored: failed, the refusal on the job document."""

@@ -137,6 +137,50 @@ async def test_a_stale_result_write_is_refused_even_after_its_renew(
     assert (result["worker"], result["status"]) == ("new", "succeeded")
 
 
+async def test_a_result_write_repeated_after_a_lost_reply_is_stored(
+    settings: Settings, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first result write landed but its reply was lost in an outage: writing it again under
+    the same claim overwrites it, and the job ends with its result, not as refused."""
+    await db.jobs.insert_one(new_job("echo", {}, "echoed"))
+    store = Store(db, owner="only", lease_s=30)
+    await store.ensure_indexes()
+    job = await store.claim_tier(Tier.DEFAULT)
+    assert job is not None
+    now = datetime.now(UTC)
+    lost_reply = Result(job, Status.SUCCEEDED, "only", now, value=1)
+    real_fenced = store._fenced
+
+    async def outage(*args: Any) -> None:
+        raise ConnectionResetError("the reply to the result write never came")
+
+    monkeypatch.setattr(store, "_fenced", outage)
+    with pytest.raises(ConnectionResetError):
+        await store.finish(lost_reply)
+    monkeypatch.setattr(store, "_fenced", real_fenced)
+    await store.finish(Result(job, Status.SUCCEEDED, "only", now, value=2))
+    doc = await db.jobs.find_one({"job_id": "echoed"})
+    result = await db.results.find_one({"job_id": "echoed"})
+    assert doc is not None and result is not None
+    assert (doc["status"], result["status"], result["result"]) == ("succeeded", "succeeded", 2)
+
+
+async def test_no_result_is_kept_for_a_job_the_database_no_longer_holds(
+    settings: Settings, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MongoDB came back empty while the result write waited: the write lands in a database
+    without the job, the fenced finish finds nothing, and the stray result is deleted."""
+    await db.jobs.insert_one(new_job("echo", {}, "vanished"))
+    store = Store(db, owner="only", lease_s=30)
+    await store.ensure_indexes()
+    job = await store.claim_tier(Tier.DEFAULT)
+    assert job is not None
+    await db.jobs.delete_many({})  # what a restart with no data leaves
+    with pytest.raises(LeaseLost):
+        await store.finish(Result(job, Status.SUCCEEDED, "only", datetime.now(UTC)), renew=False)
+    assert await db.results.count_documents({"job_id": "vanished"}) == 0
+
+
 async def test_heartbeats_keep_a_long_job_leased(settings: Settings, db: Db) -> None:
     """A job running longer than its lease is renewed, not re-run."""
     async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2):
