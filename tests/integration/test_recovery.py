@@ -161,7 +161,8 @@ async def test_a_result_write_repeated_after_a_lost_reply_is_stored(
     await store.finish(Result(job, Status.SUCCEEDED, "only", now, value=2))
     doc = await db.jobs.find_one({"job_id": "echoed"})
     result = await db.results.find_one({"job_id": "echoed"})
-    assert doc is not None and result is not None
+    assert doc is not None
+    assert result is not None
     assert (doc["status"], result["status"], result["result"]) == ("succeeded", "succeeded", 2)
 
 
