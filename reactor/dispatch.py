@@ -33,7 +33,7 @@ from reactor.errors import (
     UnknownCommand,
 )
 from reactor.handler import JobContext, Runs
-from reactor.isolation import Isolation
+from reactor.isolation import Isolation, Outages
 from reactor.lease import Lease
 from reactor.liveness import Liveness, running_entry
 from reactor.logging import bind_job, get_logger, log_handler_failure
@@ -98,6 +98,7 @@ class Dispatcher:
         board: CancelBoard,
         isolation: Isolation,
         liveness: Liveness | None = None,
+        outages: Outages | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -106,6 +107,7 @@ class Dispatcher:
         self.limits = limits
         self.board = board
         self.isolation = isolation
+        self.outages = outages if outages is not None else Outages(store.lease_s)
         self.liveness = liveness
         self.recorder = Recorder(store, observer)
 
@@ -147,7 +149,7 @@ class Dispatcher:
         if early is not None or handler is None:
             return early
         in_process = handler.runs is not Runs.PROCESS
-        alone = job.reclaimed and in_process
+        alone = job.reclaimed and in_process and not self.outages.explain(job.expired_lease)
         value: Any = None
         error: BaseException | None = None
         with watch.scope:

@@ -7,12 +7,20 @@ thread job runs *alone* among loop and thread jobs on its new reactor (CPU pool 
 their crashes are charged to them precisely). If that reactor dies too, the job is known poison
 and the next claim fails it with ``PoisonJob`` without running it. A reclaim is never charged
 as an attempt to the jobs that merely ran beside the culprit.
+
+An outage explains an expired lease without any death: owners that were cut off from MongoDB
+could not renew, and a reactor stopped during the outage could not hand its jobs back. So a
+reclaim whose lease ran out while this reactor itself saw MongoDB unreachable (a lease's length
+either side of the outage, :class:`Outages`) runs shared as usual, and recovery after an outage
+uses every slot. A job that killed its reactor during an outage is then caught one reclaim later.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import anyio
 
@@ -71,3 +79,37 @@ class Isolation:
     def _notify(self) -> None:
         self._changed.set()
         self._changed = anyio.Event()
+
+
+class Outages:
+    """The recent periods this reactor saw MongoDB unreachable, on the wall clock (leases are
+    wall-clock dates), to tell a lease that expired in an outage from one whose owner died."""
+
+    KEPT = 8
+
+    def __init__(self, lease_s: float) -> None:
+        self._margin = timedelta(seconds=lease_s)
+        self._periods: deque[tuple[datetime, datetime | None]] = deque(maxlen=self.KEPT)
+
+    def down(self) -> None:
+        if not self._periods or self._periods[-1][1] is not None:
+            self._periods.append((_now(), None))
+
+    def up(self) -> None:
+        """MongoDB answers again; an ``up`` with no ``down`` before it (the start) opens nothing."""
+        if self._periods and self._periods[-1][1] is None:
+            self._periods[-1] = (self._periods[-1][0], _now())
+
+    def explain(self, expired: datetime | None) -> bool:
+        """Whether a lease that ran out at ``expired`` did so during (or a lease's length around)
+        an outage this reactor saw."""
+        if expired is None:
+            return False
+        for start, end in self._periods:
+            if start - self._margin <= expired <= (end or _now()) + self._margin:
+                return True
+        return False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -22,7 +22,7 @@ import math
 import traceback as tb
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -109,6 +109,7 @@ class Job:
     problem: str | None = None  # why the document is malformed, for InvalidJob
     errors: tuple[dict[str, Any], ...] = ()  # this run's failed attempts so far
     claimed_at: float = 0.0  # time.monotonic() when the claim was sent: the lease runs from it
+    expired_lease: datetime | None = None  # a reclaim: when the dead claim's lease ran out
 
     @classmethod
     def from_claim(
@@ -142,6 +143,7 @@ class Job:
             problem=problem,
             errors=() if rerun or not isinstance(errors, list) else tuple(errors[-ERRORS_MAX:]),
             claimed_at=claimed_at,
+            expired_lease=_date_or_none(before.get(LEASE_EXPIRES_AT)) if reclaimed else None,
         )
 
     @property
@@ -313,6 +315,12 @@ def history_entry(result_doc: Mapping[str, Any]) -> dict[str, Any]:
         "error_type": error.get("type") if isinstance(error, Mapping) else None,
         FINISHED_AT: result_doc.get(FINISHED_AT),
     }
+
+
+def _date_or_none(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def next_history(previous: Mapping[str, Any] | None, run: int) -> list[dict[str, Any]]:

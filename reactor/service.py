@@ -33,7 +33,7 @@ from reactor.dispatch import Dispatcher, Limits
 from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix, is_transient
 from reactor.errors import ConfigError, LeaseLost
 from reactor.handler import Runs
-from reactor.isolation import Isolation
+from reactor.isolation import Isolation, Outages
 from reactor.liveness import Liveness, Watchdog
 from reactor.logging import get_logger
 from reactor.metrics import Metrics
@@ -86,6 +86,7 @@ class Reactor:
         self.pool: Any = None
         self.board = CancelBoard()
         self.isolation = Isolation()
+        self.outages = Outages(self.settings.lease_s)
         self.tiers = Tiers()
         self._wake = Wakeup()
         self.delays = DueTimer(lambda: self.wake(*QUEUED_TIERS))
@@ -225,7 +226,7 @@ class Reactor:
         )
         return Dispatcher(self.store, self.registry, self.pool, self.metrics, limits,
                           board=self.board, isolation=self.isolation,
-                          liveness=self.liveness)  # fmt: skip
+                          liveness=self.liveness, outages=self.outages)  # fmt: skip
 
     async def _start_pool(self) -> Any:
         if not self._cpu_commands:
@@ -283,12 +284,14 @@ class Reactor:
 
     def _mongodb_down(self) -> None:
         self.calls.note_failure()
+        self.outages.down()
         log.warning("mongodb_unreachable")
 
     def _mongodb_up(self) -> None:
         """MongoDB answers again (or for the first time): as after a reopened stream, and no
         reclaims for a lease's length (``_reclaim_allowed``), so owners renew first."""
         self.calls.note_failure()
+        self.outages.up()
         log.info("mongodb_reachable")
         self.reopened()
 

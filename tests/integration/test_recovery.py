@@ -310,3 +310,36 @@ async def test_a_hand_back_does_not_undo_a_cancel_asked_meanwhile(
     doc = await db.jobs.find_one({"job_id": "cut-off"})
     assert doc is not None
     assert doc["status"] == request_doc.get("status", "running")
+
+
+def _dead_owners_jobs(expired: datetime, names: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"job_id": name, "command": "loop_nap", "args": {"seconds": 3}, "status": "running",
+         "lease_owner": "dead-worker", "lease_expires_at": expired, "attempt": 1, "fence": 1}
+        for name in names
+    ]  # fmt: skip
+
+
+def _overlapped(results: dict[str, Any]) -> bool:
+    spans = [(r["started_at"], r["finished_at"]) for r in results.values()]
+    return max(start for start, _ in spans) < min(end for _, end in spans)
+
+
+@pytest.mark.parametrize("outage", [False, True], ids=["after-a-death", "after-an-outage"])
+async def test_reclaims_run_alone_unless_an_outage_explains_their_expired_lease(
+    settings: Settings, db: Db, outage: bool
+) -> None:
+    """Loop jobs whose owner's lease simply ran out run one at a time (their owner may have died
+    of one of them); when the lease ran out while this reactor saw MongoDB unreachable, the
+    outage explains it, and they run side by side."""
+    names = ["orphan-a", "orphan-b"]
+    async with running(settings, jobs_lib.registry()) as reactor:
+        if outage:
+            reactor.outages.down()
+            reactor.outages.up()
+        await db.jobs.insert_many(
+            _dead_owners_jobs(datetime.now(UTC) - timedelta(seconds=1), names)
+        )
+        results = await wait_for_results(db, names, timeout_s=60)
+    assert [r["status"] for r in results.values()] == ["succeeded"] * 2
+    assert _overlapped(results) is outage

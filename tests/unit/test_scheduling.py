@@ -10,7 +10,7 @@ import pytest
 
 from reactor.claims import Tiers
 from reactor.delays import DueTimer
-from reactor.isolation import Isolation
+from reactor.isolation import Isolation, Outages
 from reactor.progress import Writer, check_fraction
 from reactor.queries import CLAIM_ORDER, Tier
 
@@ -77,6 +77,24 @@ async def test_a_reclaimed_job_runs_alone_among_in_process_jobs() -> None:
         "second end",
     ]
     assert not gate.active
+
+
+def test_an_outage_explains_the_leases_that_ran_out_around_it() -> None:
+    """A lease that expired while (or a lease's length around when) MongoDB was unreachable is
+    explained by the outage; one that expired before it, or with no outage seen, is not."""
+    outages = Outages(lease_s=5)
+    now = datetime.now(UTC)
+    assert not outages.explain(now)  # no outage seen
+    outages.up()  # the first connection: opens nothing
+    assert not outages.explain(now)
+    outages.down()
+    assert outages.explain(datetime.now(UTC) + timedelta(seconds=3))  # still down
+    outages.up()
+    assert outages.explain(now - timedelta(seconds=4))
+    assert outages.explain(datetime.now(UTC) + timedelta(seconds=4))
+    assert not outages.explain(now - timedelta(seconds=30))
+    assert not outages.explain(datetime.now(UTC) + timedelta(seconds=30))
+    assert not outages.explain(None)
 
 
 async def test_the_due_timer_fires_at_the_earliest_offered_time() -> None:
