@@ -23,7 +23,7 @@ import itertools
 import math
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -58,6 +58,7 @@ class Calls:
         self._ids = itertools.count()
         self.last_failure = -math.inf  # (monotonic) a call failed because MongoDB was away
         self.shutting_down = False  # the final phase: calls get SHUTDOWN_TIMEOUT_S at most
+        self.on_failure: Callable[[float], object] = lambda lasted_s: None  # per failed call
 
     def note_failure(self) -> None:
         """MongoDB was unreachable just now (also reported by the topology listener)."""
@@ -78,12 +79,14 @@ class Calls:
         """
         if self.shutting_down:
             timeout_s = min(timeout_s, SHUTDOWN_TIMEOUT_S)
+        started = time.monotonic()
         try:
             with self.guard(name, timeout_s):
                 result = await call
         except PyMongoError as exc:
             if is_transient(exc):
                 self.note_failure()
+                self.on_failure(self.last_failure - started)
             raise
         await anyio.lowlevel.checkpoint_if_cancelled()
         return result

@@ -92,6 +92,7 @@ class Outages:
         self._periods: deque[tuple[datetime, datetime | None]] = deque(maxlen=self.KEPT)
 
     def down(self) -> None:
+        """The driver's monitor lost MongoDB."""
         if not self._periods or self._periods[-1][1] is not None:
             self._periods.append((_now(), None))
 
@@ -99,6 +100,20 @@ class Outages:
         """MongoDB answers again; an ``up`` with no ``down`` before it (the start) opens nothing."""
         if self._periods and self._periods[-1][1] is None:
             self._periods[-1] = (self._periods[-1][0], _now())
+
+    def call_failed(self, lasted_s: float) -> None:
+        """A driver call failed for want of MongoDB after ``lasted_s``: it was away meanwhile
+        (a blackhole times calls out without the monitor noticing)."""
+        end = _now()
+        start = end - timedelta(seconds=max(0.0, lasted_s))
+        if self._periods:
+            last_start, last_end = self._periods[-1]
+            if last_end is None:
+                return  # inside an open period
+            if start <= last_end + self._margin:
+                self._periods[-1] = (min(last_start, start), max(last_end, end))
+                return
+        self._periods.append((start, end))
 
     def explain(self, expired: datetime | None) -> bool:
         """Whether a lease that ran out at ``expired`` did so during (or a lease's length around)

@@ -87,6 +87,7 @@ class Reactor:
         self.board = CancelBoard()
         self.isolation = Isolation()
         self.outages = Outages(self.settings.lease_s)
+        self.calls.on_failure = self.outages.call_failed
         self.tiers = Tiers()
         self._wake = Wakeup()
         self.delays = DueTimer(lambda: self.wake(*QUEUED_TIERS))

@@ -97,6 +97,18 @@ def test_an_outage_explains_the_leases_that_ran_out_around_it() -> None:
     assert not outages.explain(None)
 
 
+def test_failed_calls_mark_an_outage_the_monitor_did_not_see() -> None:
+    """A blackhole times calls out without the driver's monitor noticing: a call that failed
+    after 10 s says MongoDB was away for those 10 s."""
+    outages = Outages(lease_s=2)
+    now = datetime.now(UTC)
+    outages.call_failed(10)
+    assert outages.explain(now - timedelta(seconds=9))
+    assert not outages.explain(now - timedelta(seconds=15))
+    outages.call_failed(0.5)  # the same outage, still under way
+    assert outages.explain(now - timedelta(seconds=9))
+
+
 async def test_the_due_timer_fires_at_the_earliest_offered_time() -> None:
     """Offers keep the earliest due time; the timer wakes once when it comes."""
     woken: list[float] = []
