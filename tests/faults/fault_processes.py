@@ -3,6 +3,7 @@ processes, with HTTP probes and /proc helpers (/proc is the source of truth for 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import select
@@ -53,7 +54,7 @@ def http_get(port: int, path: str, timeout_s: float = PROBE_TIMEOUT_S) -> tuple[
             return r.status, _json(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, _body(exc)
-    except (OSError, TimeoutError):
+    except (OSError, http.client.HTTPException):  # killed or frozen before or while replying
         return None, {}
 
 
@@ -62,7 +63,7 @@ def _body(exc: urllib.error.HTTPError) -> Doc:
     (a SIGSTOP between the status line and the body)."""
     try:
         return _json(exc.read())
-    except (OSError, TimeoutError):
+    except (OSError, http.client.HTTPException):
         return {}
 
 
