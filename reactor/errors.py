@@ -43,10 +43,7 @@ the result's ``error`` field. ``Retry`` is raised by handlers to ask for another
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from reactor.model import CancelRequest
+from datetime import datetime
 
 
 class ReactorError(Exception):
@@ -70,7 +67,8 @@ class StoreError(ReactorError):
 
 
 class LeaseLost(StoreError):
-    """The job's ``{job_id, owner, attempt}`` no longer match: another attempt owns it."""
+    """The claim's fence ``{_id, lease_owner, fence}`` no longer matches: another claim owns the
+    job now (or a client took it away)."""
 
 
 class CancelPending(StoreError):
@@ -79,9 +77,10 @@ class CancelPending(StoreError):
     Putting it back to queued would undo the request; the caller records the cancellation.
     """
 
-    def __init__(self, request: CancelRequest) -> None:
+    def __init__(self, via: str, requested_at: datetime | None) -> None:
         super().__init__("a cancellation was requested meanwhile")
-        self.request = request
+        self.via = via  # how it was asked for: "cancel_requested" or "status"
+        self.requested_at = requested_at
 
 
 class PoolError(ReactorError):

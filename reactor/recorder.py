@@ -22,7 +22,7 @@ from reactor.driver import is_transient
 from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
 from reactor.lease import Lease
 from reactor.logging import get_logger
-from reactor.model import ErrorInfo, Job, Result, Status
+from reactor.model import CancelRequest, ErrorInfo, Job, Result, Status
 from reactor.outcome import Kind, Outcome, cancelled, failed
 from reactor.registry import Handler
 from reactor.store import Store, utcnow
@@ -75,7 +75,7 @@ class Recorder:
             except ResultNotStorable as exc:
                 outcome = failed(exc)
             except CancelPending as exc:
-                outcome = cancelled(exc.request)
+                outcome = cancelled(CancelRequest(exc.via, exc.requested_at))
             except ResultRefused as exc:
                 await self._end_without_result(job, exc)
                 return

@@ -181,7 +181,7 @@ class Reactor:
             tg.start_soon(self._sweep)
             tg.start_soon(self.delays.run)
             if s.http_port:
-                from reactor.http import serve_http
+                from reactor.web.health import serve_http
 
                 await tg.start(serve_http, self, s.http_host, s.http_port)
             tg.start_soon(self._claim_loop, tg)

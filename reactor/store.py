@@ -165,7 +165,7 @@ class Store:
         request = model.cancel_request(doc) if doc is not None else None
         if request is None:
             raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})")
-        raise CancelPending(request)
+        raise CancelPending(request.via, request.requested_at)
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
         """Write the result, then the final status, each only while the fence holds.

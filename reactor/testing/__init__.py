@@ -2,7 +2,7 @@
 
 - :class:`MongoDouble`: an in-process MongoDB server that real PyMongo clients (sync and async)
   connect to as to a one-member replica set; storage, indexes and query semantics come from
-  :mod:`reactor.testing.engine` (aggregation stages from mongomock).
+  :mod:`reactor.testing.double.engine` (aggregation stages from mongomock).
 - :func:`running_reactor`: an async context manager that starts a double (or uses a URI) and a
   reactor with the handlers you give, and yields a :class:`RunningReactor` with
   ``submit_and_wait``. Pytest fixtures live in :mod:`reactor.testing.fixtures`.
@@ -10,7 +10,7 @@
 
 from typing import Any
 
-from reactor.testing.server import DoubleNotRunning, MongoDouble
+from reactor.testing.double.server import DoubleNotRunning, MongoDouble
 
 __all__ = ["DoubleNotRunning", "MongoDouble", "RunningReactor", "running_reactor"]
 

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from reactor.testing.double.server import MongoDouble
 from reactor.testing.harness import Handlers, RunningReactor, reactor_in_thread
-from reactor.testing.server import MongoDouble
 
 try:  # pytest-asyncio's strict mode runs only the async fixtures it was told about
     from pytest_asyncio import fixture as async_fixture

@@ -211,7 +211,7 @@ def reactor_in_thread(handlers: Handlers = None, **options: Any) -> Iterator[Run
 
 @contextmanager
 def _double() -> Iterator[Any]:
-    from reactor.testing.server import MongoDouble
+    from reactor.testing.double.server import MongoDouble
 
     with MongoDouble() as double:
         yield double

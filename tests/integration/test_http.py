@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
-from reactor.http import build_app
+from reactor.web.health import build_app
 
 Db = AsyncDatabase[dict[str, Any]]
 

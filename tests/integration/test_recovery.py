@@ -306,7 +306,7 @@ async def test_a_hand_back_does_not_undo_a_cancel_asked_meanwhile(
     await db.jobs.update_one({"job_id": "cut-off"}, {"$set": request_doc})
     with pytest.raises(CancelPending) as caught:
         await store.hand_back(job)
-    assert caught.value.request.via == via
+    assert caught.value.via == via
     doc = await db.jobs.find_one({"job_id": "cut-off"})
     assert doc is not None
     assert doc["status"] == request_doc.get("status", "running")

@@ -56,7 +56,7 @@ def test_the_polling_loop_page_walks_through_the_seed_format(phrase: str) -> Non
 
 def test_every_exit_code_of_the_cli_is_in_the_readme() -> None:
     """The README's exit-code table lists exactly the codes the CLI defines."""
-    from reactor import cli_support
+    from reactor.cli import support as cli_support
 
     codes = {
         v for k, v in vars(cli_support).items() if k.startswith("EXIT_") and isinstance(v, int)

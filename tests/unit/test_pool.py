@@ -24,7 +24,6 @@ import pool_tasks
 import pytest
 from pool_support import all_exited, exists, exited, reports_server, watchdog_of, watching
 
-from reactor import pool as pool_module
 from reactor.errors import (
     HandlerFailed,
     InputError,
@@ -35,6 +34,7 @@ from reactor.errors import (
 )
 from reactor.errors import JobTimeout as JobTimeoutError
 from reactor.pool import CpuPool, KeepAlive
+from reactor.pool import cpu as pool_module
 
 PidReports = tuple[int, "asyncio.Queue[int]"]
 

@@ -13,9 +13,9 @@ import pool_tasks
 import pytest
 from pool_support import all_exited, reports_server, watchdog_of, watching
 
-from reactor import _pool_keepalive
 from reactor.errors import LeaseExpired
 from reactor.pool import CpuPool, KeepAlive
+from reactor.pool import _keepalive as _pool_keepalive
 
 
 @pytest.fixture

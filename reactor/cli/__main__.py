@@ -1,0 +1,7 @@
+"""``python -m reactor.cli``: the same as the ``reactor`` console script."""
+
+import sys
+
+from reactor.cli.main import main
+
+sys.exit(main())
