@@ -19,6 +19,8 @@
     │   ├── InvalidArguments        args do not match the handler's signature
     │   │   └── PathEscape          a path argument leaves the job directory
     │   ├── InputError              the handler rejected its input (not an image, too large, ...)
+    │   ├── ToolMissing             a program the handler needs is not installed on this machine
+    │   │                           (tesseract); retryable: another reactor may have it
     │   ├── WorkdirUnavailable      a CPU worker cannot enter the job directory (missing,
     │   │                           denied); retryable: the next attempt creates it again
     │   ├── JobTimeout              the handler ran past its timeout and was stopped
@@ -142,6 +144,13 @@ class PathEscape(InvalidArguments):
 
 class InputError(JobError):
     """The handler rejected its input: not an image, corrupt, empty, over a size limit, ..."""
+
+
+class ToolMissing(JobError):
+    """A program or library the handler needs is not installed here (an environment problem,
+    not the job's input). Retryable: another reactor of the fleet may have it."""
+
+    retryable = True
 
 
 class WorkdirUnavailable(JobError):

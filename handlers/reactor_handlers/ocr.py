@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pytesseract
 from PIL import Image, ImageSequence
 
-from reactor.errors import InputError
+from reactor.errors import InputError, ToolMissing
 from reactor.handler import JobContext, handler
 from reactor_handlers.images import (
     ImageInfo,
@@ -267,4 +267,10 @@ def _missing_languages(lang: str) -> list[str]:
 @functools.cache
 def installed_languages() -> tuple[str, ...]:
     """Tesseract's installed languages (cached; refreshed once when a language is missing)."""
-    return tuple(pytesseract.get_languages(config=""))
+    try:
+        return tuple(pytesseract.get_languages(config=""))
+    except pytesseract.TesseractNotFoundError:
+        raise ToolMissing(
+            "tesseract is not installed on this machine: install tesseract-ocr "
+            "(scripts/system-deps.sh does), or run OCR jobs on a reactor that has it"
+        ) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytesseract
 
-from reactor.errors import InputError, JobTimeout
+from reactor.errors import InputError, JobTimeout, ToolMissing
 
 _PAGE_LINE = re.compile(r"^Page (\d+)\s*$")
 
@@ -37,28 +37,7 @@ def run_tesseract(
 
     ``InputError`` names ``name`` when Tesseract fails; ``JobTimeout`` after ``timeout_s``.
     """
-    command = [
-        pytesseract.pytesseract.tesseract_cmd,
-        str(input_path),
-        str(base),
-        "-l",
-        lang,
-        *shlex.split(config),
-    ]
-    # One thread per Tesseract: the pool runs one process per core (OpenMP spinning is costly).
-    env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
-    try:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            env=env,
-        )
-    except FileNotFoundError as exc:
-        raise InputError(f"tesseract is not installed ({exc.filename} not found)") from None
+    proc = _start(input_path, base, lang=lang, config=config)
     timed_out = threading.Event()
 
     def stop() -> None:
@@ -80,6 +59,35 @@ def run_tesseract(
     if proc.returncode != 0:
         message = " ".join(errors).strip() or f"exit status {proc.returncode}"
         raise InputError(f"tesseract failed on {name}: {message}")
+
+
+def _start(input_path: Path, base: Path, *, lang: str, config: str) -> subprocess.Popen[str]:
+    """Start Tesseract (``ToolMissing`` when it is not installed here)."""
+    command = [
+        pytesseract.pytesseract.tesseract_cmd,
+        str(input_path),
+        str(base),
+        "-l",
+        lang,
+        *shlex.split(config),
+    ]
+    # One thread per Tesseract: the pool runs one process per core (OpenMP spinning is costly).
+    env = {**os.environ, "OMP_THREAD_LIMIT": os.environ.get("OMP_THREAD_LIMIT", "1")}
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            env=env,
+        )
+    except FileNotFoundError as exc:
+        raise ToolMissing(
+            f"tesseract is not installed on this machine ({exc.filename} not found): install "
+            "tesseract-ocr (scripts/system-deps.sh does), or run OCR jobs on a reactor that has it"
+        ) from None
 
 
 def _read_stderr(proc: subprocess.Popen[str], on_page: Callable[[int], None] | None) -> list[str]:

@@ -17,7 +17,7 @@ from reactor_handlers.ocr import FILE_NAMES, OcrOptions, ocr, parse_tsv
 from reactor_handlers.tesseract import run_tesseract
 
 from reactor import progress
-from reactor.errors import InputError, JobTimeout
+from reactor.errors import InputError, JobTimeout, ToolMissing
 from reactor.handler import JobContext, Runs, options_of
 
 Cer = Callable[[str, str], float]
@@ -263,6 +263,27 @@ def test_engine_failure_is_an_input_error(ctx: JobContext, short_page: Path) -> 
     """An option the installed data cannot serve (legacy engine, oem 0) is an InputError."""
     with pytest.raises(InputError, match=r"^tesseract failed on short\.png: "):
         ocr(ctx, image=short_page, oem=0)
+
+
+def test_a_missing_tesseract_is_an_environment_error(
+    ctx: JobContext, short_page: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No tesseract binary on the machine is ToolMissing (retryable), not the input's fault."""
+    import pytesseract
+    from reactor_handlers.ocr import installed_languages
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    installed_languages.cache_clear()
+    try:
+        with pytest.raises(ToolMissing, match="tesseract is not installed") as caught:
+            ocr(ctx, image=short_page)
+        assert caught.value.retryable
+        with pytest.raises(ToolMissing, match="tesseract is not installed"):
+            run_tesseract(short_page, ctx.workdir / "out", lang="eng", config="", name="short.png",
+                          timeout_s=5)  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        installed_languages.cache_clear()
 
 
 def test_tesseract_config_carries_options_and_renderers() -> None:
