@@ -65,13 +65,13 @@ class CancelBoard:
     def holds(self, doc_id: Any) -> bool:
         return doc_id in self._watches
 
-    def request(self, doc_id: Any, request: CancelRequest) -> bool:
-        """Deliver a cancel request; True if this reactor holds the job."""
+    def request(self, doc_id: Any, request: CancelRequest) -> Job | None:
+        """Deliver a cancel request; the job, if this reactor holds it."""
         watch = self._watches.get(doc_id)
         if watch is None:
-            return False
+            return None
         watch.stop(Reason.CANCEL, request)
-        return True
+        return watch.job
 
     def stop_all(self, reason: Reason) -> int:
         """Stop every held handler (shutdown); how many were stopped now."""

@@ -11,14 +11,14 @@ one empty answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from typing import Any
+from collections.abc import Callable
 
+import anyio
 from pymongo.errors import OperationFailure
 
 from reactor.logging import get_logger
 from reactor.model import Job
-from reactor.queries import CLAIM_ORDER, Tier
+from reactor.queries import CLAIM_ORDER, UNRESTRICTED, Restriction, Tier
 from reactor.store import Store
 
 log = get_logger("reactor.claims")
@@ -53,6 +53,23 @@ class Tiers:
         return bool(self._raised)
 
 
+class Bell:
+    """Raised tiers and the claim loop's wake-up: many ring, one waits; rings coalesce."""
+
+    def __init__(self) -> None:
+        self.tiers = Tiers()
+        self._event = anyio.Event()
+
+    def ring(self, *tiers: Tier) -> None:
+        """Raise ``tiers`` (none: just wake, e.g. a freed slot) and wake the claim loop."""
+        self.tiers.raise_(*tiers)
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = anyio.Event()
+
+
 class Claimer:
     """Claims the next job from the raised tiers, in order."""
 
@@ -62,33 +79,28 @@ class Claimer:
         self.stopping = stopping
 
     async def next(
-        self,
-        *,
-        exclude: Collection[str] = (),
-        only: Collection[str] | None = None,
-        reclaim: bool = True,
+        self, restriction: Restriction = UNRESTRICTED, *, reclaim: bool = True
     ) -> Job | None:
-        """The next job, or ``None`` when every raised tier is empty (for these restrictions;
+        """The next job, or ``None`` when every raised tier is empty (for this restriction;
         ``reclaim=False`` leaves expired leases alone for now)."""
-        restricted = bool(exclude) or only is not None
         for tier in self.tiers.raised():
             if self.stopping():
                 return None
             generation = self.tiers.generation(tier)
             held_back = tier is Tier.REPAIR and not reclaim
-            job = await self._claim(tier, exclude=exclude, only=only, reclaim=reclaim)
+            job = await self._claim(tier, restriction, reclaim)
             if job is not None:
                 return job
-            if not (restricted or held_back):
+            if not (restriction.any or held_back):
                 self.tiers.lower(tier, generation)
         return None
 
-    async def _claim(self, tier: Tier, **restriction: Any) -> Job | None:
+    async def _claim(self, tier: Tier, restriction: Restriction, reclaim: bool) -> Job | None:
         try:
-            return await self.store.claim_tier(tier, **restriction)
+            return await self.store.claim_tier(tier, restriction, reclaim=reclaim)
         except OperationFailure as exc:
             if exc.code != TYPE_MISMATCH:
                 raise
             repaired = await self.store.repair_fences()
-            log.warning("claim_fences_repaired", jobs=repaired, error=str(exc)[:300])
-            return await self.store.claim_tier(tier, **restriction)
+            log.warning("claim_fences_repaired", jobs=repaired, error=str(exc))
+            return await self.store.claim_tier(tier, restriction, reclaim=reclaim)

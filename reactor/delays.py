@@ -53,7 +53,7 @@ class DueTimer:
             when = await store.earliest_due()
         except PyMongoError as exc:
             self.lookup_needed = True
-            log.warning("due_lookup_failed", error=str(exc)[:300])
+            log.warning("due_lookup_failed", error=str(exc))
             return
         if when is not None:
             self.offer(when)

@@ -3,7 +3,7 @@
 Every job-level failure becomes an outcome (``outcome.py``) and then a result; only a forced
 shutdown interrupts this, and that leaves the job to its lease. The pieces live elsewhere: the
 lease and its deadline in ``lease.py``, stopping in ``cancel.py``, running alone in
-``isolation.py``, retry decisions in ``retry.py``, recording in ``recorder.py``.
+``admission.py``, retry decisions in ``retry.py``, recording in ``recorder.py``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from anyio.abc import TaskGroup
 from pymongo.errors import PyMongoError
 
 from reactor import progress, workdir
+from reactor.admission import Admission
 from reactor.cancel import CancelBoard, Reason, Watch
+from reactor.connectivity import Connectivity
 from reactor.errors import (
     GaveUp,
-    HandlerFailed,
     InvalidJob,
     JobError,
     JobTimeout,
@@ -33,30 +34,30 @@ from reactor.errors import (
     UnknownCommand,
 )
 from reactor.handler import JobContext, Runs
-from reactor.isolation import Isolation, Outages
 from reactor.lease import Lease
-from reactor.liveness import Liveness, running_entry
+from reactor.liveness import RunningHandlers
 from reactor.logging import bind_job, get_logger, log_handler_failure
 from reactor.model import Job
 from reactor.outcome import (
     ABANDONED_HAND_BACK,
     HAND_BACK,
+    LOST,
     Outcome,
     cancelled,
     failed,
     sort_exception,
     sort_value,
 )
+from reactor.pool import KeepAlive
 from reactor.recorder import Observer, Recorder
 from reactor.registry import Handler, Registry
-from reactor.retry import RetryPolicy
 from reactor.store import Store
 
 log = get_logger("reactor.dispatch")
 
 
 class Pool(Protocol):
-    """What dispatch needs of the CPU pool (``reactor.pool.CpuPool``)."""
+    """What dispatch needs of the CPU pool (``reactor.pool.CpuPool``, or ``NoPool``)."""
 
     async def run(
         self,
@@ -72,119 +73,106 @@ class Pool(Protocol):
 
 
 @dataclass(frozen=True)
-class Limits:
+class JobSettings:
     """The settings one job's life depends on."""
 
     jobs_root: Path
-    default_timeout_s: float
     lease_s: float
     heartbeat_s: float
-    retry: RetryPolicy  # the reactor's defaults, complete
     handler_settings: Mapping[str, Any]
     progress_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The running parts a job's life touches, built once by the service."""
+
+    store: Store
+    registry: Registry
+    pool: Pool
+    observer: Observer
+    board: CancelBoard
+    admission: Admission
+    connectivity: Connectivity
+    handlers: RunningHandlers
 
 
 class Dispatcher:
     """Runs claimed jobs."""
 
-    def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        pool: Pool | None,
-        observer: Observer,
-        limits: Limits,
-        *,
-        board: CancelBoard,
-        isolation: Isolation,
-        liveness: Liveness | None = None,
-        outages: Outages | None = None,
-    ) -> None:
-        self.store = store
-        self.registry = registry
-        self.pool = pool
-        self.observer = observer
-        self.limits = limits
-        self.board = board
-        self.isolation = isolation
-        self.outages = outages if outages is not None else Outages(store.lease_s)
-        self.liveness = liveness
-        self.recorder = Recorder(store, observer)
+    def __init__(self, parts: Parts, settings: JobSettings) -> None:
+        self.parts = parts
+        self.settings = settings
+        self.recorder = Recorder(parts.store, parts.observer)
 
     async def run(self, job: Job) -> None:
         """Run one claimed job to a recorded outcome (or leave it to its lease)."""
+        parts = self.parts
         with (
             bind_job(job.key, job.command_name, job.attempt, run=job.run),
-            self.board.watch(job) as watch,
+            parts.board.watch(job) as watch,
         ):
-            handler = self.registry.get(job.command) if isinstance(job.command, str) else None
-            self.observer.job_started(job.command_name)
-            log.info("job_started", runs=handler.runs.value if handler else None,
-                     reclaimed=job.reclaimed or None)  # fmt: skip
-            lease = Lease(self.store, watch, lease_s=self.limits.lease_s,
-                          heartbeat_s=self.limits.heartbeat_s)  # fmt: skip
-            lease.stops_handler = handler is None or handler.runs is not Runs.THREAD
+            handler = parts.registry.get(job.command) if isinstance(job.command, str) else None
+            lease = Lease(
+                parts.store,
+                watch,
+                lease_s=self.settings.lease_s,
+                heartbeat_s=self.settings.heartbeat_s,
+                stops_handler=handler is None or handler.runs is not Runs.THREAD,
+            )
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(lease.keep)
                     outcome = await self._attempt(job, handler, watch, lease, tg)
-                    if outcome is not None:
-                        await self.recorder.record(job, handler, outcome, lease)
+                    await self.recorder.record(job, handler, outcome, lease)
                     tg.cancel_scope.cancel()
             finally:
-                self.observer.job_left(job.key, job.command_name)
-
-    def policy(self, handler: Handler | None) -> RetryPolicy:
-        defaults = self.limits.retry
-        declared = handler.options.retry_policy if handler is not None else RetryPolicy()
-        return declared.with_defaults(
-            defaults.attempts, defaults.backoff_s or 0.0, defaults.max_backoff_s or 0.0
-        )
+                parts.observer.job_left(job.key, job.command_name)
 
     async def _attempt(
         self, job: Job, handler: Handler | None, watch: Watch, lease: Lease, tg: TaskGroup
-    ) -> Outcome | None:
-        """This attempt's outcome; ``None`` when the lease was lost (nothing to record)."""
-        early = early_outcome(job, handler, self.registry, self.policy(handler))
+    ) -> Outcome:
+        """This attempt's outcome (``LOST`` when the lease was lost: nothing to record)."""
+        early = early_outcome(job, handler, self.parts.registry)
         if early is not None or handler is None:
-            return early
+            return early or LOST
         in_process = handler.runs is not Runs.PROCESS
-        alone = job.reclaimed and in_process and not self.outages.explain(job.expired_lease)
+        explained = self.parts.connectivity.explains(job.expired_lease)
+        alone = job.reclaimed and in_process and not explained
         value: Any = None
         error: BaseException | None = None
         with watch.scope:
             try:
-                async with self.isolation.slot(in_process=in_process, alone=alone):
+                async with self.parts.admission.run_slot(in_process=in_process, alone=alone):
                     # Marked isolated only once it runs alone: a job still waiting for its turn
                     # when the reactor dies is not the one that killed it.
-                    started = await self._start(job, alone)
-                    if not isinstance(started, bool):
-                        return started
+                    refused = await self._start(job, alone)
+                    if refused is not None:
+                        return refused
                     value = await self._call(job, handler, lease, tg)
             except Exception as exc:
                 error = exc
         return self._sort(job, handler, watch, value, error)
 
-    async def _start(self, job: Job, alone: bool) -> Outcome | bool | None:
-        """Write the start, if one is needed: True, or what to record instead (``None``: the
-        lease is lost, record nothing)."""
+    async def _start(self, job: Job, alone: bool) -> Outcome | None:
+        """Write the start, if one is needed; what to record instead when it cannot be."""
         try:
-            await self.store.start(job, isolated=alone)
+            await self.parts.store.start(job, isolated=alone)
         except LeaseLost:
-            return None
+            return LOST
         except PyMongoError as exc:
-            log.warning("job_start_not_recorded", error=str(exc)[:300])
+            log.warning("job_start_not_recorded", error=str(exc))
             return HAND_BACK
-        return True
+        return None
 
     def _sort(
         self, job: Job, handler: Handler, watch: Watch, value: Any, error: BaseException | None
-    ) -> Outcome | None:
+    ) -> Outcome:
         if watch.scope.cancelled_caught or isinstance(error, LeaseExpired):
             if watch.reason is Reason.CANCEL and watch.request is not None:
                 return cancelled(watch.request)
             if watch.reason is Reason.LOST:
-                return None
+                return LOST
             # An abandoned thread runs on until the process exits: its job must not start
             # elsewhere before that (the process is on its way out within seconds).
             return ABANDONED_HAND_BACK if handler.runs is Runs.THREAD else HAND_BACK
@@ -192,79 +180,74 @@ class Dispatcher:
             return sort_value(value)
         if not isinstance(error, JobError | Retry):
             log_handler_failure(log, error, event="handler_raised")
-        return sort_exception(error, attempt=job.attempt, policy=self.policy(handler))
+        return sort_exception(error, attempt=job.attempt, policy=handler.retry)
 
     async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:
-        directory = workdir.prepare(self.limits.jobs_root, job.key)
+        directory = workdir.prepare(self.settings.jobs_root, job.key)
         kwargs = handler.bind_args(job.args, directory)
         if handler.wants_context:
-            kwargs["ctx"] = JobContext(
-                job.key,
-                handler.name,
-                job.attempt,
-                directory,
-                settings=dict(self.limits.handler_settings),
-                run=job.run,
-                fence=job.fence,
-            )
+            kwargs["ctx"] = self._context(job, handler, directory)
         writer = progress.Writer(
-            functools.partial(self.store.progress, job),
-            interval_s=self.limits.progress_interval_s,
-            on_report=functools.partial(self.observer.job_progress, job.key, job.command_name),
+            functools.partial(self.parts.store.progress, job),
+            interval_s=self.settings.progress_interval_s,
+            on_report=functools.partial(
+                self.parts.observer.job_progress, job.key, job.command_name
+            ),
             spawn=tg.start_soon,
         )
-        progress.ROUTER.add(job.key, writer.report)
-        timeout_s = handler.options.timeout_s or self.limits.default_timeout_s
-        entry = running_entry(job.key, handler.name, handler.runs.value, timeout_s)
-        if self.liveness is not None:
-            self.liveness.running[id(entry)] = entry
-        try:
-            return await self._invoke(handler, kwargs, timeout_s, job, lease, writer, directory)
-        finally:
-            progress.ROUTER.remove(job.key, writer.report)
-            if self.liveness is not None:
-                self.liveness.running.pop(id(entry), None)
+        self.parts.observer.job_started(job.command_name)
+        log.info("job_started", runs=handler.runs.value, reclaimed=job.reclaimed or None)
+        with (
+            progress.ROUTER.route(job.key, writer.report),
+            self.parts.handlers.running(job.key, handler.name, handler.runs.value,
+                                        handler.timeout_s),
+        ):  # fmt: skip
+            return await self._invoke(handler, kwargs, job, lease, writer, directory)
+
+    def _context(self, job: Job, handler: Handler, directory: Path) -> JobContext:
+        return JobContext(
+            job.key,
+            handler.name,
+            job.attempt,
+            directory,
+            settings=dict(self.settings.handler_settings),
+            run=job.run,
+            fence=job.fence,
+        )
 
     async def _invoke(
         self,
         handler: Handler,
         kwargs: dict[str, Any],
-        timeout_s: float,
         job: Job,
         lease: Lease,
         writer: progress.Writer,
         directory: Path,
     ) -> Any:
         if handler.runs is Runs.PROCESS:
-            if self.pool is None:
-                raise HandlerFailed("no CPU pool is running", type_name="reactor.PoolMissing")
-            from reactor.pool import KeepAlive
-
             keepalive = KeepAlive(lease.deadline)
             lease.on_extend(keepalive.extend)
             context = {"job_id": job.key, "command": handler.name, "attempt": job.attempt}
-            return await self.pool.run(
+            return await self.parts.pool.run(
                 handler.fn,
                 kwargs,
-                timeout_s=timeout_s,
+                timeout_s=handler.timeout_s,
                 log_context=context,
                 cwd=directory,
                 on_progress=writer.report,
                 keepalive=keepalive,
             )
         try:
-            with anyio.fail_after(timeout_s):
+            with anyio.fail_after(handler.timeout_s):
                 if handler.runs is Runs.LOOP:
                     return await handler.fn(**kwargs)
                 call = functools.partial(handler.fn, **kwargs)
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError:
-            raise JobTimeout(timeout_s) from None
+            raise JobTimeout(handler.timeout_s) from None
 
 
-def early_outcome(
-    job: Job, handler: Handler | None, registry: Registry, policy: RetryPolicy
-) -> Outcome | None:
+def early_outcome(job: Job, handler: Handler | None, registry: Registry) -> Outcome | None:
     """The outcome of a job that must not run at all, or ``None`` (pure)."""
     if job.problem is not None:
         return failed(InvalidJob(job.problem))
@@ -276,15 +259,15 @@ def early_outcome(
             )
         )
     if job.cancel is not None:
-        return cancelled(job.cancel)
+        return cancelled(job.cancel, started=job.reclaimed)
     try:
-        check_job(job, handler, registry)
+        found = check_job(job, handler, registry)
     except JobError as exc:
         return failed(exc)
-    if job.attempt > policy.attempts:
-        return failed(
-            GaveUp(f"attempt {job.attempt} is over the {policy.attempts} attempts allowed per run")
-        )
+    allowed = found.retry.max_attempts
+    if job.attempt > allowed:
+        over = f"attempt {job.attempt} is over the {allowed} attempts allowed per run"
+        return failed(GaveUp(over))
     return None
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -51,21 +50,14 @@ TRANSIENT_CODES = frozenset(
 
 
 class Calls:
-    """The driver calls in flight, for the liveness check, and when MongoDB last failed one."""
+    """The driver calls in flight, for the liveness check; failures for want of MongoDB go to
+    ``on_failure(lasted_s)`` (:meth:`reactor.connectivity.Connectivity.call_failed`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_failure: Callable[[float], object] = lambda lasted_s: None) -> None:
         self._running: dict[int, tuple[str, float, float]] = {}  # id -> (name, start, timeout)
         self._ids = itertools.count()
-        self.last_failure = -math.inf  # (monotonic) a call failed because MongoDB was away
+        self._on_failure = on_failure
         self.shutting_down = False  # the final phase: calls get SHUTDOWN_TIMEOUT_S at most
-        self.on_failure: Callable[[float], object] = lambda lasted_s: None  # per failed call
-
-    def note_failure(self) -> None:
-        """MongoDB was unreachable just now (also reported by the topology listener)."""
-        self.last_failure = time.monotonic()
-
-    def seconds_since_failure(self) -> float:
-        return time.monotonic() - self.last_failure
 
     def guard(self, name: str, timeout_s: float) -> _Guard:
         """``with calls.guard("renew", 5): await ...``: bounded, shielded and watched."""
@@ -85,8 +77,7 @@ class Calls:
                 result = await call
         except PyMongoError as exc:
             if is_transient(exc):
-                self.note_failure()
-                self.on_failure(self.last_failure - started)
+                self._on_failure(time.monotonic() - started)
             raise
         await anyio.lowlevel.checkpoint_if_cancelled()
         return result

@@ -33,13 +33,21 @@ DEADLINE_MARGIN = 0.15  # of lease_s: stop a handler this long before the lease 
 class Lease:
     """One held job's lease."""
 
-    def __init__(self, store: Store, watch: Watch, *, lease_s: float, heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        watch: Watch,
+        *,
+        lease_s: float,
+        heartbeat_s: float,
+        stops_handler: bool = True,
+    ) -> None:
         self._store = store
         self._watch = watch
         self._lease_s = lease_s
         self._heartbeat_s = heartbeat_s
         self.lost = anyio.Event()
-        self.stops_handler = True  # False for a thread handler: it cannot be stopped, see below
+        self.stops_handler = stops_handler  # False for a thread handler: see _guard_deadline
         self.deadline = (watch.job.claimed_at or time.monotonic()) + self._span_s
         self._listeners: list[Callable[[float], object]] = []
 
@@ -77,7 +85,7 @@ class Lease:
                 self._watch.stop(Reason.LOST)
                 return
             except PyMongoError as exc:  # MongoDB away: keep trying; the deadline guards
-                log.warning("heartbeat_failed", error=str(exc)[:300], error_type=type(exc).__name__)
+                log.warning("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
                 continue
             self._extend(sent + self._span_s)
             request = cancel_request(found)

@@ -23,8 +23,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -50,16 +51,49 @@ class Running:
     timeout_s: float
 
 
-@dataclass
+class RunningHandlers:
+    """The handlers running now: the dispatcher brackets each run, liveness reads them."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, Running] = {}
+
+    @contextmanager
+    def running(self, job_id: str, command: str, runs: str, timeout_s: float) -> Iterator[None]:
+        """Watch one handler run for overruns (and name it when the loop is blocked)."""
+        entry = Running(job_id, command, runs, time.monotonic(), timeout_s)
+        self._running[id(entry)] = entry
+        try:
+            yield
+        finally:
+            del self._running[id(entry)]
+
+    def all(self) -> list[Running]:
+        return list(self._running.values())
+
+
 class Liveness:
-    liveness_s: float
-    calls: Calls
-    stream_timeout_s: float
-    tick: float = field(default_factory=time.monotonic)  # the loop's last tick
-    last_claim: float = field(default_factory=time.monotonic)
-    last_stream_turn: Callable[[], float] = time.monotonic
-    work_waiting: Callable[[], bool] = lambda: False
-    running: dict[int, Running] = field(default_factory=dict)
+    """What ``/healthz`` and the watchdog judge: progress of the loop, the claims, the stream,
+    the driver calls and the running handlers (each read through the callable given)."""
+
+    def __init__(
+        self,
+        liveness_s: float,
+        calls: Calls,
+        handlers: RunningHandlers,
+        *,
+        stream_timeout_s: float,
+        work_waiting: Callable[[], bool] = lambda: False,
+        last_claim: Callable[[], float] = time.monotonic,
+        last_stream_turn: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.liveness_s = liveness_s
+        self.calls = calls
+        self.handlers = handlers
+        self.stream_timeout_s = stream_timeout_s
+        self.work_waiting = work_waiting
+        self.last_claim = last_claim
+        self.last_stream_turn = last_stream_turn
+        self.tick = time.monotonic()  # the loop's last tick
 
     def problems(self, now: float | None = None) -> list[str]:
         """Why the process should be restarted; empty while it makes progress."""
@@ -68,11 +102,10 @@ class Liveness:
         found = list(self.calls.hung(now))
         if now - self.tick > limit:
             found.append(f"the event loop has been blocked for {now - self.tick:.0f} s")
-        if self.work_waiting() and now - self.last_claim > limit:
-            found.append(
-                f"work is waiting but no claim completed for {now - self.last_claim:.0f} s"
-            )
-        for job in list(self.running.values()):
+        claimed_s = now - self.last_claim()
+        if self.work_waiting() and claimed_s > limit:
+            found.append(f"work is waiting but no claim completed for {claimed_s:.0f} s")
+        for job in self.handlers.all():
             over = now - job.started - job.timeout_s
             if over > limit:
                 found.append(
@@ -93,14 +126,20 @@ class Liveness:
 class Watchdog(threading.Thread):
     """Watches the loop from outside it; exits the process on a lasting wedge if told to."""
 
-    def __init__(self, liveness: Liveness, *, exit_on_wedge: bool) -> None:
+    def __init__(
+        self,
+        liveness: Liveness,
+        *,
+        exit_on_wedge: bool,
+        on_blocked: Callable[[], None] = lambda: None,
+    ) -> None:
         super().__init__(name="reactor-watchdog", daemon=True)
         self.liveness = liveness
         self.exit_on_wedge = exit_on_wedge
+        self.on_blocked = on_blocked
         self._stop = threading.Event()
         self._blocked_logged = False
         self._failing_since: float | None = None
-        self.on_blocked: Callable[[], None] = lambda: None
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,7 +161,7 @@ class Watchdog(threading.Thread):
         self.on_blocked()
         jobs = [
             {"job_id": job.job_id, "command": job.command}
-            for job in list(self.liveness.running.values())
+            for job in self.liveness.handlers.all()
             if job.runs == "loop"
         ]
         log.error(
@@ -148,10 +187,6 @@ def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-
-
-def running_entry(job_id: str, command: str, runs: str, timeout_s: float) -> Running:
-    return Running(job_id, command, runs, time.monotonic(), timeout_s)
 
 
 def describe(problems: list[str]) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
-    for noisy in ("pymongo", "uvicorn.access"):
+    for noisy in ("pymongo", "uvicorn.access", "uvicorn.error"):  # uvicorn: our http_listening
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -13,10 +13,16 @@ DURATION_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 
 
 
 class Metrics:
-    """Counters and gauges the dispatcher and the service update."""
+    """Counters and gauges the dispatcher and the service update; ``in_flight`` is read from
+    admission, the one place that counts running jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, in_flight: Callable[[], float] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
+        self._job_series()
+        self._state_series(in_flight)
+        self._recovery_series()
+
+    def _job_series(self) -> None:
         r = self.registry
         self.started = Counter(
             "reactor_jobs_started", "Jobs started, by command.", ["command"], registry=r
@@ -40,12 +46,22 @@ class Metrics:
             buckets=DURATION_BUCKETS_S,
             registry=r,
         )
+        self.progress = Gauge(
+            "reactor_job_progress_ratio",
+            "Reported progress (0 to 1) of the jobs this reactor runs, by job_id and command.",
+            ["job_id", "command"],
+            registry=r,
+        )
+
+    def _state_series(self, in_flight: Callable[[], float]) -> None:
+        r = self.registry
         self.queued = Gauge(
             "reactor_jobs_queued", "Jobs waiting to be claimed (all replicas).", registry=r
         )
         self.in_flight = Gauge(
             "reactor_jobs_in_flight", "Jobs this reactor is running.", registry=r
         )
+        self.in_flight.set_function(in_flight)
         self.stream_lag = Gauge(
             "reactor_stream_lag_seconds",
             "Delay between a job write and its change event reaching this reactor (last event).",
@@ -56,6 +72,20 @@ class Metrics:
             "Seconds since the change stream last delivered an event or advanced its resume token.",
             registry=r,
         )
+        self.unrecorded = Gauge(
+            "reactor_outcomes_unrecorded",
+            "Finished outcomes this reactor holds until MongoDB takes them.",
+            registry=r,
+        )
+        self.pool_restarts = Gauge(
+            "reactor_pool_worker_restarts",
+            "CPU worker processes replaced, by reason.",
+            ["reason"],
+            registry=r,
+        )
+
+    def _recovery_series(self) -> None:
+        r = self.registry
         self.lease_expiries = Counter(
             "reactor_lease_expiries",
             "Jobs claimed after another owner's lease expired (that owner died or stalled).",
@@ -71,17 +101,6 @@ class Metrics:
             "Claims after a job event that found nothing: another replica claimed first.",
             registry=r,
         )
-        self.progress = Gauge(
-            "reactor_job_progress_ratio",
-            "Reported progress (0 to 1) of the jobs this reactor runs, by job_id and command.",
-            ["job_id", "command"],
-            registry=r,
-        )
-        self.unrecorded = Gauge(
-            "reactor_outcomes_unrecorded",
-            "Finished outcomes this reactor holds until MongoDB takes them.",
-            registry=r,
-        )
         self.record_retries = Counter(
             "reactor_record_retries",
             "Writes of a finished outcome that failed (MongoDB away) and were tried again.",
@@ -95,12 +114,6 @@ class Metrics:
         self.loop_blocked = Counter(
             "reactor_event_loop_blocked",
             "Times the event loop was blocked for a second or more (a loop handler blocking).",
-            registry=r,
-        )
-        self.pool_restarts = Gauge(
-            "reactor_pool_worker_restarts",
-            "CPU worker processes replaced, by reason.",
-            ["reason"],
             registry=r,
         )
 
@@ -128,9 +141,6 @@ class Metrics:
 
     def job_retried(self, command: str) -> None:
         self.retried.labels(command).inc()
-
-    def job_done(self) -> None:
-        self.in_flight.dec()
 
     def lease_lost(self) -> None:
         self.leases_lost.inc()

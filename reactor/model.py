@@ -26,7 +26,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from reactor.errors import HandlerFailed, JobError
+import bson
+
+from reactor.errors import HandlerFailed, JobError, ResultNotStorable
 
 
 class Status(StrEnum):
@@ -268,10 +270,13 @@ class Result:
     handler_version: str | None = None
     errors: tuple[dict[str, Any], ...] = ()
     cancel: CancelRequest | None = None  # for a cancelled result: how it was asked for
+    started: bool = True  # False: cancelled before this attempt's handler started
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def duration_ms(self) -> float:
+    def duration_ms(self) -> float | None:
+        if not self.started:
+            return None
         return round((self.finished_at - self.job.started_at).total_seconds() * 1000, 3)
 
     def to_doc(self, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -282,10 +287,10 @@ class Result:
             COMMAND: job.command_name,
             STATUS: self.status.value,
             RUN: job.run,
-            ATTEMPT: job.attempt,
+            ATTEMPT: job.attempt if self.started else job.attempt - 1,
             FENCE: job.fence,
             "worker": self.worker,
-            STARTED_AT: job.started_at,
+            STARTED_AT: job.started_at if self.started else None,
             FINISHED_AT: self.finished_at,
             "duration_ms": self.duration_ms,
             "handler": self.handler,
@@ -303,6 +308,19 @@ class Result:
             doc[CANCEL_REQUESTED_AT] = self.cancel.requested_at
         doc.update(self.extra)
         return doc
+
+
+def encoded_size(doc: Mapping[str, Any]) -> int:
+    """The size of a result document as BSON, or :class:`ResultNotStorable` when BSON cannot
+    hold its value (a set, an object, an integer over 64 bits)."""
+    try:
+        return len(bson.encode(doc))
+    except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, TypeError, ...
+        kind = type(doc.get(RESULT)).__name__
+        raise ResultNotStorable(
+            f"return value of type {kind} cannot be stored as BSON: "
+            f"{type(exc).__name__}: {str(exc)[:500]}"
+        ) from None
 
 
 def history_entry(result_doc: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@
 ``RETRY``      another attempt, after ``delay_s``: back to queued with ``run_at`` set
 ``HAND_BACK``  stopped for a reason that is not the job's (drain, lost keep-alive): back to
                queued with the same attempt, runnable at once
+``LOST``       another claim owns the job now (the fence failed): nothing to record
 =============  ===============================================================================
 """
 
@@ -16,11 +17,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-import bson
-
 from reactor.errors import GaveUp, ResultNotStorable, Retry
 from reactor.model import CancelRequest, ErrorInfo, Status
-from reactor.retry import RetryPolicy, retry_delay
+from reactor.retry import RetryRules, retry_delay
 
 
 class Kind(enum.Enum):
@@ -29,6 +28,7 @@ class Kind(enum.Enum):
     CANCELLED = "cancelled"
     RETRY = "retry"
     HAND_BACK = "hand_back"
+    LOST = "lost"
 
 
 FINAL_STATUS = {
@@ -47,6 +47,7 @@ class Outcome:
     error: ErrorInfo | None = None
     delay_s: float = 0.0
     cancel: CancelRequest | None = None
+    started: bool = True  # False: the handler never started (a cancellation before the start)
 
     @property
     def status(self) -> Status | None:
@@ -62,22 +63,23 @@ def failed(exc: BaseException) -> Outcome:
     return Outcome(Kind.FAILED, error=ErrorInfo.from_exception(exc))
 
 
-def cancelled(request: CancelRequest) -> Outcome:
-    return Outcome(Kind.CANCELLED, cancel=request)
+def cancelled(request: CancelRequest, *, started: bool = True) -> Outcome:
+    return Outcome(Kind.CANCELLED, cancel=request, started=started)
 
 
+LOST = Outcome(Kind.LOST)
 HAND_BACK = Outcome(Kind.HAND_BACK)
 ABANDONED_HAND_BACK = Outcome(Kind.HAND_BACK, delay_s=3.0)  # due once this process has exited
 
 
-def sort_exception(exc: BaseException, *, attempt: int, policy: RetryPolicy) -> Outcome:
+def sort_exception(exc: BaseException, *, attempt: int, policy: RetryRules) -> Outcome:
     """A handler's exception as an outcome: another attempt, or a final failure (pure)."""
     delay_s = retry_delay(exc, attempt, policy)
     if delay_s is not None:
         error = None if isinstance(exc, Retry) else ErrorInfo.from_exception(exc)
         return Outcome(Kind.RETRY, error=error, delay_s=delay_s)
     if isinstance(exc, Retry):
-        used = policy.attempts
+        used = policy.max_attempts
         return failed(GaveUp(f"retry requested ({exc.reason}) but all {used} attempts are used"))
     return failed(exc)
 
@@ -107,21 +109,14 @@ def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
 
 
 def sort_value(value: Any) -> Outcome:
-    """A handler's return value as an outcome: succeeded, or failed when BSON cannot hold it."""
+    """A handler's return value as an outcome: succeeded, or failed when it nests deeper than
+    BSON allows. (Whether BSON can hold it at all is found when the result document is encoded,
+    once, by :func:`reactor.model.encoded_size`.)"""
     if nesting_depth(value) > MAX_DEPTH:
         return failed(
             ResultNotStorable(
                 f"return value nests documents or arrays more than {MAX_DEPTH} deep; MongoDB "
                 "stores at most 100 levels"
-            )
-        )
-    try:
-        bson.encode({"result": value})
-    except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, TypeError, ...
-        return failed(
-            ResultNotStorable(
-                f"return value of type {type(value).__name__} cannot be stored as BSON: "
-                f"{type(exc).__name__}: {str(exc)[:500]}"
             )
         )
     return succeeded(value)

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -70,13 +71,17 @@ class Router:
         if _sink is not self.deliver:
             set_sink(self.deliver)
 
-    def add(self, job_id: str, callback: Callable[[float, str | None], None]) -> None:
-        self._routes[job_id] = (asyncio.get_running_loop(), callback)
-
-    def remove(self, job_id: str, callback: Callable[[float, str | None], None]) -> None:
-        route = self._routes.get(job_id)
-        if route is not None and route[1] == callback:
-            del self._routes[job_id]
+    @contextmanager
+    def route(self, job_id: str, callback: Callable[[float, str | None], None]) -> Iterator[None]:
+        """Deliver ``job_id``'s reports to ``callback`` (on this loop) while the block runs."""
+        self.install()
+        route = (asyncio.get_running_loop(), callback)
+        self._routes[job_id] = route
+        try:
+            yield
+        finally:
+            if self._routes.get(job_id) is route:
+                del self._routes[job_id]
 
     def deliver(self, job_id: str, fraction: float, message: str | None) -> None:
         route = self._routes.get(job_id)
@@ -142,4 +147,4 @@ class Writer:
             try:
                 await self._write(*latest)
             except Exception as exc:  # MongoDB hiccup or lost lease: progress is best effort
-                _log.warning("progress_write_failed", error=str(exc)[:300])
+                _log.warning("progress_write_failed", error=str(exc))

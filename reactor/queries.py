@@ -18,7 +18,7 @@ cannot overwrite the attempt that replaced it.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,6 +73,7 @@ class Tier(enum.Enum):
 
 
 CLAIM_ORDER: tuple[Tier, ...] = (Tier.REPAIR, Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE)
+QUEUED_TIERS: tuple[Tier, ...] = (Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE)
 BY_PRIORITY: Sort = [(PRIORITY, -1), (ID, 1)]
 
 _STRING_JOB_ID = {"partialFilterExpression": {JOB_ID: {"$type": "string"}}}
@@ -142,15 +143,29 @@ def targeted(doc_id: Any, now: datetime, owner: str) -> Doc:
     }  # fmt: skip
 
 
-def restrict(
-    query: Doc, *, exclude: Collection[str] = (), only: Collection[str] | None = None
-) -> Doc:
-    """``query`` limited to commands not in ``exclude`` (and in ``only``, when given)."""
+@dataclass(frozen=True)
+class Restriction:
+    """Which commands a claim may take now: not ``exclude``, and only ``only`` when given
+    (``reactor.admission`` decides them)."""
+
+    exclude: tuple[str, ...] = ()
+    only: tuple[str, ...] | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.exclude) or self.only is not None
+
+
+UNRESTRICTED = Restriction()
+
+
+def restrict(query: Doc, restriction: Restriction) -> Doc:
+    """``query`` limited to the commands ``restriction`` allows."""
     parts = [query]
-    if exclude:
-        parts.append({COMMAND: {"$nin": sorted(exclude)}})
-    if only is not None:
-        parts.append({COMMAND: {"$in": sorted(only)}})
+    if restriction.exclude:
+        parts.append({COMMAND: {"$nin": sorted(restriction.exclude)}})
+    if restriction.only is not None:
+        parts.append({COMMAND: {"$in": sorted(restriction.only)}})
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
@@ -229,12 +244,24 @@ def progress_update(fraction: float, message: str | None, now: datetime) -> Doc:
 _RELEASE = dict.fromkeys([LEASE_OWNER, LEASE_EXPIRES_AT, ISOLATED], "")
 
 
-def finish_update(job: Job, status: Status, now: datetime, cancel: CancelRequest | None) -> Doc:
-    """Record a final status and drop the lease."""
+def finish_update(
+    job: Job,
+    status: Status,
+    now: datetime,
+    cancel: CancelRequest | None,
+    *,
+    started: bool = True,
+) -> Doc:
+    """Record a final status and drop the lease (``started``: False for a job cancelled before
+    this attempt's handler started: no ``started_at``, and ``attempt`` counts only the attempts
+    that did start)."""
     fields: Doc = {STATUS: status.value, FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt}
     unset = {**_RELEASE, CANCEL_REQUESTED: "", CANCEL_REQUESTED_AT: ""}
     if cancel is not None:
         fields |= {CANCELLED_AT: now, CANCELLED_VIA: cancel.via}
+    if not started:
+        fields[ATTEMPT] = job.attempt - 1
+        unset[STARTED_AT] = ""
     return {"$set": fields, "$unset": unset}
 
 

@@ -54,6 +54,8 @@ class Recorder:
         self, job: Job, handler: Handler | None, outcome: Outcome, lease: Lease
     ) -> None:
         """Write ``outcome`` until it is stored or the lease is known lost."""
+        if outcome.kind is Kind.LOST:
+            return
         self.observer.recording(+1)
         try:
             await self._record(job, handler, outcome, lease)
@@ -88,7 +90,7 @@ class Recorder:
                     return
                 self.observer.record_retried()
                 pause_s = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
-                log.warning("outcome_not_recorded", error=str(exc)[:300], retry_in_s=pause_s,
+                log.warning("outcome_not_recorded", error=str(exc), retry_in_s=pause_s,
                             outcome=outcome.kind.value)  # fmt: skip
                 await anyio.sleep(pause_s)
                 if lease.lost.is_set():
@@ -123,15 +125,16 @@ class Recorder:
             handler_version=handler.version if handler else None,
             errors=tuple(errors),
             cancel=outcome.cancel,
+            started=outcome.started,
         )
 
     async def _end_without_result(self, job: Job, exc: ResultRefused) -> None:
         """The result slot cannot take this job's result: fail the job on its own document."""
-        log.error("result_refused", error=str(exc)[:500])
+        log.error("result_refused", error=str(exc))
         try:
             await self.store.fail_without_result(job, ErrorInfo.from_exception(exc).to_doc())
         except (LeaseLost, PyMongoError) as error:
-            log.error("result_refused_not_recorded", error=str(error)[:300])
+            log.error("result_refused_not_recorded", error=str(error))
 
     def _report(self, job: Job, outcome: Outcome) -> None:
         if outcome.kind is Kind.RETRY:

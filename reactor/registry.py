@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,11 @@ from typing import Any
 import pydantic
 
 from reactor.arguments import Arguments
+from reactor.config import Settings
 from reactor.errors import DuplicateHandler, RegistryError
 from reactor.handler import OPTIONS_ATTR, HandlerOptions, Runs, default_runs, options_of
 from reactor.handler_modules import import_handler_module, public_functions, reachable_by_name
+from reactor.retry import RetryRules
 
 GROUP = "reactor.handlers"
 
@@ -40,6 +42,8 @@ class Handler:
     distribution: str | None
     version: str | None
     arguments: Arguments
+    timeout_s: float  # the declared timeout, else the reactor's default
+    retry: RetryRules  # the declared policy, completed by the reactor's settings
 
     @property
     def wants_context(self) -> bool:
@@ -60,11 +64,59 @@ class Handler:
         return self.arguments.bind(self.name, args, workdir)
 
 
+@dataclass(frozen=True)
+class HandlerDefaults:
+    """What a handler gets where it declares nothing: the reactor's settings."""
+
+    timeout_s: float
+    retry: RetryRules
+
+    @classmethod
+    def of(cls, settings: Settings) -> HandlerDefaults:
+        return cls(
+            timeout_s=settings.job_timeout_s,
+            retry=RetryRules(
+                max_attempts=settings.max_attempts,
+                backoff_s=settings.retry_backoff_s,
+                max_backoff_s=settings.retry_max_backoff_s,
+            ),
+        )
+
+    @classmethod
+    def standard(cls) -> HandlerDefaults:
+        """The defaults of an unconfigured reactor (each setting's default)."""
+        fields = Settings.model_fields
+        return cls(
+            timeout_s=float(fields["job_timeout_s"].default),
+            retry=RetryRules(
+                max_attempts=int(fields["max_attempts"].default),
+                backoff_s=float(fields["retry_backoff_s"].default),
+                max_backoff_s=float(fields["retry_max_backoff_s"].default),
+            ),
+        )
+
+
+def decide(options: HandlerOptions, defaults: HandlerDefaults) -> tuple[float, RetryRules]:
+    """A handler's timeout and retry policy: what it declares, else ``defaults``. The one place
+    a handler's options meet the settings."""
+    return options.timeout_s or defaults.timeout_s, options.retry_policy.resolve(defaults.retry)
+
+
+def resolve(handler: Handler, defaults: HandlerDefaults) -> Handler:
+    """The handler with its options decided against ``defaults``."""
+    timeout_s, retry = decide(handler.options, defaults)
+    return replace(handler, timeout_s=timeout_s, retry=retry)
+
+
 class Registry:
     """The handlers by command name."""
 
     def __init__(self, handlers: Iterable[Handler]) -> None:
         self._by_name = {h.name: h for h in handlers}
+
+    def resolved(self, defaults: HandlerDefaults) -> Registry:
+        """The same handlers with options resolved against ``defaults`` (the settings)."""
+        return Registry(resolve(h, defaults) for h in self._by_name.values())
 
     def get(self, name: str) -> Handler | None:
         return self._by_name.get(name)
@@ -79,7 +131,11 @@ class Registry:
         return len(self._by_name)
 
 
-def load_registry(group: str = GROUP, modules: Sequence[str] = ()) -> Registry:
+def load_registry(
+    group: str = GROUP,
+    modules: Sequence[str] = (),
+    defaults: HandlerDefaults | None = None,
+) -> Registry:
     """Load every entry point of ``group`` and every public function of ``modules``.
 
     ``modules`` are module names or ``.py`` paths (``REACTOR_HANDLER_MODULES``). Fails with a
@@ -101,7 +157,7 @@ def load_registry(group: str = GROUP, modules: Sequence[str] = ()) -> Registry:
                 )
             handlers[found.name] = found
             where[found.name] = place
-    return Registry(handlers.values())
+    return Registry(handlers.values()).resolved(defaults or HandlerDefaults.standard())
 
 
 def module_handlers(spec: str) -> list[Handler]:
@@ -151,9 +207,12 @@ def build_handler(
     distribution: str | None = None,
     dist_version: str | None = None,
     runs_default: Runs | None = None,
+    defaults: HandlerDefaults | None = None,
 ) -> Handler:
-    """Make a :class:`Handler` from a function (also used by tests and the testing package)."""
+    """Make a :class:`Handler` from a function (also used by tests and the testing package);
+    ``defaults``: the settings' (each setting's default when not given)."""
     options = options_of(fn)
+    timeout_s, retry = decide(options, defaults or HandlerDefaults.standard())
     return Handler(
         name=name,
         fn=fn,
@@ -163,6 +222,8 @@ def build_handler(
         distribution=distribution,
         version=options.version or dist_version,
         arguments=Arguments.of(name, fn),
+        timeout_s=timeout_s,
+        retry=retry,
     )
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import TypeVar
 
 from pymongo.errors import PyMongoError
 
@@ -47,7 +48,8 @@ TRANSIENT_DRIVER_ERRORS = frozenset(
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a handler's failed attempts are retried (``None`` fields: the reactor's settings)."""
+    """How a handler's failed attempts are retried, as declared (``None`` fields: the reactor's
+    settings, filled in by :meth:`resolve`)."""
 
     max_attempts: int | None = None
     backoff_s: float | None = None
@@ -66,44 +68,58 @@ class RetryPolicy:
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be between 0 and 1, got {self.jitter}")
 
-    def with_defaults(
-        self, max_attempts: int, backoff_s: float, max_backoff_s: float
-    ) -> RetryPolicy:
-        """This policy with its unset fields taken from the reactor's settings."""
-        return replace(
-            self,
-            max_attempts=self.max_attempts if self.max_attempts is not None else max_attempts,
-            backoff_s=self.backoff_s if self.backoff_s is not None else backoff_s,
-            max_backoff_s=self.max_backoff_s if self.max_backoff_s is not None else max_backoff_s,
+    def resolve(self, defaults: RetryRules) -> RetryRules:
+        """This policy with its unset fields taken from ``defaults`` (the reactor's settings)."""
+        return RetryRules(
+            max_attempts=_given(self.max_attempts, defaults.max_attempts),
+            backoff_s=_given(self.backoff_s, defaults.backoff_s),
+            max_backoff_s=_given(self.max_backoff_s, defaults.max_backoff_s),
+            jitter=self.jitter,
+            retry_timeouts=self.retry_timeouts,
+            retry_on=self.retry_on,
         )
 
-    @property
-    def attempts(self) -> int:
-        return self.max_attempts if self.max_attempts is not None else 1
+
+@dataclass(frozen=True)
+class RetryRules:
+    """A handler's retry policy with every field decided, resolved once when the registry is
+    built (:meth:`RetryPolicy.resolve`)."""
+
+    max_attempts: int
+    backoff_s: float
+    max_backoff_s: float
+    jitter: float = 0.2
+    retry_timeouts: bool = False
+    retry_on: tuple[type[BaseException] | str, ...] = ()
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """The pause after failed attempt ``attempt`` (1-based)."""
-        base = self.backoff_s or 0.0
-        cap = self.max_backoff_s if self.max_backoff_s is not None else base
-        delay: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+        delay: float = min(self.max_backoff_s, self.backoff_s * 2.0 ** max(0, attempt - 1))
         return delay * (1 - self.jitter * rand())
+
+
+T = TypeVar("T")
+
+
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def retry_delay(
     exc: BaseException,
     attempt: int,
-    policy: RetryPolicy,
+    policy: RetryRules,
     rand: Callable[[], float] = random.random,
 ) -> float | None:
     """Seconds until the next attempt, or ``None`` when this failure is final (pure)."""
-    if attempt >= policy.attempts:
+    if attempt >= policy.max_attempts:
         return None
     if isinstance(exc, Retry):
         return float(exc.delay_s) if exc.delay_s > 0 else policy.backoff(attempt, rand)
     return policy.backoff(attempt, rand) if retries(exc, policy) else None
 
 
-def retries(exc: BaseException, policy: RetryPolicy) -> bool:
+def retries(exc: BaseException, policy: RetryRules) -> bool:
     """Whether ``exc`` is the kind of failure ``policy`` runs again."""
     if isinstance(exc, Retry | WorkerCrashed):
         return True

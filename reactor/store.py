@@ -24,10 +24,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from reactor import model, queries
 from reactor.driver import Calls, is_transient
-from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
+from reactor.errors import CancelPending, LeaseLost, ResultRefused
 from reactor.logging import get_logger
 from reactor.model import Job, Result
-from reactor.queries import Doc, Tier
+from reactor.queries import UNRESTRICTED, Doc, Restriction, Tier
 
 log = get_logger("reactor.store")
 
@@ -108,10 +108,10 @@ class Store:
         return {**doc, model.FINISHED_AT: written.get(model.FINISHED_AT) or utcnow()}
 
     async def claim_tier(
-        self, tier: Tier, *, reclaim: bool = True, **restriction: Any
+        self, tier: Tier, restriction: Restriction = UNRESTRICTED, *, reclaim: bool = True
     ) -> Job | None:
         query, sort = queries.tier_query(tier, utcnow(), self.owner, reclaim=reclaim)
-        return await self.claim(queries.restrict(query, **restriction), sort)
+        return await self.claim(queries.restrict(query, restriction), sort)
 
     async def claim_for_cancel(self, doc_id: Any) -> Job | None:
         return await self.claim(queries.targeted(doc_id, utcnow(), self.owner), None)
@@ -197,7 +197,9 @@ class Store:
             await self._fenced(
                 "finish",
                 job,
-                queries.finish_update(job, result.status, result.finished_at, result.cancel),
+                queries.finish_update(
+                    job, result.status, result.finished_at, result.cancel, started=result.started
+                ),
             )
         except LeaseLost:
             await self._drop_orphaned_result(job)
@@ -212,7 +214,7 @@ class Store:
                 return
             await self._run("result_drop", self.results.delete_one(queries.own_result(job)))
         except PyMongoError as exc:
-            log.warning("orphaned_result_not_dropped", error=str(exc)[:300])
+            log.warning("orphaned_result_not_dropped", error=str(exc))
 
     async def fail_without_result(self, job: Job, error: Doc) -> None:
         """End a job whose result cannot be stored: failed, the refusal on the job document."""
@@ -247,8 +249,9 @@ class Store:
         due = doc.get(model.RUN_AT) if doc else None
         return due if isinstance(due, datetime) else None
 
-    async def count_queued(self) -> int:
-        return int(await self._run("count_queued", self.jobs.count_documents(queries.queued())))
+    async def count_queued(self, timeout_s: float | None = None) -> int:
+        count = self.jobs.count_documents(queries.queued())
+        return int(await self.calls.run("count_queued", timeout_s or self.timeout_s, count))
 
     async def ping(self, timeout_s: float) -> None:
         await self.calls.run("ping", timeout_s, self.db.client.admin.command("ping"))
@@ -269,12 +272,7 @@ class Store:
     async def _storable(self, result: Result, history: list[Doc]) -> Doc:
         """The result document, with a large value moved to GridFS behind a reference."""
         doc = result.to_doc(history)
-        try:
-            size = len(bson.encode(doc))
-        except Exception as exc:  # InvalidDocument, OverflowError, RecursionError, ...
-            raise ResultNotStorable(
-                f"result cannot be stored as BSON: {type(exc).__name__}: {str(exc)[:500]}"
-            ) from None
+        size = model.encoded_size(doc)  # the one encoding of ours: it also checks the value
         if size <= self.result_inline_max_bytes or result.value is None:
             return doc
         return await self._offload(doc)

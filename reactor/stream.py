@@ -26,13 +26,12 @@ from pymongo.errors import OperationFailure, PyMongoError
 from reactor import model
 from reactor.logging import get_logger
 from reactor.model import CancelRequest, Status
-from reactor.queries import Tier
+from reactor.queries import QUEUED_TIERS, Tier
 from reactor.store import Store
 
 log = get_logger("reactor.stream")
 
 HISTORY_LOST_CODES = frozenset({286, 280, 260})  # history lost, fatal, invalid resume token
-QUEUED_TIERS = (Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE)
 _UPDATED = "updateDescription.updatedFields"
 _ENDS = ["drop", "dropDatabase", "rename", "invalidate"]
 
@@ -173,7 +172,7 @@ class JobStream:
             if exc.code not in HISTORY_LOST_CODES:
                 await self._failed(exc)
                 return
-            log.warning("stream_history_lost", code=exc.code, error=str(exc)[:300])
+            log.warning("stream_history_lost", code=exc.code, error=str(exc))
             self.token = None
             await self._save_token(force=True)
         except PyMongoError as exc:
@@ -181,7 +180,7 @@ class JobStream:
 
     async def _failed(self, exc: PyMongoError) -> None:
         self.last_turn = time.monotonic()
-        log.warning("stream_error", error=str(exc)[:300], error_type=type(exc).__name__,
+        log.warning("stream_error", error=str(exc), error_type=type(exc).__name__,
                     retry_in_s=self._retry_s)  # fmt: skip
         await anyio.sleep(self._retry_s)
 
@@ -233,6 +232,6 @@ class JobStream:
         try:
             await self._store.save_resume_token(self.token)
         except PyMongoError as exc:
-            log.warning("resume_token_save_failed", error=str(exc)[:300])
+            log.warning("resume_token_save_failed", error=str(exc))
             return
         self._saved, self._saved_at = self.token, time.monotonic()

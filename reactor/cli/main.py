@@ -70,7 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_run(sub)
+    cli_jobs.add_commands(sub)
+    cli_migrate.add_command(sub)
+    _add_service_commands(sub)
+    return parser
 
+
+def _add_run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="run the reactor until SIGTERM or SIGINT",
@@ -82,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     settings_flags(run, Settings.model_fields)
     run.set_defaults(func=cmd_run)
 
-    cli_jobs.add_commands(sub)
-    cli_migrate.add_command(sub)
 
+def _add_service_commands(sub: Any) -> None:
+    """``handlers``, ``dev-mongo`` and ``demo``."""
     handlers = sub.add_parser(
         "handlers",
         help="list the registered handlers",
@@ -95,7 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings_flags(handlers, ("handler_modules",))
     handlers.set_defaults(func=cmd_handlers)
-
     dev = sub.add_parser(
         "dev-mongo",
         help="run the MongoDB test double and print its URI",
@@ -108,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=27017, help="port to listen on (default: 27017)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     dev.set_defaults(func=cmd_dev_mongo)
-
     demo = sub.add_parser(
         "demo",
         help="start the double and a reactor, run sample jobs, exit",
@@ -117,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=Formatter,
     )
     demo.set_defaults(func=cmd_demo)
-    return parser
 
 
 def cmd_run(ns: argparse.Namespace) -> int:

@@ -62,7 +62,7 @@ class RunningReactor:
 
     settings: Settings
     db: Database[Doc]  # synchronous PyMongo: look at jobs and results from any test
-    reactor: Any  # the reactor.service.Reactor (runs in another thread under the fixture)
+    reactor: Any  # the running reactor.service.Service (in another thread under the fixture)
 
     @property
     def uri(self) -> str:
@@ -164,35 +164,39 @@ async def running_reactor(
     async with AsyncExitStack() as stack:
         uri = mongo_uri or stack.enter_context(_double()).uri
         root = jobs_root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        config = load_settings(
-            **{
-                **TEST_DEFAULTS,
-                "mongo_uri": uri,
-                "db": f"test_{uuid.uuid4().hex[:12]}",
-                "jobs_root": root,
-                **settings,
-            }
-        )
+        config = _test_settings(uri, root, settings)
         sync_client = stack.enter_context(_sync_client(config, drop=mongo_uri is not None))
-        service = Reactor(config, registry=registry_of(handlers))
+        reactor = Reactor(config, registry=registry_of(handlers))
         body_error: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
-                reactor = await tg.start(service.serve)
+                service = await tg.start(reactor.serve)
                 try:
-                    yield RunningReactor(config, sync_client[config.db], reactor)
+                    yield RunningReactor(config, sync_client[config.db], service)
                 except BaseException as exc:
                     body_error = exc
                     raise
                 finally:
-                    reactor.stop()
+                    service.stop()
         except BaseExceptionGroup as group:
-            # A failing assertion in the test's block, or a reactor that cannot start (MongoDB
-            # unreachable), should read as itself, not as a group of one.
-            alone = group.exceptions[0] if len(group.exceptions) == 1 else None
-            if alone is not None and body_error in (None, alone):
-                raise alone from None
-            raise
+            raise _alone(group, body_error) from None
+
+
+def _test_settings(uri: str, root: Path, settings: Mapping[str, Any]) -> Settings:
+    db = f"test_{uuid.uuid4().hex[:12]}"
+    return load_settings(**{**TEST_DEFAULTS, "mongo_uri": uri, "db": db, "jobs_root": root,
+                            **settings})  # fmt: skip
+
+
+def _alone(
+    group: BaseExceptionGroup[BaseException], body_error: BaseException | None
+) -> BaseException:
+    """A failing assertion in the test's block, or a reactor that cannot start (MongoDB
+    unreachable), should read as itself, not as a group of one."""
+    alone = group.exceptions[0] if len(group.exceptions) == 1 else None
+    if alone is not None and body_error in (None, alone):
+        return alone
+    return group
 
 
 @contextmanager

@@ -1,8 +1,11 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``, served by uvicorn inside the reactor's task group."""
+"""``/healthz``, ``/readyz`` and ``/metrics``: what the probes and Prometheus ask, answered from
+the running parts (:class:`Probes`), served by uvicorn inside the reactor's task group."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import anyio
 import uvicorn
@@ -13,74 +16,95 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reactor import queries
+from reactor.driver import Calls
 from reactor.errors import ConfigError
-from reactor.liveness import describe
+from reactor.liveness import Liveness, describe
 from reactor.logging import get_logger
+from reactor.metrics import Metrics
+from reactor.shutdown import Shutdown
+from reactor.store import Store
 
-if TYPE_CHECKING:
-    from reactor.service import Reactor
-
-log = get_logger("reactor.web.health")
+log = get_logger("reactor.web")
 
 MONGO_PING_TIMEOUT_S = 2.0
 
 
-async def readiness(reactor: Reactor) -> list[str]:
-    """Why the reactor should get no new work now; empty when it is ready."""
-    if reactor.draining:
-        return ["draining"]
-    reasons = []
-    if reactor.store is None:
-        reasons.append("not connected to MongoDB yet")
-    else:
+class Stream(Protocol):
+    def seconds_since_progress(self) -> float: ...
+
+
+class Pool(Protocol):
+    @property
+    def healthy(self) -> bool: ...
+
+    @property
+    def restarts(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The running parts the endpoints read."""
+
+    liveness: Liveness
+    shutdown: Shutdown
+    store: Store
+    stream: Stream
+    pool: Pool
+    metrics: Metrics
+    calls: Calls
+    ready_stall_s: float
+
+    async def readiness(self) -> list[str]:
+        """Why the reactor should get no new work now; empty when it is ready."""
+        if self.shutdown.requested:
+            return ["draining"]
+        reasons = []
         try:
-            await reactor.store.ping(MONGO_PING_TIMEOUT_S)
+            await self.store.ping(MONGO_PING_TIMEOUT_S)
         except Exception as exc:
             reasons.append(f"MongoDB does not answer: {type(exc).__name__}: {str(exc)[:200]}")
-    stalled_s = reactor.seconds_since_stream_progress()
-    if stalled_s > reactor.settings.ready_stall_s:
-        reasons.append(
-            f"change stream has not advanced for {stalled_s:.0f} s "
-            f"(limit {reactor.settings.ready_stall_s:g} s)"
+        stalled_s = self.stream.seconds_since_progress()
+        if stalled_s > self.ready_stall_s:
+            reasons.append(
+                f"change stream has not advanced for {stalled_s:.0f} s "
+                f"(limit {self.ready_stall_s:g} s)"
+            )
+        if not self.pool.healthy:
+            reasons.append("CPU pool is not healthy")
+        return reasons
+
+    async def refresh_metrics(self) -> None:
+        """Read the gauges that are state, not counts (queued jobs costs one count query)."""
+        self.metrics.refresh(
+            token_age_s=self.stream.seconds_since_progress(),
+            pool_restarts=dict(self.pool.restarts),
         )
-    if reactor.pool is not None and not reactor.pool.healthy:
-        reasons.append("CPU pool is not healthy")
-    return reasons
+        try:
+            count = self.store.count_queued(MONGO_PING_TIMEOUT_S)
+            self.metrics.queued.set(await count)
+        except Exception as exc:
+            log.warning("metrics_count_failed", error=str(exc))
 
 
-def build_app(reactor: Reactor) -> Starlette:
+def health_routes(probes: Probes) -> list[Route]:
     async def healthz(request: Request) -> Response:
-        problems = reactor.liveness.problems()
+        problems = probes.liveness.problems()
         return JSONResponse(describe(problems), status_code=503 if problems else 200)
 
     async def readyz(request: Request) -> Response:
-        reasons = await readiness(reactor)
+        reasons = await probes.readiness()
         body = {"status": "not ready" if reasons else "ready", "reasons": reasons}
         return JSONResponse(body, status_code=503 if reasons else 200)
 
     async def metrics(request: Request) -> Response:
-        await refresh_metrics(reactor)
-        return Response(reactor.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        await probes.refresh_metrics()
+        return Response(probes.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
-    )
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
 
 
-async def refresh_metrics(reactor: Reactor) -> None:
-    """Read the gauges that are state, not counts (queued jobs costs one count query)."""
-    restarts = dict(reactor.pool.restarts) if reactor.pool is not None else {}
-    reactor.metrics.refresh(
-        token_age_s=reactor.seconds_since_stream_progress(), pool_restarts=restarts
-    )
-    if reactor.store is not None:
-        try:
-            count = reactor.store.jobs.count_documents(queries.queued())
-            queued = await reactor.calls.run("count_queued", MONGO_PING_TIMEOUT_S, count)
-            reactor.metrics.queued.set(queued)
-        except Exception as exc:
-            log.warning("metrics_count_failed", error=str(exc)[:200])
+def build_app(probes: Probes) -> Starlette:
+    return Starlette(routes=health_routes(probes))
 
 
 class _Server(uvicorn.Server):
@@ -90,21 +114,19 @@ class _Server(uvicorn.Server):
         return None
 
     def capture_signals(self) -> Any:
-        import contextlib
-
         return contextlib.nullcontext()
 
 
 async def serve_http(
-    reactor: Reactor,
+    app: Starlette,
     host: str,
     port: int,
     *,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the endpoints until cancelled, then shut uvicorn down cleanly."""
+    """Serve ``app`` until cancelled, then shut uvicorn down cleanly."""
     config = uvicorn.Config(
-        build_app(reactor), host=host, port=port, log_config=None, access_log=False, lifespan="off"
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
     )
     server = _Server(config)
     done = anyio.Event()

@@ -22,7 +22,7 @@ from backends import Backend, docker_unavailable_reason, double_backend, replica
 
 from reactor.config import Settings, load_settings  # noqa: E402
 from reactor.registry import Registry  # noqa: E402
-from reactor.service import Reactor  # noqa: E402
+from reactor.service import Reactor, Service  # noqa: E402
 
 
 @pytest.fixture(scope="session", params=["double", "replica-set"])
@@ -78,12 +78,12 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
 @asynccontextmanager
 async def running(
     settings: Settings, registry: Registry | None = None, **overrides: Any
-) -> AsyncIterator[Reactor]:
+) -> AsyncIterator[Service]:
     """A reactor serving in the background of the test's task; stopped on exit."""
     if overrides:
         settings = settings.model_copy(update=overrides)
     async with anyio.create_task_group() as tg:
-        reactor: Reactor = await tg.start(Reactor(settings, registry=registry).serve)
+        reactor: Service = await tg.start(Reactor(settings, registry=registry).serve)
         try:
             yield reactor
         finally:

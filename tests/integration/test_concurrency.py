@@ -21,7 +21,7 @@ async def test_the_global_bound_stops_claiming(settings: Settings, db: Db) -> No
         await db.jobs.insert_many([new_job("gated", {}, f"g{i}") for i in range(5)])
         await gate.until_waiting(2)
         assert await db.jobs.count_documents({"status": "running"}) == 2
-        assert reactor.in_flight == 2
+        assert reactor.admission.in_flight == 2
         gate.open.set()
         results = await wait_for_results(db, [f"g{i}" for i in range(5)], timeout_s=30)
     assert {r["status"] for r in results.values()} == {"succeeded"}

@@ -19,7 +19,7 @@ Db = AsyncDatabase[dict[str, Any]]
 
 
 def _client(reactor: Any) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=build_app(reactor))
+    transport = httpx.ASGITransport(app=build_app(reactor.probes()))
     return httpx.AsyncClient(transport=transport, base_url="http://reactor")
 
 

@@ -335,8 +335,8 @@ async def test_reclaims_run_alone_unless_an_outage_explains_their_expired_lease(
     names = ["orphan-a", "orphan-b"]
     async with running(settings, jobs_lib.registry()) as reactor:
         if outage:
-            reactor.outages.down()
-            reactor.outages.up()
+            reactor.connectivity.went_away()
+            reactor.connectivity.came_back()
         await db.jobs.insert_many(
             _dead_owners_jobs(datetime.now(UTC) - timedelta(seconds=1), names)
         )

@@ -13,6 +13,8 @@ import pytest
 from conftest import running
 from lifecycle_lib import run_done, wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
@@ -85,6 +87,37 @@ async def test_a_queued_job_that_is_cancelled_never_starts(
         await wait_for_result(db, "blocker", timeout_s=10)
     assert (result["status"], result["cancelled_via"]) == ("cancelled", way)
     assert jobs_lib.RUNS["waiting"] == 0
+
+
+async def test_a_job_cancelled_before_it_started_does_not_look_started(
+    settings: Settings, db: Db
+) -> None:
+    """A queued job cancelled before any attempt started logs no job_started, and neither its
+    job nor its result carries started_at, a duration or an attempt; the cancel request is
+    logged with its job_id and command, like every job line."""
+    gate = jobs_lib.GATE["current"] = jobs_lib.Gate()
+    with capture_logs([merge_contextvars]) as logs:
+        async with running(settings, jobs_lib.registry(), max_jobs=1):
+            await db.jobs.insert_one(new_job("gated", {}, "blocker"))
+            await gate.until_waiting(1)
+            await db.jobs.insert_one(new_job("record", {}, "waiting"))
+            await db.jobs.update_one({"job_id": "waiting"}, {"$set": {"cancel_requested": True}})
+            result = await wait_for_result(db, "waiting", timeout_s=10)
+            job = await wait_for_doc(
+                db.jobs, "waiting", lambda d: "cancelled_at" in d, timeout_s=10
+            )
+            await db.jobs.update_one({"job_id": "blocker"}, {"$set": {"cancel_requested": True}})
+            await wait_for_result(db, "blocker", timeout_s=10)
+            gate.open.set()
+    assert (result["status"], result["attempt"], result["started_at"]) == ("cancelled", 0, None)
+    assert result["duration_ms"] is None
+    assert (job["status"], job["attempt"], "started_at" in job) == ("cancelled", 0, False)
+    started = [e["job_id"] for e in logs if e["event"] == "job_started"]
+    assert started == ["blocker"]
+    asked = [e for e in logs if e["event"] == "job_cancel_requested"]
+    assert [(e["job_id"], e["command"], e["via"]) for e in asked] == [
+        ("blocker", "gated", "cancel_requested")
+    ]
 
 
 async def test_a_cancelled_job_is_not_run_after_a_restart(settings: Settings, db: Db) -> None:

@@ -8,11 +8,11 @@ import textwrap
 import time
 
 from reactor.driver import Calls
-from reactor.liveness import WEDGED_EXIT_CODE, Liveness, running_entry
+from reactor.liveness import WEDGED_EXIT_CODE, Liveness, RunningHandlers
 
 
 def _liveness(**kw: object) -> Liveness:
-    live = Liveness(10.0, Calls(), stream_timeout_s=5.0)
+    live = Liveness(10.0, Calls(), RunningHandlers(), stream_timeout_s=5.0)
     for key, value in kw.items():
         setattr(live, key, value)
     return live
@@ -24,14 +24,14 @@ def test_a_quiet_idle_reactor_is_alive() -> None:
     now = time.monotonic()
     live.tick = now
     live.last_stream_turn = lambda: now
-    live.last_claim = now - 3600
+    live.last_claim = lambda: now - 3600
     assert live.problems(now) == []
 
 
 def test_waiting_work_that_is_not_claimed_is_a_problem() -> None:
     """A raised tier with free slots and no claim for the liveness span means a stuck loop."""
     now = time.monotonic()
-    live = _liveness(work_waiting=lambda: True, last_claim=now - 11, tick=now)
+    live = _liveness(work_waiting=lambda: True, last_claim=lambda: now - 11, tick=now)
     live.last_stream_turn = lambda: now
     assert live.problems(now) == ["work is waiting but no claim completed for 11 s"]
 
@@ -41,12 +41,12 @@ def test_a_blocked_loop_and_an_overrunning_handler_are_problems() -> None:
     now = time.monotonic()
     live = _liveness(tick=now - 12)
     live.last_stream_turn = lambda: now
-    entry = running_entry("j1", "ocr", "process", timeout_s=5)
-    entry.started = now - 20
-    live.running[1] = entry
-    problems = live.problems(now)
-    assert "the event loop has been blocked for 12 s" in problems
+    with live.handlers.running("j1", "ocr", "process", timeout_s=5):
+        later = time.monotonic() + 20
+        problems = live.problems(later)
+    assert any(problem.startswith("the event loop has been blocked for 3") for problem in problems)
     assert "job j1 runs 15 s past its 5 s timeout" in problems
+    assert not any("job j1" in problem for problem in live.problems(later))
 
 
 def test_a_stream_that_stopped_turning_is_a_problem() -> None:
@@ -64,10 +64,10 @@ def test_the_watchdog_ends_a_process_whose_loop_stays_blocked() -> None:
         import time
         import anyio
         from reactor.driver import Calls
-        from reactor.liveness import Liveness, Watchdog
+        from reactor.liveness import Liveness, RunningHandlers, Watchdog
 
         async def main():
-            live = Liveness(0.5, Calls(), stream_timeout_s=0.5)
+            live = Liveness(0.5, Calls(), RunningHandlers(), stream_timeout_s=0.5)
             live.last_stream_turn = time.monotonic
             Watchdog(live, exit_on_wedge=True).start()
             time.sleep(30)  # the loop never ticks again

@@ -196,3 +196,17 @@ def test_pool_workers_configured_as_they_are_cap_their_lines() -> None:
     (raw,) = result.stdout.splitlines()
     assert len(raw.encode()) <= 2048
     assert json.loads(raw)["truncated_from_bytes"] > 300_000
+
+
+def test_uvicorn_says_only_what_matters_and_as_json(json_logs: io.StringIO) -> None:
+    """uvicorn's start-up sentences ("Press CTRL+C to quit") are not logged (the reactor logs
+    http_listening); its warnings still arrive as JSON lines."""
+    import logging
+
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn.info("Uvicorn running on http://0.0.0.0:8080 (Press CTRL+C to quit)")
+    uvicorn.warning("Invalid HTTP request received.")
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert [(line["logger"], line["event"]) for line in lines] == [
+        ("uvicorn.error", "Invalid HTTP request received.")
+    ]

@@ -16,6 +16,7 @@ from reactor.errors import (
     InputError,
     InvalidJob,
     JobTimeout,
+    ResultNotStorable,
     Retry,
     UnknownCommand,
     WorkerCrashed,
@@ -25,14 +26,16 @@ from reactor.model import (
     ErrorInfo,
     Job,
     document_problem,
+    encoded_size,
     next_history,
 )
 from reactor.outcome import Kind, sort_exception, sort_value
 from reactor.registry import Registry, build_handler
-from reactor.retry import RetryPolicy
+from reactor.retry import RetryPolicy, RetryRules
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-POLICY = RetryPolicy(max_attempts=3, backoff_s=1.0, max_backoff_s=60.0, jitter=0.0)
+POLICY = RetryRules(max_attempts=3, backoff_s=1.0, max_backoff_s=60.0, jitter=0.0)
+SETTINGS = RetryRules(max_attempts=1, backoff_s=0.0, max_backoff_s=300.0)
 
 
 async def _noop() -> None:
@@ -54,12 +57,12 @@ def test_a_return_value_succeeds() -> None:
 
 
 @pytest.mark.parametrize("value", [{1, 2}, {"x": object()}, {"n": 2**70}])
-def test_a_value_bson_cannot_hold_fails_as_not_storable(value: Any) -> None:
-    """Sets, arbitrary objects and oversized integers fail with ResultNotStorable."""
-    outcome = sort_value(value)
-    assert outcome.kind is Kind.FAILED
-    assert outcome.error is not None
-    assert outcome.error.type == "ResultNotStorable"
+def test_a_value_bson_cannot_hold_is_not_storable(value: Any) -> None:
+    """Sets, arbitrary objects and oversized integers are found when the result document is
+    encoded (the one encoding the reactor makes), as ResultNotStorable naming the value's type."""
+    assert sort_value(value).kind is Kind.SUCCEEDED  # not encoded here: no second encoding
+    with pytest.raises(ResultNotStorable, match=f"return value of type {type(value).__name__}"):
+        encoded_size({"job_id": "j", "result": value})
 
 
 def test_a_deeply_nested_value_fails_as_not_storable() -> None:
@@ -93,7 +96,9 @@ def test_worker_crashes_are_retried_with_exponential_backoff() -> None:
 def test_timeouts_retry_only_when_the_policy_says_so() -> None:
     """JobTimeout is final by default and retried with retry_timeouts=True."""
     assert sort_exception(JobTimeout(5), attempt=1, policy=POLICY).kind is Kind.FAILED
-    policy = RetryPolicy(max_attempts=3, backoff_s=1, retry_timeouts=True, jitter=0)
+    policy = RetryPolicy(max_attempts=3, backoff_s=1, retry_timeouts=True, jitter=0).resolve(
+        SETTINGS
+    )
     assert sort_exception(JobTimeout(5), attempt=1, policy=policy).kind is Kind.RETRY
 
 
@@ -112,7 +117,9 @@ def test_a_retry_request_past_the_last_attempt_gives_up() -> None:
 
 def test_jitter_shortens_the_backoff_by_at_most_its_fraction() -> None:
     """With jitter 0.5 the delay lies between half and all of the backoff."""
-    policy = RetryPolicy(max_attempts=5, backoff_s=4, max_backoff_s=100, jitter=0.5)
+    policy = RetryPolicy(max_attempts=5, backoff_s=4, max_backoff_s=100, jitter=0.5).resolve(
+        SETTINGS
+    )
     assert policy.backoff(1, rand=lambda: 0.0) == 4.0
     assert policy.backoff(1, rand=lambda: 1.0) == 2.0
     assert policy.backoff(10, rand=lambda: 0.0) == 100.0
@@ -120,7 +127,9 @@ def test_jitter_shortens_the_backoff_by_at_most_its_fraction() -> None:
 
 def test_a_handlers_own_exception_types_retry_when_listed() -> None:
     """retry_on names exception types (or, for process handlers, their names) that retry."""
-    policy = RetryPolicy(max_attempts=2, backoff_s=0, retry_on=(ConnectionError, "MyGlitch"))
+    policy = RetryPolicy(
+        max_attempts=2, backoff_s=0, retry_on=(ConnectionError, "MyGlitch")
+    ).resolve(SETTINGS)
     assert sort_exception(ConnectionResetError(), attempt=1, policy=policy).kind is Kind.RETRY
     remote = HandlerFailed("x", type_name="app.MyGlitch")
     assert sort_exception(remote, attempt=1, policy=policy).kind is Kind.RETRY
@@ -198,7 +207,7 @@ def test_malformed_reactor_fields_are_named(field: str, value: Any) -> None:
     assert problem is not None
     assert problem.startswith(field)
     job = _claimed(**{field: value})
-    outcome = early_outcome(job, REGISTRY.get("echo"), REGISTRY, POLICY)
+    outcome = early_outcome(job, REGISTRY.get("echo"), REGISTRY)
     assert outcome is not None
     assert outcome.error is not None
     assert outcome.error.type == "InvalidJob"
@@ -239,7 +248,7 @@ def test_a_reclaim_of_a_job_that_ran_alone_is_poison() -> None:
     """A reclaimed job whose earlier reclaim ran alone killed its reactor: poison."""
     job = _claimed(status="running", isolated=True, fence=3)
     assert job.poison
-    outcome = early_outcome(job, REGISTRY.get("echo"), REGISTRY, POLICY)
+    outcome = early_outcome(job, REGISTRY.get("echo"), REGISTRY)
     assert outcome is not None
     assert outcome.error is not None
     assert outcome.error.type == "PoisonJob"

@@ -175,3 +175,29 @@ def test_a_path_default_that_is_not_a_path_stops_startup() -> None:
 
     with pytest.raises(TypeError, match="default of 'out'"):
         build_handler("bad", bad)
+
+
+def test_options_are_resolved_once_against_the_settings() -> None:
+    """What a handler declares wins; what it leaves open comes from the settings; the result is
+    a policy with every field decided, re-resolved when the settings change."""
+    from reactor.config import load_settings
+    from reactor.registry import HandlerDefaults, Registry
+    from reactor.retry import RetryPolicy, RetryRules
+
+    @handler(timeout_s=7, max_attempts=5, retry=RetryPolicy(backoff_s=2))
+    async def declared() -> None:
+        return None
+
+    async def plain() -> None:
+        return None
+
+    settings = load_settings(job_timeout_s=99, max_attempts=2, retry_max_backoff_s=40)
+    found = Registry([build_handler("declared", declared), build_handler("plain", plain)])
+    resolved = found.resolved(HandlerDefaults.of(settings))
+    mine, theirs = resolved.get("declared"), resolved.get("plain")
+    assert mine is not None
+    assert theirs is not None
+    assert (mine.timeout_s, mine.retry) == (7, RetryRules(5, 2.0, 40.0))
+    assert (theirs.timeout_s, theirs.retry) == (99, RetryRules(2, 1.0, 40.0))
+    unconfigured = build_handler("plain", plain)
+    assert (unconfigured.timeout_s, unconfigured.retry) == (600, RetryRules(3, 1.0, 300.0))

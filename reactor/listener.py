@@ -1,0 +1,57 @@
+"""What the change stream's news means for this reactor (``stream.Listener``).
+
+- a job that can be claimed: raise its claim tiers and ring the claim loop's bell;
+- a cancel request: stop the job if this reactor holds it, else relay it (``cancel_relay.py``);
+- a ``run_at``: offer it to the due timer;
+- a (re)opened stream, or MongoDB back after an outage: the indexes are due again, the earliest
+  due job may be unknown, and every tier is raised (the catch-up).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reactor.cancel import CancelBoard
+from reactor.cancel_relay import CancelRelay
+from reactor.claims import Bell
+from reactor.delays import DueTimer
+from reactor.indexes import IndexKeeper
+from reactor.logging import get_logger
+from reactor.model import CancelRequest
+from reactor.queries import CLAIM_ORDER, Tier
+
+log = get_logger("reactor.listener")
+
+
+class StreamListener:
+    def __init__(
+        self,
+        bell: Bell,
+        board: CancelBoard,
+        relay: CancelRelay,
+        delays: DueTimer,
+        indexes: IndexKeeper,
+    ) -> None:
+        self._bell, self._board, self._relay = bell, board, relay
+        self._delays, self._indexes = delays, indexes
+
+    def wake(self, *tiers: Tier) -> None:
+        self._bell.ring(*tiers)
+
+    def cancel(self, doc_id: Any, request: CancelRequest) -> None:
+        held = self._board.request(doc_id, request)
+        if held is None:
+            self._relay.offer(doc_id, request)
+            return
+        log.info("job_cancel_requested", job_id=held.key, command=held.command_name,
+                 via=request.via)  # fmt: skip
+
+    def due(self, when: datetime) -> None:
+        self._delays.offer(when)
+
+    def reopened(self) -> None:
+        """Catch up: indexes again before claiming, then every tier."""
+        self._indexes.mark_due()
+        self._delays.forget()
+        self._bell.ring(*CLAIM_ORDER)
