@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -55,19 +59,145 @@ def test_the_polling_loop_page_walks_through_the_seed_format(phrase: str) -> Non
     assert phrase in POLLING
 
 
-def test_every_exit_code_of_the_cli_is_in_the_readme() -> None:
-    """The README's exit-code table lists exactly the codes the CLI defines."""
+def readme_section(heading: str) -> str:
+    """The README's text under ``heading``, up to the next heading of any level."""
+    start = README.index(f"{heading}\n")
+    end = README.find("\n#", start + len(heading))
+    return README[start : end if end != -1 else None]
+
+
+def test_every_exit_code_is_in_the_readme() -> None:
+    """The README's exit-code table lists exactly the CLI's codes and the service's crash code."""
+    from reactor import liveness
     from reactor.cli import support as cli_support
+    from reactor.cli.main import EXIT_CRASHED
 
     codes = {
         v for k, v in vars(cli_support).items() if k.startswith("EXIT_") and isinstance(v, int)
     }
-    rows = {
-        int(line.split("|")[1])
-        for line in README.splitlines()
-        if line[:4] in {f"| {c} " for c in range(10)}
+    codes |= {EXIT_CRASHED, liveness.WEDGED_EXIT_CODE}
+    rows = re.findall(r"^\| (\d+) \|", readme_section("### Exit codes"), re.MULTILINE)
+    assert sorted(int(code) for code in rows) == sorted(codes)
+
+
+def cli_names() -> list[tuple[str, str]]:
+    """Each subcommand of ``reactor`` and each of its own flags (not the settings' flags)."""
+    from reactor.cli.main import build_parser
+    from reactor.config import Settings
+
+    setting_flags = {"--" + name.replace("_", "-") for name in Settings.model_fields}
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    found = []
+    for command, parser in commands.choices.items():
+        found.append((command, f"reactor {command}"))
+        options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        found += [(command, o) for o in options if o not in setting_flags | {"--help"}]
+    return found
+
+
+@pytest.mark.parametrize(("command", "name"), cli_names())
+def test_the_readme_and_the_cli_page_name_every_subcommand_and_flag(
+    command: str, name: str
+) -> None:
+    """Every subcommand and its own flags appear in the README's CLI section and in docs/cli.md."""
+    assert name in readme_section("## CLI"), command
+    assert name in (ROOT / "docs" / "cli.md").read_text(), command
+
+
+def job_fields() -> list[str]:
+    """Every job and result field name ``reactor.model`` defines (``_id`` is MongoDB's own)."""
+    from reactor import model
+
+    names = [
+        value
+        for key, value in vars(model).items()
+        if key.isupper() and isinstance(value, str) and re.fullmatch(r"[a-z][a-z_]*", value)
+    ]
+    return sorted(set(names))
+
+
+def result_fields() -> list[str]:
+    """The keys of real result documents: succeeded, failed, cancelled, and stored in GridFS."""
+    from reactor import model
+
+    now = datetime.now(UTC)
+    job = model.Job(
+        doc_id=1, key="j", has_job_id=True, command="echo", args={}, fence=1, run=1,
+        attempt=1, owner="o", started_at=now,
+    )  # fmt: skip
+    results = [
+        model.Result(job, model.Status.SUCCEEDED, "w", now, value=1),
+        model.Result(job, model.Status.FAILED, "w", now, error=model.ErrorInfo("E", "m")),
+        model.Result(job, model.Status.CANCELLED, "w", now, cancel=model.CancelRequest("status")),
+    ]
+    return sorted({key for r in results for key in r.to_doc()} | {"result_ref"})
+
+
+@pytest.mark.parametrize("field", sorted(set(job_fields()) | set(result_fields())))
+def test_the_readme_tables_name_every_document_field(field: str) -> None:
+    """Every field of the job and result documents is named, in backticks, in the README."""
+    tables = readme_section("## Job documents") + readme_section("## Result documents")
+    assert re.search(rf"`{field}`", tables)
+
+
+def test_the_readme_names_every_http_endpoint() -> None:
+    """Each route the reactor serves is in the README's endpoint table."""
+    from reactor.web.health import build_app
+
+    paths = [route.path for route in build_app(cast(Any, None)).routes]  # type: ignore[attr-defined]
+    assert paths
+    for path in paths:
+        assert f"| `{path}` |" in README
+
+
+def fixture_names() -> list[str]:
+    """The pytest fixtures ``reactor.testing.fixtures`` defines."""
+    tree = ast.parse((ROOT / "reactor" / "testing" / "fixtures.py").read_text())
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    ]
+
+
+def public_api() -> list[str]:
+    """The names users import: ``reactor``, ``reactor.testing`` and the testing fixtures."""
+    import reactor
+    import reactor.testing
+
+    return sorted({*reactor.__all__, *reactor.testing.__all__, *fixture_names()})
+
+
+@pytest.mark.parametrize("name", public_api())
+def test_the_readme_names_every_public_python_name(name: str) -> None:
+    """Every public name of the package and its testing harness is in the README."""
+    assert re.search(rf"\b{name}\b", README)
+
+
+def test_every_job_error_type_is_in_the_error_table() -> None:
+    """Each JobError subclass, a possible ``error.type`` of a result, has a row in docs/jobs.md."""
+    from reactor import errors
+
+    kinds = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.JobError)
     }
-    assert rows == codes
+    # HandlerFailed carries the type name of what the handler raised, never its own.
+    kinds -= {"JobError", "HandlerFailed"}
+    jobs_page = (ROOT / "docs" / "jobs.md").read_text()
+    assert sorted(k for k in kinds if f"| `{k}` |" not in jobs_page) == []
+
+
+def test_every_metric_is_in_the_operations_guide() -> None:
+    """Each Prometheus series the reactor exports has a row in docs/operations.md."""
+    from reactor.metrics import Metrics
+
+    names = {family.name for family in Metrics().registry.collect()}
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert names
+    assert sorted(n for n in names if f"| `{n}` |" not in guide) == []
 
 
 # ------------------------------------------------------------------ links between the pages
