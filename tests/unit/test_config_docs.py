@@ -1,4 +1,4 @@
-"""docs/configuration.md lists every setting exactly as ``reactor.config.Settings`` defines it."""
+"""docs/configuration.md and the README list every setting exactly as ``Settings`` defines it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ DOC = ROOT / "docs" / "configuration.md"
 SCRIPT = ROOT / "scripts" / "config_table.py"
 BEGIN = "<!-- config-table:begin"
 END = "<!-- config-table:end -->"
+README = ROOT / "README.md"
+SUMMARY_BEGIN = "<!-- settings-summary:begin"
+SUMMARY_END = "<!-- settings-summary:end -->"
 # Defaults computed at start-up and the words the table uses for them.
 COMPUTED = {
     "cpu_workers": "number of cores",
@@ -24,23 +27,33 @@ COMPUTED = {
 }
 
 
-def embedded_table() -> str:
-    text = DOC.read_text()
-    start = text.index("\n", text.index(BEGIN)) + 1
-    return text[start : text.index(END)]
+def embedded_table(path: Path = DOC, begin: str = BEGIN, end: str = END) -> str:
+    text = path.read_text()
+    start = text.index("\n", text.index(begin)) + 1
+    return text[start : text.index(end)]
 
 
-def documented_rows() -> dict[str, list[str]]:
-    """The table's rows keyed by environment variable (duplicates fail here)."""
-    lines = [line for line in embedded_table().splitlines() if line.startswith("| `")]
+def table_rows(table: str, width: int) -> dict[str, list[str]]:
+    """A table's rows keyed by environment variable (duplicates fail here)."""
+    lines = [line for line in table.splitlines() if line.startswith("| `")]
     rows: dict[str, list[str]] = {}
     for line in lines:
         cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
-        assert len(cells) == 4, line
+        assert len(cells) == width, line
         env = cells[0].strip("`")
         assert env not in rows, f"{env} documented twice"
         rows[env] = cells
     return rows
+
+
+def documented_rows() -> dict[str, list[str]]:
+    """The full table of docs/configuration.md."""
+    return table_rows(embedded_table(), 4)
+
+
+def summary_rows() -> dict[str, list[str]]:
+    """The README's compact table: variable, default, meaning."""
+    return table_rows(embedded_table(README, SUMMARY_BEGIN, SUMMARY_END), 3)
 
 
 def row(field: str) -> list[str]:
@@ -66,7 +79,7 @@ def test_table_matches_the_generator() -> None:
 
 
 def test_generator_check_mode_passes() -> None:
-    """``config_table.py --check`` agrees that the document is current."""
+    """``config_table.py --check`` agrees that both documents are current."""
     result = subprocess.run([sys.executable, str(SCRIPT), "--check"], cwd=ROOT, check=False)
     assert result.returncode == 0
 
@@ -74,6 +87,30 @@ def test_generator_check_mode_passes() -> None:
 def test_every_field_is_documented_and_nothing_else() -> None:
     """One row per Settings field: none missing, none extra."""
     assert set(documented_rows()) == {env_name(name) for name in Settings.model_fields}
+
+
+def test_the_readme_names_every_setting_and_nothing_else() -> None:
+    """The README's settings table has one row per Settings field: none missing, none extra."""
+    assert set(summary_rows()) == {env_name(name) for name in Settings.model_fields}
+
+
+def test_the_readme_rows_agree_with_the_full_table() -> None:
+    """Each README row shows the default and description of the same row in configuration.md."""
+    full = documented_rows()
+    for env, (_, default, meaning) in summary_rows().items():
+        assert [default, meaning] == full[env][2:], env
+
+
+def test_readme_table_matches_the_generator() -> None:
+    """The README's settings table is exactly what ``config_table.py --summary`` prints."""
+    printed = subprocess.run(
+        [sys.executable, str(SCRIPT), "--summary"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    assert embedded_table(README, SUMMARY_BEGIN, SUMMARY_END) == printed
 
 
 @pytest.mark.parametrize("name", list(Settings.model_fields))

@@ -162,21 +162,21 @@ def test_the_harness_works_under_each_plugin(tmp_path: Path, mode: str) -> None:
     assert re.search(r"\b3 passed\b", result.stdout), result.stdout
 
 
-# ------------------------------------------------------------------ the README's example
+# ------------------------------------------------------------------ the documented example
 
 
-def readme_example() -> str:
-    """The code block after the ``readme-example: testing`` marker in README.md."""
-    text = (ROOT / "README.md").read_text()
-    marker = text.index("<!-- readme-example: testing -->")
+def documented_example() -> str:
+    """The code block after the ``docs-example: testing`` marker in docs/handlers.md."""
+    text = (ROOT / "docs" / "handlers.md").read_text()
+    marker = text.index("<!-- docs-example: testing -->")
     start = text.index("```python\n", marker) + len("```python\n")
     return text[start : text.index("```", start)]
 
 
 @pytest.mark.parametrize("mode", ["pytest-asyncio strict", "pytest-asyncio auto"])
-def test_the_readme_testing_example_passes_as_written(tmp_path: Path, mode: str) -> None:
-    """The README's testing example, copied verbatim into a test file, passes."""
-    (tmp_path / "test_readme_example.py").write_text(readme_example())
+def test_the_documented_testing_example_passes_as_written(tmp_path: Path, mode: str) -> None:
+    """The testing example of docs/handlers.md, copied verbatim into a test file, passes."""
+    (tmp_path / "test_documented_example.py").write_text(documented_example())
     result = run_pytest(tmp_path, *MODES[mode][0])
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b2 passed\b", result.stdout), result.stdout
