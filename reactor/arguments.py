@@ -21,7 +21,7 @@ import pydantic
 
 from reactor.errors import InvalidArguments
 from reactor.handler import CONTEXT_PARAM
-from reactor.workdir import resolve_paths
+from reactor.workdir import Place, resolve_paths
 
 _ADAPTER_CONFIG = pydantic.ConfigDict(arbitrary_types_allowed=True)
 
@@ -61,8 +61,9 @@ class Arguments:
         model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
         return cls(model, frozenset(paths), _path_defaults(model, paths), wants_context)
 
-    def bind(self, name: str, args: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
-        """Validate ``args``; resolve path arguments (given or defaulted) inside ``workdir``."""
+    def bind(self, name: str, args: Mapping[str, Any], workdir: Path | Place) -> dict[str, Any]:
+        """Validate ``args``; resolve path arguments (given or defaulted) inside ``workdir`` (a
+        directory, or a job's :class:`~reactor.workdir.Place`)."""
         try:
             model = self.model.model_validate(dict(args))
         except pydantic.ValidationError as exc:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     db: str = Field("reactor", description="Database holding the jobs and results.")
     jobs_collection: str = Field("jobs", description="Collection clients insert jobs into.")
     results_collection: str = Field("results", description="Collection results are written to.")
+    workflows_collection: str = Field(
+        "workflows", description="Collection clients insert workflows into."
+    )
+    templates_collection: str = Field(
+        "workflow_templates", description="Collection of stored workflow templates, by name."
+    )
     jobs_root: Path = Field(Path("/shared/jobs"), description="Parent of each job's directory.")
     max_jobs: int = Field(16, ge=1, description="Jobs in flight at once, all handlers together.")
     cpu_workers: int = Field(
@@ -110,6 +116,27 @@ class Settings(BaseSettings):
         gt=0,
         description="/healthz fails when the claim loop, the stream or recording has made no "
         "progress for this long while work waits, or a MongoDB call hangs past its timeout.",
+    )
+    callback_secret: str = Field(
+        "",
+        description="Key of the HMAC-SHA256 signature of callbacks (empty: sent unsigned).",
+    )
+    callback_allowed_hosts: str = Field(
+        "",
+        description="Hosts callbacks may go to, comma separated (*.example.com for subdomains); "
+        "empty allows every host.",
+    )
+    callback_timeout_s: float = Field(10.0, gt=0, description="Bound of one callback request.")
+    callback_max_attempts: int = Field(
+        10, ge=1, description="Attempts to deliver one callback before it is given up."
+    )
+    callback_backoff_s: float = Field(
+        1.0,
+        ge=0,
+        description="Pause before a callback's second attempt; doubled for each further one.",
+    )
+    callback_max_backoff_s: float = Field(
+        600.0, ge=0, description="Longest pause between a callback's attempts."
     )
     result_inline_max_bytes: int = Field(
         8_000_000,

@@ -183,10 +183,11 @@ class Dispatcher:
         return sort_exception(error, attempt=job.attempt, policy=handler.retry)
 
     async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:
-        directory = workdir.prepare(self.settings.jobs_root, job.key)
-        kwargs = handler.bind_args(job.args, directory)
+        place = workdir.prepare_place(self.settings.jobs_root, job.key, job.workflow)
+        directory = place.directory
+        kwargs = handler.bind_args(job.args, place)
         if handler.wants_context:
-            kwargs["ctx"] = self._context(job, handler, directory)
+            kwargs["ctx"] = self._context(job, handler, place)
         writer = progress.Writer(
             functools.partial(self.parts.store.progress, job),
             interval_s=self.settings.progress_interval_s,
@@ -204,15 +205,16 @@ class Dispatcher:
         ):  # fmt: skip
             return await self._invoke(handler, kwargs, job, lease, writer, directory)
 
-    def _context(self, job: Job, handler: Handler, directory: Path) -> JobContext:
+    def _context(self, job: Job, handler: Handler, place: workdir.Place) -> JobContext:
         return JobContext(
             job.key,
             handler.name,
             job.attempt,
-            directory,
+            place.directory,
             settings=dict(self.settings.handler_settings),
             run=job.run,
             fence=job.fence,
+            root=place.root,
         )
 
     async def _invoke(

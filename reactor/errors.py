@@ -31,11 +31,22 @@
     │   ├── PoisonJob               the job killed the reactor that ran it alone: quarantined
     │   └── GaveUp                  the job used up its attempts
     ├── Retry                       a signal, not a failure: run the job again later
-    ├── ClientError                 a client's request about a job cannot be done (CLI exits 4-6)
+    ├── WorkflowError               a workflow cannot go on; stored as the workflow's ``error``
+    │   ├── InvalidWorkflow         the definition is malformed (a cycle, an unknown step or
+    │   │                           command, a reference to a step that is not upstream): the
+    │   │                           workflow fails at once and no job is created
+    │   └── StepInputFailed         a step's input cannot be built from its upstream results
+    │                               (a missing field, a for_each that is not a list, a batched
+    │                               step that did not return one result per element)
+    ├── ClientError                 a client's request cannot be done (CLI exits 4-6)
     │   ├── DuplicateJob            a job with that job_id exists already
     │   ├── JobNotFound             no job has that job_id
-    │   └── JobStateConflict        the job's status does not allow it (cancel a finished job,
-    │                               retry a queued or running one)
+    │   ├── JobStateConflict        the job's status does not allow it (cancel a finished job,
+    │   │                           retry a queued or running one)
+    │   ├── DuplicateWorkflow       a workflow with that workflow_id exists already
+    │   ├── WorkflowNotFound        no workflow has that workflow_id (or no template that name)
+    │   └── WorkflowStateConflict   the workflow's status does not allow it (cancel a finished
+    │                               workflow, re-run one that did not fail)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
                                     start()); CommandFailed and MalformedMessage never leave it
 
@@ -257,3 +268,39 @@ class JobNotFound(ClientError):
 
 class JobStateConflict(ClientError):
     """The job's status does not allow the request (cancel a finished job, retry a running one)."""
+
+
+class WorkflowError(ReactorError):
+    """A workflow cannot go on; its message is stored on the workflow document as ``error``.
+
+    ``step`` names the step it concerns, when one does.
+    """
+
+    def __init__(self, message: str, *, step: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidWorkflow(WorkflowError):
+    """The workflow's definition is malformed: it fails at once and no job is created."""
+
+
+class StepInputFailed(WorkflowError):
+    """A step's input cannot be built from the results of the steps before it."""
+
+
+class DuplicateWorkflow(ClientError):
+    """A workflow with this ``workflow_id`` exists already."""
+
+
+class WorkflowNotFound(ClientError):
+    """No workflow has this ``workflow_id`` (or no template has this name)."""
+
+
+class WorkflowStateConflict(ClientError):
+    """The workflow's status does not allow the request (cancel a finished one, re-run one that
+    has not failed)."""

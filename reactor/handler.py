@@ -7,7 +7,8 @@ pool; it must then be a top-level function of an importable module so that it ca
 
 A parameter named ``ctx`` receives the :class:`JobContext`; every other parameter is filled from the
 job's ``args`` after validation against its type hints. Parameters annotated ``pathlib.Path``
-resolve relative to the job's working directory and may not leave it.
+resolve relative to the job's working directory and may not leave it (for a step of a workflow:
+relative to the workflow's directory, see ``reactor.workdir``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class JobContext:
     log_fields: dict[str, Any] = field(default_factory=dict)
     run: int = 1  # which run of the job (a re-run starts the next)
     fence: int = 0  # this claim's fencing token: two executions of a job never share one
+    root: Path | None = None  # what path arguments resolve against (a workflow's directory)
 
     @property
     def log(self) -> Any:
@@ -92,6 +94,15 @@ class JobContext:
         from reactor.workdir import resolve_inside
 
         return resolve_inside(self.workdir, Path(name))
+
+    def reference(self, path: str | Path) -> str:
+        """``path`` (a file of this job's) as another job's path argument names it: relative to
+        the directory path arguments resolve against -- the workflow's directory for a step of
+        a workflow (``"ocr/3/page-0004.hocr"``), the job's own directory otherwise."""
+        from reactor.workdir import resolve_inside
+
+        base = (self.root or self.workdir).resolve()
+        return resolve_inside(base, self.workdir / path).relative_to(base).as_posix()
 
 
 @overload

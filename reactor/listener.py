@@ -3,8 +3,11 @@
 - a job that can be claimed: raise its claim tiers and ring the claim loop's bell;
 - a cancel request: stop the job if this reactor holds it, else relay it (``cancel_relay.py``);
 - a ``run_at``: offer it to the due timer;
+- a step job's final status: its workflow moves on (``reactor.workflows.advancer``);
+- a pending callback: the deliverer's timer (``reactor.callbacks.deliverer``);
 - a (re)opened stream, or MongoDB back after an outage: the indexes are due again, the earliest
-  due job may be unknown, and every tier is raised (the catch-up).
+  due job and callback may be unknown, every tier is raised and every unfinished workflow is
+  advanced (the catch-up).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from reactor.callbacks.deliverer import Deliverer
+from reactor.callbacks.model import Due
 from reactor.cancel import CancelBoard
 from reactor.cancel_relay import CancelRelay
 from reactor.claims import Bell
@@ -20,6 +25,7 @@ from reactor.indexes import IndexKeeper
 from reactor.logging import get_logger
 from reactor.model import CancelRequest
 from reactor.queries import CLAIM_ORDER, Tier
+from reactor.workflows.advancer import Advancer
 
 log = get_logger("reactor.listener")
 
@@ -32,9 +38,12 @@ class StreamListener:
         relay: CancelRelay,
         delays: DueTimer,
         indexes: IndexKeeper,
+        workflows: Advancer,
+        callbacks: Deliverer,
     ) -> None:
         self._bell, self._board, self._relay = bell, board, relay
         self._delays, self._indexes = delays, indexes
+        self._workflows, self._callbacks = workflows, callbacks
 
     def wake(self, *tiers: Tier) -> None:
         self._bell.ring(*tiers)
@@ -50,8 +59,16 @@ class StreamListener:
     def due(self, when: datetime) -> None:
         self._delays.offer(when)
 
+    def step_final(self, workflow_id: str, owner: str) -> None:
+        self._workflows.step_final(workflow_id, owner)
+
+    def callback_due(self, due: Due) -> None:
+        self._callbacks.offer(due)
+
     def reopened(self) -> None:
-        """Catch up: indexes again before claiming, then every tier."""
+        """Catch up: indexes again before claiming, then every tier; workflows and callbacks."""
         self._indexes.mark_due()
         self._delays.forget()
         self._bell.ring(*CLAIM_ORDER)
+        self._workflows.catch_up()
+        self._callbacks.forget()

@@ -3,13 +3,16 @@
 A job as clients write it::
 
     {"job_id": "<unique string>", "command": "<handler name>", "args": {...},
-     "priority": 0, "run_at": <date>, "cancel_requested": true}     # the last three optional
+     "priority": 0, "run_at": <date>, "cancel_requested": true,      # optional
+     "callback_url": "https://..."}                                  # optional
 
 Fields the reactor manages on the job: ``status`` (absent or null means queued), ``run``,
 ``attempt``, ``fence``, ``lease_owner``, ``lease_expires_at``, ``created_at``, ``started_at``,
 ``finished_at``, ``progress``, ``errors``, ``isolated``, ``cancelled_at``, ``cancelled_via``,
-``adopted_at``. A result, one per job, keyed by ``job_id`` (or the job's ``_id`` when the job
-has none) and replaced by each run's::
+``adopted_at``, ``callback`` (its delivery, ``reactor.callbacks.model``); on a workflow's step
+job also ``workflow`` (the link, written when the step job is created) and ``step_final``
+(``reactor.workflows.model``). A result, one per job, keyed by ``job_id`` (or the job's ``_id``
+when the job has none) and replaced by each run's::
 
     {"job_id", "job_doc_id", "command", "status", "result" | "error": {type, message, traceback,
      retryable}, "run", "attempt", "errors", "history", "worker", "started_at", "finished_at",
@@ -68,6 +71,8 @@ PROGRESS = "progress"  # {fraction, message, updated_at}
 ISOLATED = "isolated"  # a reclaimed job running alone: its reactor dying now makes it poison
 ERRORS = "errors"  # this run's failed attempts: [{attempt, type, message, at}]
 ADOPTED_AT = "adopted_at"
+CALLBACK_URL = "callback_url"  # POST the result there when the job ends (reactor.callbacks)
+WORKFLOW = "workflow"  # a step job's link to its workflow (reactor.workflows.model)
 # Result fields beyond the job's.
 RESULT = "result"
 ERROR = "error"
@@ -112,6 +117,8 @@ class Job:
     errors: tuple[dict[str, Any], ...] = ()  # this run's failed attempts so far
     claimed_at: float = 0.0  # time.monotonic() when the claim was sent: the lease runs from it
     expired_lease: datetime | None = None  # a reclaim: when the dead claim's lease ran out
+    workflow: Any = None  # a step job's link to its workflow, unchecked (``workflow`` field)
+    callback_url: Any = None  # where to POST the result when the job ends, unchecked
 
     @classmethod
     def from_claim(
@@ -146,6 +153,8 @@ class Job:
             errors=() if rerun or not isinstance(errors, list) else tuple(errors[-ERRORS_MAX:]),
             claimed_at=claimed_at,
             expired_lease=_date_or_none(before.get(LEASE_EXPIRES_AT)) if reclaimed else None,
+            workflow=before.get(WORKFLOW),
+            callback_url=before.get(CALLBACK_URL),
         )
 
     @property

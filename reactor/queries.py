@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reactor.callbacks import model as callback_model
 from reactor.model import (
     ADOPTED_AT,
     ATTEMPT,
@@ -52,6 +53,7 @@ from reactor.model import (
     Job,
     Status,
 )
+from reactor.workflows import model as workflow_model
 
 Doc = dict[str, Any]
 Sort = list[tuple[str, int]]
@@ -256,6 +258,7 @@ def finish_update(
     this attempt's handler started: no ``started_at``, and ``attempt`` counts only the attempts
     that did start)."""
     fields: Doc = {STATUS: status.value, FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt}
+    fields |= followups(job, now)
     unset = {**_RELEASE, CANCEL_REQUESTED: "", CANCEL_REQUESTED_AT: ""}
     if cancel is not None:
         fields |= {CANCELLED_AT: now, CANCELLED_VIA: cancel.via}
@@ -263,6 +266,25 @@ def finish_update(
         fields[ATTEMPT] = job.attempt - 1
         unset[STARTED_AT] = ""
     return {"$set": fields, "$unset": unset}
+
+
+def followups(job: Job, now: datetime) -> Doc:
+    """What a final status sets for those waiting on it, in the same write (so the change event
+    that tells them cannot be lost between two writes):
+
+    - a workflow's step job: ``step_final`` (``reactor.workflows.model``), new on every claim;
+    - a job with a ``callback_url``: a fresh pending ``callback`` (``reactor.callbacks.model``).
+    """
+    found: Doc = {}
+    link = workflow_model.Link.from_doc(job.workflow)
+    if link is not None:
+        found[workflow_model.STEP_FINAL] = workflow_model.step_final(
+            link.workflow_id, job.owner, job.fence
+        )
+    if isinstance(job.callback_url, str) and job.callback_url:
+        delivery_id = callback_model.job_delivery_id(job.key, job.run)
+        found[callback_model.CALLBACK] = callback_model.pending(delivery_id, job.owner, now)
+    return found
 
 
 def finished_while_requeued(job: Job, now: datetime) -> Doc:

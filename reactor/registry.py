@@ -26,6 +26,7 @@ from reactor.errors import DuplicateHandler, RegistryError
 from reactor.handler import OPTIONS_ATTR, HandlerOptions, Runs, default_runs, options_of
 from reactor.handler_modules import import_handler_module, public_functions, reachable_by_name
 from reactor.retry import RetryRules
+from reactor.workdir import Place
 
 GROUP = "reactor.handlers"
 
@@ -55,8 +56,9 @@ class Handler:
         """The parameters resolved inside the job directory."""
         return self.arguments.path_fields
 
-    def bind_args(self, args: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
-        """Validate ``args`` against the signature; resolve path arguments inside ``workdir``.
+    def bind_args(self, args: Mapping[str, Any], workdir: Path | Place) -> dict[str, Any]:
+        """Validate ``args`` against the signature; resolve path arguments inside ``workdir``
+        (a directory, or a job's :class:`~reactor.workdir.Place`).
 
         Paths given by the job and path defaults of the signature are both resolved, and so is
         every path inside a container argument (``list[Path]``, ``dict[str, Path]``, ...).

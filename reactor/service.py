@@ -24,6 +24,9 @@ from pymongo.errors import PyMongoError
 
 from reactor import adopt
 from reactor.admission import Admission, Limits, limits_of
+from reactor.callbacks.deliverer import Deliverer
+from reactor.callbacks.policy import Policy
+from reactor.callbacks.store import CallbackStore
 from reactor.cancel import CancelBoard
 from reactor.cancel_relay import CancelRelay
 from reactor.claim_loop import ClaimLoop, Intake
@@ -48,6 +51,10 @@ from reactor.shutdown import Shutdown, drain
 from reactor.store import Store
 from reactor.stream import JobStream
 from reactor.web.health import Probes, build_app, serve_http
+from reactor.workflows import queries as workflow_queries
+from reactor.workflows import stream as workflow_stream
+from reactor.workflows.advancer import Advancer
+from reactor.workflows.store import WorkflowStore
 
 log = get_logger("reactor.service")
 
@@ -112,8 +119,17 @@ class Service:
         self.relay = CancelRelay(
             self.store, self.admission, self.board, self.bell, self.dispatcher.run
         )
-        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays, self.indexes)
+        self.workflows = WorkflowStore(self.store, workflows=s.workflows_collection,
+                                       templates=s.templates_collection)  # fmt: skip
+        self.advancer = Advancer(self.workflows, self._serves, grace_s=s.lease_s)
+        self.deliverer = Deliverer(CallbackStore(self.store, self.workflows.workflows),
+                                   _callback_policy(s), owner=self.store.owner,
+                                   grace_s=s.lease_s)  # fmt: skip
+        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays, self.indexes,
+                                       self.advancer, self.deliverer)  # fmt: skip
         self.stream = JobStream(self.store, self.listener, on_lag=self.metrics.stream_lag.set)
+        self.workflow_stream = workflow_stream.watch(self.store, self.workflows.workflows,
+                                                     self.advancer, self.deliverer)  # fmt: skip
         self.claims = ClaimLoop(self._intake())
         self.liveness = self._liveness()
         self.watchdog = Watchdog(self.liveness, exit_on_wedge=reactor.exit_on_wedge,
@@ -126,6 +142,9 @@ class Service:
     @property
     def stopping(self) -> bool:
         return self.shutdown.requested
+
+    def _serves(self, command: str) -> bool:
+        return self.registry.get(command) is not None
 
     def _parts(self) -> Parts:
         pool: Pool = self.pool
@@ -187,6 +206,9 @@ class Service:
             self.indexes.keep,
             self.relay.serve,
             self._catch_up_after_outages,
+            self.workflow_stream.run,
+            self.advancer.run,
+            self.deliverer.run,
         ):
             tg.start_soon(task)  # fmt: skip
         tg.start_soon(self._stop_at_once, tg)
@@ -240,6 +262,11 @@ class Service:
 
 
 def _store(s: Settings, client: Client, calls: Calls) -> Store:
+    more_indexes = {
+        s.jobs_collection: workflow_queries.JOB_INDEXES,
+        s.workflows_collection: workflow_queries.INDEXES,
+        s.templates_collection: workflow_queries.TEMPLATE_INDEXES,
+    }
     return Store(
         client[s.db],
         jobs=s.jobs_collection,
@@ -250,6 +277,18 @@ def _store(s: Settings, client: Client, calls: Calls) -> Store:
         result_inline_max_bytes=s.result_inline_max_bytes,
         calls=calls,
         timeout_s=s.mongo_timeout_s,
+        more_indexes=more_indexes,
+    )
+
+
+def _callback_policy(s: Settings) -> Policy:
+    return Policy.of(
+        secret=s.callback_secret,
+        allowed_hosts=s.callback_allowed_hosts,
+        timeout_s=s.callback_timeout_s,
+        max_attempts=s.callback_max_attempts,
+        backoff_s=s.callback_backoff_s,
+        max_backoff_s=s.callback_max_backoff_s,
     )
 
 

@@ -55,6 +55,7 @@ class Store:
         result_inline_max_bytes: int = 8_000_000,
         calls: Calls | None = None,
         timeout_s: float = 10.0,
+        more_indexes: Mapping[str, Mapping[str, tuple[queries.Sort, Doc]]] | None = None,
     ) -> None:
         self.db = db
         self.jobs: AsyncCollection[dict[str, Any]] = db[jobs]
@@ -66,13 +67,20 @@ class Store:
         self.result_inline_max_bytes = result_inline_max_bytes
         self.calls = calls or Calls()
         self.timeout_s = timeout_s
+        self.more_indexes = dict(more_indexes or {})  # collection name -> its index specs
 
     async def _run(self, name: str, call: Any) -> Any:
         return await self.calls.run(name, self.timeout_s, call)
 
     async def ensure_indexes(self) -> None:
-        """The indexes of ``queries.INDEXES`` (idempotent: MongoDB skips existing ones)."""
-        for coll, specs in ((self.jobs, queries.INDEXES), (self.results, queries.RESULT_INDEXES)):
+        """The indexes of ``queries.INDEXES`` and ``more_indexes`` (idempotent: MongoDB skips
+        existing ones)."""
+        wanted: list[tuple[AsyncCollection[dict[str, Any]], Mapping[str, Any]]] = [
+            (self.jobs, queries.INDEXES),
+            (self.results, queries.RESULT_INDEXES),
+        ]
+        wanted += [(self.db[name], specs) for name, specs in self.more_indexes.items()]
+        for coll, specs in wanted:
             for name, (keys, options) in specs.items():
                 await self._run("create_index", coll.create_index(keys, name=name, **options))
 
@@ -256,16 +264,16 @@ class Store:
     async def ping(self, timeout_s: float) -> None:
         await self.calls.run("ping", timeout_s, self.db.client.admin.command("ping"))
 
-    async def load_resume_token(self) -> dict[str, Any] | None:
-        doc = await self._run("token_load", self.state.find_one({"_id": STREAM_STATE_ID}))
+    async def load_resume_token(self, key: str = STREAM_STATE_ID) -> dict[str, Any] | None:
+        doc = await self._run("token_load", self.state.find_one({"_id": key}))
         token = doc.get("resume_token") if doc else None
         return token if isinstance(token, dict) else None
 
-    async def save_resume_token(self, token: Mapping[str, Any] | None) -> None:
+    async def save_resume_token(
+        self, token: Mapping[str, Any] | None, key: str = STREAM_STATE_ID
+    ) -> None:
         update = {"$set": {"resume_token": token, "updated_at": utcnow(), "owner": self.owner}}
-        await self._run(
-            "token_save", self.state.update_one({"_id": STREAM_STATE_ID}, update, upsert=True)
-        )
+        await self._run("token_save", self.state.update_one({"_id": key}, update, upsert=True))
 
     # -- result documents ---------------------------------------------------------------------
 

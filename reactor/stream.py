@@ -8,32 +8,41 @@ event costs latency, never a job. An event asking to cancel a job goes to ``canc
 and every tier is raised (the catch-up). The stream is opened *before* that catch-up so nothing
 slips between the two.
 
-Only inserts, replacements and the updates a client makes to steer a job match; the reactor's own
+Only inserts, replacements and the updates a client makes to steer a job match, and the final
+statuses that others wait on: a workflow's step job (``step_final``: its workflow moves on) and a
+job with a ``callback_url`` (a pending ``callback``: its delivery is due). The reactor's other
 claims, heartbeats, progress and final statuses do not, so they never wake it again.
+
+:class:`JobStream` watches another collection when given one, with that collection's pipeline
+and meaning (``reactor.workflows.stream`` watches ``workflows``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import anyio
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from reactor import model
+from reactor.callbacks.model import CALLBACK, DeliveryState, Due, due_of
 from reactor.logging import get_logger
 from reactor.model import CancelRequest, Status
 from reactor.queries import QUEUED_TIERS, Tier
-from reactor.store import Store
+from reactor.store import STREAM_STATE_ID, Store
+from reactor.workflows.model import STEP_FINAL, step_final_of
 
 log = get_logger("reactor.stream")
 
 HISTORY_LOST_CODES = frozenset({286, 280, 260})  # history lost, fatal, invalid resume token
 _UPDATED = "updateDescription.updatedFields"
 _ENDS = ["drop", "dropDatabase", "rename", "invalidate"]
+PENDING = DeliveryState.PENDING.value
 
 PIPELINE: list[dict[str, Any]] = [
     {
@@ -49,6 +58,8 @@ PIPELINE: list[dict[str, Any]] = [
                 },
                 {"operationType": "update", f"{_UPDATED}.{model.PRIORITY}": {"$exists": True}},
                 {"operationType": "update", f"{_UPDATED}.{model.RUN_AT}": {"$exists": True}},
+                {"operationType": "update", f"{_UPDATED}.{STEP_FINAL}": {"$exists": True}},
+                {"operationType": "update", f"{_UPDATED}.{CALLBACK}.state": PENDING},
                 {"operationType": {"$in": _ENDS}},
             ]
         }
@@ -74,6 +85,14 @@ class Listener(Protocol):
     def wake(self, *tiers: Tier) -> None: ...
     def cancel(self, doc_id: Any, request: CancelRequest) -> None: ...
     def due(self, when: datetime) -> None: ...
+    def reopened(self) -> None: ...
+    def step_final(self, workflow_id: str, owner: str) -> None: ...
+    def callback_due(self, due: Due) -> None: ...
+
+
+class Reopens(Protocol):
+    """What every stream's listener is told: the stream was (re)opened."""
+
     def reopened(self) -> None: ...
 
 
@@ -103,6 +122,8 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     fields = change.get("fullDocument") if kind in ("insert", "replace") else None
     if fields is None:
         fields = (change.get("updateDescription") or {}).get("updatedFields") or {}
+        if _followed(fields, listener):
+            return
     request = model.cancel_request(fields)
     if request is not None:
         at = request.requested_at or wall_time
@@ -116,21 +137,48 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
         listener.wake(*tiers_for(fields))
 
 
+def _followed(fields: Mapping[str, Any], listener: Listener) -> bool:
+    """Tell the listener of a final status others wait on; whether this update was one."""
+    marker = step_final_of(fields)
+    if marker is not None:
+        listener.step_final(*marker)
+    due = due_of(fields.get(CALLBACK))
+    if due is not None:
+        listener.callback_due(due)
+    return marker is not None or due is not None
+
+
+Dispatch = Callable[[Mapping[str, Any], Any], None]
+
+
 class JobStream:
     """Watch ``jobs`` and tell a :class:`Listener`; never returns unless cancelled."""
 
     def __init__(
         self,
         store: Store,
-        listener: Listener,
+        listener: Reopens,
         *,
         max_await_ms: int = 1000,
         token_save_s: float = 1.0,
         retry_s: float = 1.0,
         on_lag: Any = None,
+        collection: AsyncCollection[dict[str, Any]] | None = None,
+        pipeline: list[dict[str, Any]] | None = None,
+        meaning: Dispatch = dispatch,
+        token_key: str | None = STREAM_STATE_ID,
+        full_document: str | None = None,
     ) -> None:
+        """``collection`` (default: jobs) is watched with ``pipeline`` and each event told to
+        ``listener`` by ``meaning``; the resume token is kept under ``token_key`` in
+        ``reactor_state`` (``None``: not kept, the catch-up alone covers a restart)."""
         self._store = store
         self._listener = listener
+        self._collection = store.jobs if collection is None else collection
+        self._pipeline = PIPELINE if pipeline is None else pipeline
+        self._meaning = meaning
+        self._token_key = token_key
+        self._full_document = full_document
         self._on_lag = on_lag
         self._max_await_ms = max_await_ms
         self._token_save_s = token_save_s
@@ -153,7 +201,7 @@ class JobStream:
         """Watch forever, reopening after errors."""
         while True:
             try:
-                self.token = await self._store.load_resume_token()
+                self.token = await self._load_token()
                 break
             except PyMongoError as exc:
                 await self._failed(exc)
@@ -188,9 +236,11 @@ class JobStream:
         options: dict[str, Any] = {"max_await_time_ms": self._max_await_ms}
         if self.token is not None:
             options["start_after"] = self.token
+        if self._full_document is not None:
+            options["full_document"] = self._full_document
         calls, timeout_s = self._store.calls, self._call_timeout_s
         stream = await calls.run(
-            "stream_open", timeout_s, self._store.jobs.watch(PIPELINE, **options)
+            "stream_open", timeout_s, self._collection.watch(self._pipeline, **options)
         )
         try:
             log.info("stream_opened", resumed=self.token is not None)
@@ -218,19 +268,24 @@ class JobStream:
         wall_time = change.get("wallTime")
         if self._on_lag is not None and isinstance(wall_time, datetime):
             self._on_lag(max(0.0, (datetime.now(UTC) - wall_time).total_seconds()))
-        dispatch(change, self._listener)
+        self._meaning(change, self._listener)
 
     def _progress(self, token: Any) -> None:
         if isinstance(token, dict) and token != self.token:
             self.token = token
             self.last_progress = time.monotonic()
 
+    async def _load_token(self) -> dict[str, Any] | None:
+        if self._token_key is None:
+            return None
+        return await self._store.load_resume_token(self._token_key)
+
     async def _save_token(self, *, force: bool = False) -> None:
         due = time.monotonic() - self._saved_at >= self._token_save_s
-        if self.token == self._saved or not (force or due):
+        if self._token_key is None or self.token == self._saved or not (force or due):
             return
         try:
-            await self._store.save_resume_token(self.token)
+            await self._store.save_resume_token(self.token, self._token_key)
         except PyMongoError as exc:
             log.warning("resume_token_save_failed", error=str(exc))
             return

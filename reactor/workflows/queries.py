@@ -1,0 +1,122 @@
+"""The filters and updates of workflows and their step jobs: the query half of ``model.py``.
+
+Every write that advances a workflow is safe to repeat: step jobs are inserted under the unique
+``job_id`` index (an insert that finds its id taken is a duplicate, ignored); a re-queue matches
+only the run that ended; a cancel only an unfinished job; and the workflow's own fields are
+written with a compare-and-set on ``version`` (and on the ``status`` and ``cancel_requested`` a
+client may have changed meanwhile), so a decision made from an older read never overwrites a
+newer one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reactor import model as job_model
+from reactor.callbacks import model as callbacks
+from reactor.workflows import model
+from reactor.workflows.model import Workflow
+
+Doc = dict[str, Any]
+Sort = list[tuple[str, int]]
+
+TERMINAL = sorted(model.TERMINAL)
+
+INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "workflow_id_unique": (
+        [(model.WORKFLOW_ID, 1)],
+        {"unique": True, "partialFilterExpression": {model.WORKFLOW_ID: {"$type": "string"}}},
+    ),
+    "unfinished": ([(model.FINISHED_AT, 1), (model.STATUS, 1)], {}),
+    "callback_due": (
+        [(callbacks.DUE_AT, 1)],
+        {"partialFilterExpression": {callbacks.STATE: callbacks.DeliveryState.PENDING.value}},
+    ),
+}
+TEMPLATE_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "name_unique": ([(model.TEMPLATE_NAME, 1)], {"unique": True}),
+}
+# On jobs, beside ``reactor.queries.INDEXES``.
+JOB_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "workflow_steps": (
+        [(model.LINK_WORKFLOW_ID, 1)],
+        {"partialFilterExpression": {model.LINK_WORKFLOW_ID: {"$type": "string"}}},
+    ),
+    "callback_due": INDEXES["callback_due"],
+}
+
+
+def by_id(workflow_id: str) -> Doc:
+    return {model.WORKFLOW_ID: workflow_id}
+
+
+def step_jobs(workflow_id: str) -> Doc:
+    return {model.LINK_WORKFLOW_ID: workflow_id}
+
+
+def foreign(workflow_id: str, job_ids: list[str]) -> Doc:
+    """Jobs holding these ids that are not steps of this workflow."""
+    return {job_model.JOB_ID: {"$in": job_ids}, model.LINK_WORKFLOW_ID: {"$ne": workflow_id}}
+
+
+def requeue(job_id: str, run: int) -> tuple[Doc, Doc]:
+    """Queue a failed or cancelled step job again (its next run), only if that run ended so."""
+    return (
+        {job_model.JOB_ID: job_id, job_model.STATUS: {"$in": ["failed", "cancelled"]},
+         job_model.RUN: run},
+        {"$set": {job_model.STATUS: job_model.Status.QUEUED.value},
+         "$unset": {job_model.CANCEL_REQUESTED: "", job_model.CANCEL_REQUESTED_AT: ""}},
+    )  # fmt: skip
+
+
+def cancel(job_ids: list[str], now: datetime) -> tuple[Doc, Doc]:
+    """Ask unfinished step jobs to cancel (the job's own cancel: running ones are stopped)."""
+    return (
+        {job_model.JOB_ID: {"$in": job_ids}, job_model.STATUS: {"$nin": TERMINAL}},
+        {"$set": {job_model.CANCEL_REQUESTED: True},
+         "$min": {job_model.CANCEL_REQUESTED_AT: now}},
+    )  # fmt: skip
+
+
+def unchanged_since(wf: Workflow) -> Doc:
+    """The workflow as the decision read it: same version, status and cancel request."""
+    version = wf.version
+    return {
+        job_model.ID: wf.doc_id,
+        model.VERSION: version if version is not None else {"$exists": False},
+        model.STATUS: wf.status,  # None also matches a missing status
+        model.CANCEL_REQUESTED: True if wf.cancel_requested else {"$ne": True},
+    }
+
+
+def state_update(set_fields: dict[str, Any], unset: tuple[str, ...]) -> Doc:
+    update: Doc = {"$inc": {model.VERSION: 1}}
+    if set_fields:
+        update["$set"] = set_fields
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    return update
+
+
+def unfinished() -> Doc:
+    """Workflows that may need advancing: not finished, or asked to run again."""
+    return {"$or": [{model.FINISHED_AT: None}, {model.STATUS: model.WorkflowStatus.QUEUED.value}]}
+
+
+def handle_event(doc_id: Any, token: str) -> tuple[Doc, Doc]:
+    """Take on one change event of a workflow: only the first reactor to ask matches."""
+    return (
+        {job_model.ID: doc_id, model.HANDLED_EVENT: {"$ne": token}},
+        {"$set": {model.HANDLED_EVENT: token}},
+    )
+
+
+def fail_malformed(doc_id: Any, message: str, now: datetime) -> tuple[Doc, Doc]:
+    """A workflow document without a usable ``workflow_id``: failed, by its ``_id``."""
+    error = {"type": "InvalidWorkflow", "message": message, "step": None, "job_id": None}
+    return (
+        {job_model.ID: doc_id, model.STATUS: None},
+        {"$set": {model.STATUS: model.WorkflowStatus.FAILED.value, model.ERROR: error,
+                  model.FINISHED_AT: now, model.CREATED_AT: now}},
+    )  # fmt: skip
