@@ -97,7 +97,8 @@ def ocr(
 
     Returns ``text``, ``mean_confidence`` (mean word confidence, 0-100, ``None`` without words),
     ``words`` (``text``, ``conf``, ``left``, ``top``, ``width``, ``height``, 1-based ``page``),
-    ``pages``, ``lang`` and ``files``: requested outputs as paths relative to the job directory.
+    ``pages``, ``lang`` and ``files``: requested outputs as paths relative to the job directory
+    (to the workflow's directory for a step of a workflow).
     With ``inline_outputs`` (for clients without the shared volume) ``contents`` also holds each
     output's bytes; the reactor moves a result over its inline limit to GridFS.
     """
@@ -109,6 +110,7 @@ def ocr(
         result["contents"] = {
             kind: (ctx.workdir / name).read_bytes() for kind, name in result["files"].items()
         }
+    result["files"] = {kind: ctx.reference(name) for kind, name in result["files"].items()}
     return result
 
 

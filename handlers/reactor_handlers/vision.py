@@ -58,7 +58,8 @@ def prepare(
     image has less), because Tesseract misses text that touches the image's edge.
 
     Binarizing implies grayscale. Returns ``output`` (relative path), ``angle_deg`` (rotation
-    applied, counter-clockwise positive), ``width`` and ``height`` of the written image.
+    applied, counter-clockwise positive), ``width`` and ``height`` of the written image. In a
+    workflow, ``output`` is relative to the workflow's directory (``ctx.reference``).
     """
     target = _output_path(ctx, output)
     picture, info = _load(ctx, image)
@@ -73,7 +74,8 @@ def prepare(
         pixels = crop_to_ink(pixels)
     _save(pixels, target, info.dpi, bilevel=binarize != "none")
     height, width = pixels.shape[:2]
-    return {"output": output, "angle_deg": angle_deg, "width": width, "height": height}
+    return {"output": ctx.reference(target), "angle_deg": angle_deg, "width": width,
+            "height": height}  # fmt: skip
 
 
 @handler(runs="process", timeout_s=VISION_TIMEOUT_S, version="1")

@@ -112,8 +112,9 @@ class Deliverer:
             for kind in KINDS:
                 while True:
                     try:
-                        doc = await self._store.take(kind, utcnow(), self._owner, self._grace_s,
-                                                     self._attempt_s)  # fmt: skip
+                        doc = await self._store.take(
+                            kind, utcnow(), self._owner, self._grace_s, self._attempt_s
+                        )
                     except PyMongoError as exc:
                         log.warning("callback_take_failed", error=str(exc))
                         self._arm(utcnow())
@@ -177,14 +178,27 @@ class Deliverer:
             log.warning("callback_failed", delivery=callback["id"], attempts=attempts, error=error)
             return _fields(DeliveryState.FAILED, status, error)
         pause_s = self._policy.backoff(attempts)
-        log.info("callback_attempt_failed", delivery=callback["id"], attempts=attempts,
-                 status=status, error=error, retry_in_s=pause_s)  # fmt: skip
+        log.info(
+            "callback_attempt_failed",
+            delivery=callback["id"],
+            attempts=attempts,
+            status=status,
+            error=error,
+            retry_in_s=pause_s,
+        )
         due = datetime.fromtimestamp(time.time() + pause_s, UTC)
         self._arm(due)
-        return {**_fields(DeliveryState.PENDING, status, error), "due_at": due,
-                "owner": self._owner}  # fmt: skip
+        return {
+            **_fields(DeliveryState.PENDING, status, error),
+            "due_at": due,
+            "owner": self._owner,
+        }
 
 
 def _fields(state: DeliveryState, status: int | None, error: str | None) -> dict[str, Any]:
-    return {"state": state.value, "last_status": status, "last_error": error,
-            "updated_at": utcnow()}  # fmt: skip
+    return {
+        "state": state.value,
+        "last_status": status,
+        "last_error": error,
+        "updated_at": utcnow(),
+    }

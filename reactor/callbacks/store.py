@@ -27,11 +27,18 @@ Doc = dict[str, Any]
 KINDS = ("job", "workflow")
 PENDING = DeliveryState.PENDING.value
 WORKFLOW_FIELDS = (
-    workflow_model.WORKFLOW_ID, workflow_model.STATUS, workflow_model.RUN, workflow_model.RESULT,
-    workflow_model.ERROR, workflow_model.STEP_STATES, workflow_model.PROGRESS,
-    workflow_model.CREATED_AT, workflow_model.STARTED_AT, workflow_model.FINISHED_AT,
+    workflow_model.WORKFLOW_ID,
+    workflow_model.STATUS,
+    workflow_model.RUN,
+    workflow_model.RESULT,
+    workflow_model.ERROR,
+    workflow_model.STEP_STATES,
+    workflow_model.PROGRESS,
+    workflow_model.CREATED_AT,
+    workflow_model.STARTED_AT,
+    workflow_model.FINISHED_AT,
     workflow_model.DURATION_MS,
-)  # fmt: skip
+)
 
 
 def due_filter(now: datetime, owner: str, grace_s: float) -> Doc:
@@ -58,10 +65,13 @@ class CallbackStore:
     ) -> Doc | None:
         """Take the next due delivery of ``kind``: its document after the take, or ``None``."""
         update = {
-            "$set": {model.DUE_AT: now + timedelta(seconds=attempt_s), model.OWNER: owner,
-                     f"{model.CALLBACK}.updated_at": now},
+            "$set": {
+                model.DUE_AT: now + timedelta(seconds=attempt_s),
+                model.OWNER: owner,
+                f"{model.CALLBACK}.updated_at": now,
+            },
             "$inc": {model.ATTEMPTS: 1},
-        }  # fmt: skip
+        }
         return await self._run(  # type: ignore[no-any-return]
             "callback_take",
             self._collections[kind].find_one_and_update(

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 
 from reactor import client, job_view, model
+from reactor.cli import workflows as cli_workflows
 from reactor.cli.support import (
     CONNECTION_FIELDS,
     EXIT_CONFIG,
@@ -93,13 +94,14 @@ def _add_status(sub: Sub) -> None:
     p = _parser(
         sub,
         "status",
-        "show a job: status, run, attempt, progress, result, history",
+        "show a job (or a workflow, as a tree of its steps)",
         "Show one job as people read it: its status, run and attempt, progress, lease, result\n"
-        "and the outcomes of earlier runs. --json prints the raw job and result documents.",
+        "and the outcomes of earlier runs. --json prints the raw job and result documents.\n"
+        "Given a workflow_id that is no job's, shows that workflow as a tree of its steps.",
     )
-    p.add_argument("job_id")
+    p.add_argument("job_id", metavar="JOB_ID|WORKFLOW_ID")
     p.add_argument("--json", action="store_true", help="print {job, result} as JSON")
-    settings_flags(p, CONNECTION_FIELDS)
+    settings_flags(p, (*CONNECTION_FIELDS, "workflows_collection"))
     p.set_defaults(func=cmd_status)
 
 
@@ -191,6 +193,8 @@ def cmd_status(ns: argparse.Namespace) -> int:
 
     job, result = _with_db(settings, read)
     if job is None and result is None:
+        if cli_workflows.print_status(settings, ns.job_id, as_json=ns.json) == EXIT_OK:
+            return EXIT_OK
         return _fail(f"no job with job_id {ns.job_id!r} (see: reactor list)", EXIT_NOT_FOUND)
     print(to_json({"job": job, "result": result}) if ns.json else job_view.status_page(job, result))
     return EXIT_OK

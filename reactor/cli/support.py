@@ -9,16 +9,24 @@ from typing import Any
 from bson import json_util
 
 from reactor.config import Settings, env_name, load_settings
-from reactor.errors import DuplicateJob, JobNotFound, JobStateConflict, ReactorError
+from reactor.errors import (
+    DuplicateJob,
+    DuplicateWorkflow,
+    JobNotFound,
+    JobStateConflict,
+    ReactorError,
+    WorkflowNotFound,
+    WorkflowStateConflict,
+)
 
 # Exit codes, documented in `reactor --help` and the README.
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1  # the job (or the result waited for) did not succeed
 EXIT_CONFIG = 2  # invalid setting, unreachable MongoDB, handlers that cannot load
 EXIT_WAIT_TIMEOUT = 3  # --wait gave up before a result arrived
-EXIT_DUPLICATE = 4  # submit: a job with that job_id exists already
-EXIT_NOT_FOUND = 5  # status, cancel, retry: no job with that job_id
-EXIT_CONFLICT = 6  # cancel a finished job, retry an unfinished one
+EXIT_DUPLICATE = 4  # submit: a job (or workflow) with that id exists already
+EXIT_NOT_FOUND = 5  # status, cancel, retry: no job (or workflow, template) with that id
+EXIT_CONFLICT = 6  # cancel a finished job, retry an unfinished one (workflows alike)
 
 EXIT_CODES_TEXT = """\
 exit codes:
@@ -26,9 +34,9 @@ exit codes:
   1  the job failed (or finished otherwise than asked)
   2  configuration or connection error
   3  --wait timed out before a result arrived
-  4  submit: a job with that job_id already exists
-  5  no job with that job_id
-  6  the job's status does not allow it (cancel a finished job, retry an unfinished one)"""
+  4  submit: a job (or workflow) with that id already exists
+  5  no job (or workflow, or template) with that id
+  6  the status does not allow it (cancel a finished job, retry an unfinished one)"""
 
 CONNECTION_FIELDS = (
     "mongo_uri",
@@ -41,11 +49,11 @@ CONNECTION_FIELDS = (
 
 def exit_code(error: ReactorError) -> int:
     """The exit code of an error that ends a subcommand."""
-    if isinstance(error, DuplicateJob):
+    if isinstance(error, DuplicateJob | DuplicateWorkflow):
         return EXIT_DUPLICATE
-    if isinstance(error, JobNotFound):
+    if isinstance(error, JobNotFound | WorkflowNotFound):
         return EXIT_NOT_FOUND
-    if isinstance(error, JobStateConflict):
+    if isinstance(error, JobStateConflict | WorkflowStateConflict):
         return EXIT_CONFLICT
     return EXIT_CONFIG
 

@@ -170,8 +170,12 @@ class Advancer:
             try:
                 await self.advance(workflow_id)
             except PyMongoError as exc:
-                log.warning("workflow_advance_failed", workflow_id=workflow_id, error=str(exc),
-                            retry_in_s=RETRY_S)  # fmt: skip
+                log.warning(
+                    "workflow_advance_failed",
+                    workflow_id=workflow_id,
+                    error=str(exc),
+                    retry_in_s=RETRY_S,
+                )
                 self.later(workflow_id, RETRY_S)
             finally:
                 self._running.discard(workflow_id)
@@ -221,8 +225,9 @@ class Advancer:
         parsed = self._definition(wf)
         results: dict[str, Any] = {}
         for _ in range(RESULT_ROUNDS):
-            found = decide(wf, parsed, jobs, results, utcnow(), owner=self._store.owner,
-                           taken=taken)  # fmt: skip
+            found = decide(
+                wf, parsed, jobs, results, utcnow(), owner=self._store.owner, taken=taken
+            )
             if not isinstance(found, NeedResults):
                 return found
             results |= await self._store.results(found.job_ids)

@@ -35,9 +35,18 @@ from reactor.workflows.model import StepJob, StepStatus, Workflow, WorkflowStatu
 
 Results = Mapping[str, Mapping[str, Any] | None]  # job_id -> result document (None: none stored)
 ERROR_MESSAGE_MAX = 500
-MANAGED = (model.STATUS, model.RUN, model.STEP_STATES, model.PROGRESS, model.CREATED_AT,
-           model.STARTED_AT, model.FINISHED_AT, model.DURATION_MS, model.RESULT,
-           model.ERROR)  # fmt: skip
+MANAGED = (
+    model.STATUS,
+    model.RUN,
+    model.STEP_STATES,
+    model.PROGRESS,
+    model.CREATED_AT,
+    model.STARTED_AT,
+    model.FINISHED_AT,
+    model.DURATION_MS,
+    model.RESULT,
+    model.ERROR,
+)
 RERUN_CLEARS = (model.CANCEL_REQUESTED, model.CANCEL_REQUESTED_AT, model.CALLBACK)
 
 
@@ -149,9 +158,12 @@ def rerun(wf: Workflow, jobs: Sequence[StepJob]) -> tuple[list[tuple[str, int]],
 
 
 def plan(
-    wf: Workflow, definition: Definition, jobs: Sequence[StepJob], results: Results,
+    wf: Workflow,
+    definition: Definition,
+    jobs: Sequence[StepJob],
+    results: Results,
     taken: frozenset[str],
-) -> tuple[dict[str, StepView], list[dict[str, Any]], dict[str, Any] | None]:  # fmt: skip
+) -> tuple[dict[str, StepView], list[dict[str, Any]], dict[str, Any] | None]:
     """Each step's view, the jobs to create, and the error that halts the workflow if any."""
     by_step = _by_step(jobs)
     views = {s.name: view_of(s, by_step.get(s.name, [])) for s in definition.steps}
@@ -163,8 +175,9 @@ def plan(
             create = _create(wf, definition, views, results, taken)
         except WorkflowError as exc:
             error = error_doc(exc)
-            views[error["step"]] = replace(views[error["step"]], status=StepStatus.FAILED,
-                                           error=error)  # fmt: skip
+            views[error["step"]] = replace(
+                views[error["step"]], status=StepStatus.FAILED, error=error
+            )
             create, halted = [], True
     if halted or error is not None:
         views = {n: _halted(v) for n, v in views.items()}
@@ -175,9 +188,12 @@ _HALTING = frozenset({StepStatus.FAILED, StepStatus.CANCELLED})
 
 
 def _create(
-    wf: Workflow, definition: Definition, views: dict[str, StepView], results: Results,
+    wf: Workflow,
+    definition: Definition,
+    views: dict[str, StepView],
+    results: Results,
     taken: frozenset[str],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The jobs of every step whose ``after`` steps have succeeded (``views`` updated)."""
     created: list[dict[str, Any]] = []
     for step in definition.steps:
@@ -186,9 +202,12 @@ def _create(
             continue
         try:
             docs = fanout.expand(
-                wf.workflow_id, step, definition, _values(definition, views, results),
+                wf.workflow_id,
+                step,
+                definition,
+                _values(definition, views, results),
                 priority=wf.doc.get(model.PRIORITY),
-            )  # fmt: skip
+            )
         except WorkflowError as exc:
             exc.step = exc.step or step.name
             raise
@@ -334,14 +353,22 @@ def _job_error(step: str, job: StepJob, results: Results) -> dict[str, Any]:
             if isinstance(stored, Mapping)
             else f"job {job.job_id} failed (see: reactor status {job.job_id})"
         )
-    return {"type": kind, "message": message[:ERROR_MESSAGE_MAX], "step": step,
-            "job_id": job.job_id}  # fmt: skip
+    return {
+        "type": kind,
+        "message": message[:ERROR_MESSAGE_MAX],
+        "step": step,
+        "job_id": job.job_id,
+    }
 
 
 def _output(
-    wf: Workflow, definition: Definition, views: Mapping[str, StepView],
-    error: dict[str, Any] | None, jobs: Sequence[StepJob], results: Results,
-) -> tuple[dict[str, Any] | None, Any]:  # fmt: skip
+    wf: Workflow,
+    definition: Definition,
+    views: Mapping[str, StepView],
+    error: dict[str, Any] | None,
+    jobs: Sequence[StepJob],
+    results: Results,
+) -> tuple[dict[str, Any] | None, Any]:
     """The workflow's result once every step succeeded and nothing runs; or the error that
     building it met."""
     done = all(v.status is StepStatus.SUCCEEDED for v in views.values())
@@ -354,10 +381,16 @@ def _output(
 
 
 def _desired(
-    wf: Workflow, views: Mapping[str, StepView], fans_out: Mapping[str, bool],
-    status: WorkflowStatus, error: dict[str, Any] | None, output: Any, finished: bool,
-    jobs: Sequence[StepJob], now: datetime,
-) -> dict[str, Any]:  # fmt: skip
+    wf: Workflow,
+    views: Mapping[str, StepView],
+    fans_out: Mapping[str, bool],
+    status: WorkflowStatus,
+    error: dict[str, Any] | None,
+    output: Any,
+    finished: bool,
+    jobs: Sequence[StepJob],
+    now: datetime,
+) -> dict[str, Any]:
     """Every field the reactor manages on the workflow, as it should be (``None``: absent)."""
     steps = {name: state.step_state(v, fans_out[name]) for name, v in views.items()}
     return {

@@ -27,8 +27,9 @@ from reactor.workflows import references as refs
 STEP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 MAX_STEPS = 200
 MAX_BATCH = 100_000
-STEP_KEYS = frozenset({model.NAME, model.COMMAND, model.ARGS, model.AFTER, model.FOR_EACH,
-                       model.BATCH})  # fmt: skip
+STEP_KEYS = frozenset(
+    {model.NAME, model.COMMAND, model.ARGS, model.AFTER, model.FOR_EACH, model.BATCH}
+)
 
 Commands = Callable[[str], bool]  # is this command served? (None: not checked)
 
@@ -121,8 +122,14 @@ def _step(raw: Any, position: int, commands: Commands | None) -> Step:
     if name in after:
         raise InvalidWorkflow(f"step {name!r} cannot come after itself")
     for_each = raw.get(model.FOR_EACH)
-    return Step(name, command, dict(args), tuple(dict.fromkeys(after)), for_each,
-                _batch(name, raw, for_each))  # fmt: skip
+    return Step(
+        name,
+        command,
+        dict(args),
+        tuple(dict.fromkeys(after)),
+        for_each,
+        _batch(name, raw, for_each),
+    )
 
 
 def _batch(name: str, raw: Mapping[str, Any], for_each: Any) -> int | None:
@@ -160,8 +167,9 @@ def _with_upstream(ordered: list[Step], by_name: dict[str, Step]) -> list[Step]:
     for step in ordered:
         found = frozenset().union(*({a} | upstream[a] for a in step.after))
         upstream[step.name] = found
-        done.append(Step(step.name, step.command, step.args, step.after, step.for_each,
-                         step.batch, found))  # fmt: skip
+        done.append(
+            Step(step.name, step.command, step.args, step.after, step.for_each, step.batch, found)
+        )
     return done
 
 

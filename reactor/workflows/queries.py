@@ -63,20 +63,24 @@ def foreign(workflow_id: str, job_ids: list[str]) -> Doc:
 def requeue(job_id: str, run: int) -> tuple[Doc, Doc]:
     """Queue a failed or cancelled step job again (its next run), only if that run ended so."""
     return (
-        {job_model.JOB_ID: job_id, job_model.STATUS: {"$in": ["failed", "cancelled"]},
-         job_model.RUN: run},
-        {"$set": {job_model.STATUS: job_model.Status.QUEUED.value},
-         "$unset": {job_model.CANCEL_REQUESTED: "", job_model.CANCEL_REQUESTED_AT: ""}},
-    )  # fmt: skip
+        {
+            job_model.JOB_ID: job_id,
+            job_model.STATUS: {"$in": ["failed", "cancelled"]},
+            job_model.RUN: run,
+        },
+        {
+            "$set": {job_model.STATUS: job_model.Status.QUEUED.value},
+            "$unset": {job_model.CANCEL_REQUESTED: "", job_model.CANCEL_REQUESTED_AT: ""},
+        },
+    )
 
 
 def cancel(job_ids: list[str], now: datetime) -> tuple[Doc, Doc]:
     """Ask unfinished step jobs to cancel (the job's own cancel: running ones are stopped)."""
     return (
         {job_model.JOB_ID: {"$in": job_ids}, job_model.STATUS: {"$nin": TERMINAL}},
-        {"$set": {job_model.CANCEL_REQUESTED: True},
-         "$min": {job_model.CANCEL_REQUESTED_AT: now}},
-    )  # fmt: skip
+        {"$set": {job_model.CANCEL_REQUESTED: True}, "$min": {job_model.CANCEL_REQUESTED_AT: now}},
+    )
 
 
 def unchanged_since(wf: Workflow) -> Doc:
@@ -117,6 +121,12 @@ def fail_malformed(doc_id: Any, message: str, now: datetime) -> tuple[Doc, Doc]:
     error = {"type": "InvalidWorkflow", "message": message, "step": None, "job_id": None}
     return (
         {job_model.ID: doc_id, model.STATUS: None},
-        {"$set": {model.STATUS: model.WorkflowStatus.FAILED.value, model.ERROR: error,
-                  model.FINISHED_AT: now, model.CREATED_AT: now}},
-    )  # fmt: skip
+        {
+            "$set": {
+                model.STATUS: model.WorkflowStatus.FAILED.value,
+                model.ERROR: error,
+                model.FINISHED_AT: now,
+                model.CREATED_AT: now,
+            }
+        },
+    )

@@ -53,8 +53,7 @@ class WorkflowStore:
     async def results(self, job_ids: Iterable[str]) -> dict[str, Mapping[str, Any] | None]:
         """Result documents by ``job_id`` (``None`` for a job without one); GridFS read back."""
         wanted = sorted(set(job_ids))
-        projection = {job_model.JOB_ID: 1, job_model.RESULT: 1, job_model.ERROR: 1,
-                      "result_ref": 1}  # fmt: skip
+        projection = {job_model.JOB_ID: 1, job_model.RESULT: 1, job_model.ERROR: 1, "result_ref": 1}
         cursor = self._store.results.find({job_model.JOB_ID: {"$in": wanted}}, projection)
         found: dict[str, Mapping[str, Any] | None] = dict.fromkeys(wanted)
         for doc in await self._run("results_read", cursor.to_list(None)):
@@ -114,8 +113,10 @@ class WorkflowStore:
 
     async def malformed(self) -> list[Any]:
         """Workflow documents not yet judged whose ``workflow_id`` is not a usable string."""
-        query = {model.STATUS: None, "$or": [{model.WORKFLOW_ID: {"$not": {"$type": "string"}}},
-                                              {model.WORKFLOW_ID: ""}]}  # fmt: skip
+        query = {
+            model.STATUS: None,
+            "$or": [{model.WORKFLOW_ID: {"$not": {"$type": "string"}}}, {model.WORKFLOW_ID: ""}],
+        }
         cursor = self.workflows.find(query, {"_id": 1})
         return [d["_id"] for d in await self._run("workflows_malformed", cursor.to_list(None))]
 

@@ -99,9 +99,11 @@ class WorkflowListener:
 
 
 def watch(
-    store: Store, workflows: AsyncCollection[dict[str, Any]], advancer: Advancer,
+    store: Store,
+    workflows: AsyncCollection[dict[str, Any]],
+    advancer: Advancer,
     deliverer: Deliverer,
-) -> JobStream:  # fmt: skip
+) -> JobStream:
     """The stream on ``workflows``: no resume token kept, the full document looked up (the
     event of an update must name its workflow)."""
     return JobStream(

@@ -36,6 +36,42 @@ def _resource(name: str) -> Path:
     return found
 
 
+_SUBJECTS = (
+    "invoices", "letters", "forms", "receipts", "contracts", "reports", "minutes", "notices",
+    "statements", "orders", "tickets", "labels",
+)  # fmt: skip
+
+
+def document_texts(pages: int) -> list[str]:
+    """Known text for each page of a sample document: every page different, page number in it."""
+    texts = []
+    for number in range(1, pages + 1):
+        subject = _SUBJECTS[(number - 1) % len(_SUBJECTS)]
+        texts.append(
+            f"Page {number} of {pages}. This page holds {subject} for the archive.\n\n"
+            f"The reactor reads page {number} in its own job, beside the other pages, and "
+            f"joins the text of all {pages} pages in order when every page is done."
+        )
+    return texts
+
+
+def make_document(texts: list[str], path: Path, *, dpi: int = 300,
+                  page_size_in: tuple[float, float] = LETTER_IN) -> Path:  # fmt: skip
+    """A multi-page TIFF (Group 4 compressed) with one page per text, rendered by
+    :func:`render_page`."""
+    pages = []
+    folder = path.parent
+    for number, text in enumerate(texts, start=1):
+        single = render_page(text, folder / f".page-{number}.png", dpi=dpi,
+                             page_size_in=page_size_in)  # fmt: skip
+        with Image.open(single) as image:
+            pages.append(image.convert("1"))
+        single.unlink()
+    pages[0].save(path, format="TIFF", save_all=True, append_images=pages[1:],
+                  compression="group4", dpi=(dpi, dpi))  # fmt: skip
+    return path
+
+
 def make_skewed(src: Path, dst: Path, angle_deg: float) -> Path:
     """Write ``src`` turned counter-clockwise by ``angle_deg`` (white fill) to ``dst``."""
     with Image.open(src) as page:

@@ -1,0 +1,1 @@
+"""The workflow templates shipped with the package (``<name>.json``); see ``templates.py``."""
