@@ -107,7 +107,7 @@ class Deliverer:
         return True
 
     async def _deliver_due(self, http: httpx.AsyncClient) -> None:
-        limiter = anyio.CapacityLimiter(SENDS_AT_ONCE)
+        limiter = anyio.Semaphore(SENDS_AT_ONCE)
         async with anyio.create_task_group() as tg:
             for kind in KINDS:
                 while True:
@@ -129,7 +129,7 @@ class Deliverer:
         return self._policy.timeout_s + self._grace_s
 
     async def _send_one(
-        self, http: httpx.AsyncClient, kind: str, doc: Mapping[str, Any], limiter: Any
+        self, http: httpx.AsyncClient, kind: str, doc: Mapping[str, Any], limiter: anyio.Semaphore
     ) -> None:
         try:
             fields = await self._attempt(http, kind, doc)
