@@ -174,7 +174,7 @@ class JobStream:
         ``reactor_state`` (``None``: not kept, the catch-up alone covers a restart)."""
         self._store = store
         self._listener = listener
-        self._collection = store.jobs if collection is None else collection
+        self._collection = collection
         self._pipeline = PIPELINE if pipeline is None else pipeline
         self._meaning = meaning
         self._token_key = token_key
@@ -240,7 +240,7 @@ class JobStream:
             options["full_document"] = self._full_document
         calls, timeout_s = self._store.calls, self._call_timeout_s
         stream = await calls.run(
-            "stream_open", timeout_s, self._collection.watch(self._pipeline, **options)
+            "stream_open", timeout_s, self._watched().watch(self._pipeline, **options)
         )
         try:
             log.info("stream_opened", resumed=self.token is not None)
@@ -274,6 +274,9 @@ class JobStream:
         if isinstance(token, dict) and token != self.token:
             self.token = token
             self.last_progress = time.monotonic()
+
+    def _watched(self) -> AsyncCollection[dict[str, Any]]:
+        return self._store.jobs if self._collection is None else self._collection
 
     async def _load_token(self) -> dict[str, Any] | None:
         if self._token_key is None:

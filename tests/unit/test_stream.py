@@ -122,3 +122,46 @@ def test_only_client_steering_matches_the_pipeline() -> None:
         {"status": "cancelled", "cancelled_at": 1},
     ):
         assert not filter_applies(match, _update(**own_write)), own_write
+
+
+class FollowRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.finals: list[tuple[str, str]] = []
+        self.callbacks: list[Any] = []
+
+    def step_final(self, workflow_id: str, owner: str) -> None:
+        self.finals.append((workflow_id, owner))
+
+    def callback_due(self, due: Any) -> None:
+        self.callbacks.append(due)
+
+
+def test_a_step_jobs_final_status_moves_its_workflow_on_and_wakes_no_claim() -> None:
+    """A final status carrying step_final names the workflow and the reactor that wrote it;
+    it raises no claim tier and is no cancel request, even when cancelled."""
+    listener = FollowRecorder()
+    marker = {"workflow_id": "w", "owner": "r1/ab", "fence": 3}
+    dispatch(_update(status="cancelled", cancelled_at=1, step_final=marker), listener)
+    assert listener.finals == [("w", "r1/ab")]
+    assert (listener.tiers, listener.cancels) == ([], [])
+
+
+def test_a_pending_callback_arms_the_delivery_timer() -> None:
+    """A final status with a pending callback offers its due time and owner."""
+    listener = FollowRecorder()
+    due = datetime(2030, 1, 1, tzinfo=UTC)
+    callback = {"state": "pending", "due_at": due, "owner": "r2/cd", "id": "j:1"}
+    dispatch(_update(status="succeeded", callback=callback), listener)
+    assert [(d.due_at, d.owner) for d in listener.callbacks] == [(due, "r2/cd")]
+    assert listener.tiers == []
+
+
+def test_final_statuses_others_wait_on_match_the_pipeline_and_no_other_does() -> None:
+    """step_final and a whole pending callback match; a deliverer's dotted callback updates and
+    a plain final status do not."""
+    match = PIPELINE[0]["$match"]
+    assert filter_applies(match, _update(status="succeeded", step_final={"workflow_id": "w"}))
+    assert filter_applies(match, _update(callback={"state": "pending"}))
+    assert not filter_applies(match, _update(**{"callback.state": "pending"}))
+    assert not filter_applies(match, _update(callback={"state": "delivered"}))

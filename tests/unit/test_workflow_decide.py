@@ -16,10 +16,20 @@ from reactor.workflows.model import StepJob, Workflow
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 OCR = [
     {"name": "split", "command": "split"},
-    {"name": "ocr", "command": "ocr", "after": ["split"], "for_each": {"$result": "split.pages"},
-     "args": {"image": {"$item": ""}, "lang": "eng"}},
-    {"name": "join", "command": "join", "after": ["ocr"], "args": {"texts": {"$result": "ocr.text"}}},
-]  # fmt: skip
+    {
+        "name": "ocr",
+        "command": "ocr",
+        "after": ["split"],
+        "for_each": {"$result": "split.pages"},
+        "args": {"image": {"$item": ""}, "lang": "eng"},
+    },
+    {
+        "name": "join",
+        "command": "join",
+        "after": ["ocr"],
+        "args": {"texts": {"$result": "ocr.text"}},
+    },
+]
 
 
 class World:
@@ -36,8 +46,15 @@ class World:
             definition: Any = parse(self.doc["steps"], self.doc.get("output"))
         except InvalidWorkflow as exc:
             definition = exc
-        found = decide(Workflow(self.doc), definition, list(self.jobs.values()), self.results,
-                       NOW, owner="me", **options)  # fmt: skip
+        found = decide(
+            Workflow(self.doc),
+            definition,
+            list(self.jobs.values()),
+            self.results,
+            NOW,
+            owner="me",
+            **options,
+        )
         assert isinstance(found, Decision), found
         return found
 
@@ -49,8 +66,12 @@ class World:
             self.jobs[doc["job_id"]] = StepJob(doc["job_id"], link, "queued")
             self.args[doc["job_id"]] = doc["args"]
         for job_id in decision.cancel:
-            self.jobs[job_id] = StepJob(self.jobs[job_id].job_id, self.jobs[job_id].link,
-                                        self.jobs[job_id].status, cancel_requested=True)  # fmt: skip
+            self.jobs[job_id] = StepJob(
+                self.jobs[job_id].job_id,
+                self.jobs[job_id].link,
+                self.jobs[job_id].status,
+                cancel_requested=True,
+            )
         for job_id, _ in decision.requeue:
             self.set(job_id, "queued")
         self.doc.update(decision.set)
@@ -61,8 +82,14 @@ class World:
     def set(self, job_id: str, status: str, result: Any = None, error: Any = None) -> None:
         job = self.jobs[job_id]
         ended = NOW if status in model.TERMINAL else None
-        self.jobs[job_id] = StepJob(job_id, job.link, status, job.run + (status == "queued"),
-                                    created_at=NOW - timedelta(seconds=5), finished_at=ended)  # fmt: skip
+        self.jobs[job_id] = StepJob(
+            job_id,
+            job.link,
+            status,
+            job.run + (status == "queued"),
+            created_at=NOW - timedelta(seconds=5),
+            finished_at=ended,
+        )
         if status == "succeeded":
             self.results[job_id] = {"result": result}
         elif status == "failed":
@@ -93,8 +120,12 @@ def test_for_each_makes_one_job_per_element_in_order_and_the_join_gets_them_in_o
         world.set(f"w.ocr.{i}", "succeeded", {"text": f"text {i}"})
         assert world.advance().create == ()
     assert world.doc["step_states"]["ocr"]["counts"]["succeeded"] == 2
-    assert world.doc["progress"] == {"steps_done": 1, "steps_total": 3, "elements_done": 2,
-                                     "elements_total": 3}  # fmt: skip
+    assert world.doc["progress"] == {
+        "steps_done": 1,
+        "steps_total": 3,
+        "elements_done": 2,
+        "elements_total": 3,
+    }
     world.set("w.ocr.1", "succeeded", {"text": "text 1"})
     assert [d["job_id"] for d in world.advance().create] == ["w.join"]
     assert world.args["w.join"] == {"texts": ["text 0", "text 1", "text 2"]}
@@ -104,10 +135,16 @@ def test_a_batched_step_hands_lists_over_and_joins_its_lists_back() -> None:
     """batch: 2 over five elements makes three jobs of 2, 2 and 1; their lists join in order."""
     steps = [
         {"name": "split", "command": "split"},
-        {"name": "ocr", "command": "ocr", "after": ["split"], "batch": 2,
-         "for_each": {"$result": "split.pages"}, "args": {"images": {"$item": "path"}}},
+        {
+            "name": "ocr",
+            "command": "ocr",
+            "after": ["split"],
+            "batch": 2,
+            "for_each": {"$result": "split.pages"},
+            "args": {"images": {"$item": "path"}},
+        },
         {"name": "join", "command": "join", "after": ["ocr"], "args": {"all": {"$result": "ocr"}}},
-    ]  # fmt: skip
+    ]
     world = World(steps)
     world.advance()
     world.set("w.split", "succeeded", {"pages": [{"path": f"p{i}"} for i in range(5)]})
@@ -166,8 +203,12 @@ def test_a_failed_middle_step_cancels_its_dependents_and_fails_the_workflow() ->
     decision = world.advance()
     assert decision.cancel == ("w.ocr.2",)
     assert world.doc["status"] == "failed"
-    assert world.doc["error"] == {"type": "StepFailed", "message": "InputError: not an image",
-                                  "step": "ocr", "job_id": "w.ocr.1"}  # fmt: skip
+    assert world.doc["error"] == {
+        "type": "StepFailed",
+        "message": "InputError: not an image",
+        "step": "ocr",
+        "job_id": "w.ocr.1",
+    }
     assert world.doc["step_states"]["join"]["status"] == "cancelled"
     assert "finished_at" not in world.doc  # w.ocr.2 still runs
     world.set("w.ocr.2", "cancelled")
@@ -235,8 +276,12 @@ def test_the_output_is_resolved_when_every_step_succeeded_and_a_callback_is_due(
 
 def test_an_invalid_definition_fails_at_once_without_any_job() -> None:
     """A cycle fails the workflow on its first advance, with the reason, and creates nothing."""
-    world = World([{"name": "a", "command": "a", "after": ["b"]},
-                   {"name": "b", "command": "b", "after": ["a"]}])  # fmt: skip
+    world = World(
+        [
+            {"name": "a", "command": "a", "after": ["b"]},
+            {"name": "b", "command": "b", "after": ["a"]},
+        ]
+    )
     decision = world.advance()
     assert decision.create == ()
     assert world.doc["status"] == "failed"

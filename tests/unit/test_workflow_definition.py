@@ -56,8 +56,13 @@ def test_an_unknown_command_is_refused_when_commands_are_known() -> None:
 
 def test_a_result_reference_must_name_an_upstream_step() -> None:
     """$result of a step that is not before it (directly or transitively) is refused."""
-    parse([step("a"), step("b", after=["a"]), step("c", after=["b"],
-                                                    args={"x": {"$result": "a.pages"}})])
+    parse(
+        [
+            step("a"),
+            step("b", after=["a"]),
+            step("c", after=["b"], args={"x": {"$result": "a.pages"}}),
+        ]
+    )
     with pytest.raises(InvalidWorkflow, match="not upstream"):
         parse([step("a"), step("b", args={"x": {"$result": "a"}})])
     with pytest.raises(InvalidWorkflow, match="not upstream"):
