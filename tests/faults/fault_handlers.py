@@ -81,3 +81,54 @@ def _burn(seconds: float) -> None:
     until = time.monotonic() + seconds
     while time.monotonic() < until:
         sum(range(1000))
+
+
+# Steps of the workflow scenarios. Each returns its execution's token, and passes the token of
+# the execution whose result it was given, so a check can tell which input a step really read.
+
+
+async def wf_split(
+    ctx: JobContext, n: int, seconds: float = 0.0, until: float | None = None
+) -> dict[str, Any]:
+    """Tick for ``seconds`` (or until ``until``), then return ``n`` items naming this run."""
+    record = Recorder(ctx, "loop")
+    await _tick(record, until if until is not None else record.started + seconds)
+    items = [{"i": i, "from": record.token} for i in range(n)]
+    return {**record.end(), "items": items}
+
+
+async def wf_page(
+    ctx: JobContext, item: dict[str, Any], seconds: float = 0.0, until: float | None = None
+) -> dict[str, Any]:
+    """One element on the event loop: tick, then return it with the token it came from."""
+    record = Recorder(ctx, "loop")
+    await _tick(record, until if until is not None else record.started + seconds)
+    return {**record.end(), "i": item["i"], "from": item["from"]}
+
+
+def wf_cpu_page(ctx: JobContext, item: dict[str, Any], seconds: float = 0.0) -> dict[str, Any]:
+    """One element in a CPU pool worker (reclaimed ones run beside others, not alone)."""
+    record = Recorder(ctx, "process")
+    while (left := record.started + seconds - time.monotonic()) > 0:
+        time.sleep(min(TICK_S, left))
+        record.tick()
+    return {**record.end(), "i": item["i"], "from": item["from"]}
+
+
+async def wf_join(
+    ctx: JobContext, parts: list[dict[str, Any]], seconds: float = 0.0
+) -> dict[str, Any]:
+    """The join: tick, then return the tokens of the parts it was given, in order."""
+    record = Recorder(ctx, "loop")
+    await _tick(record, record.started + seconds)
+    return {**record.end(), "parts": [part.get("token") for part in parts]}
+
+
+async def _tick(record: Recorder, deadline: float) -> None:
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            await anyio.sleep(min(TICK_S, left))
+            record.tick()
+    except BaseException as exc:
+        record.stop(type(exc).__name__)
+        raise
