@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 from pymongo.errors import PyMongoError
 
+from reactor.driver import is_transient
 from reactor.errors import InvalidWorkflow
 from reactor.logging import get_logger
 from reactor.store import utcnow
@@ -170,6 +171,9 @@ class Advancer:
             try:
                 await self.advance(workflow_id)
             except PyMongoError as exc:
+                if not is_transient(exc):  # a refusal: the next event or catch-up tries again
+                    log.error("workflow_advance_refused", workflow_id=workflow_id, error=str(exc))
+                    continue
                 log.warning(
                     "workflow_advance_failed",
                     workflow_id=workflow_id,

@@ -85,19 +85,20 @@ def cancel(job_ids: list[str], now: datetime) -> tuple[Doc, Doc]:
 
 def unchanged_since(wf: Workflow) -> Doc:
     """The workflow as the decision read it: same version, status and cancel request."""
-    version = wf.version
+    doc = wf.doc
     return {
         job_model.ID: wf.doc_id,
-        model.VERSION: version if version is not None else {"$exists": False},
-        model.STATUS: wf.status,  # None also matches a missing status
+        model.VERSION: doc.get(model.VERSION, {"$exists": False}),
+        model.STATUS: doc.get(model.STATUS),  # None also matches a missing status
         model.CANCEL_REQUESTED: True if wf.cancel_requested else {"$ne": True},
     }
 
 
-def state_update(set_fields: dict[str, Any], unset: tuple[str, ...]) -> Doc:
-    update: Doc = {"$inc": {model.VERSION: 1}}
-    if set_fields:
-        update["$set"] = set_fields
+def state_update(wf: Workflow, set_fields: dict[str, Any], unset: tuple[str, ...]) -> Doc:
+    """The decision's fields, and the next ``version`` (a client's non-number starts over)."""
+    version = wf.version
+    update: Doc = {"$set": {model.VERSION: version + 1 if version is not None else 1}}
+    update["$set"].update(set_fields)
     if unset:
         update["$unset"] = dict.fromkeys(unset, "")
     return update

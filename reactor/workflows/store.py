@@ -100,7 +100,7 @@ class WorkflowStore:
 
     async def write(self, wf: Workflow, decision: Decision) -> bool:
         """Write the workflow's fields, unless it changed since it was read (then ``False``)."""
-        update = queries.state_update(dict(decision.set), decision.unset)
+        update = queries.state_update(wf, dict(decision.set), decision.unset)
         outcome = await self._run(
             "workflow_write", self.workflows.update_one(queries.unchanged_since(wf), update)
         )
