@@ -80,6 +80,8 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
         return error_reply(59, message)
+    if not backend.server.offers(name):  # newer than the release the double poses as
+        return error_reply(59, f"no such command: '{name}'")
     ctx.db = db
     reply = await _run_retryable(handler, ctx, name, body)
     if reply is ANSWERED:
