@@ -9,6 +9,7 @@ from bson.int64 import Int64
 
 from reactor.testing.double import (
     admin,
+    bulk_write,
     collmod,
     diagnostics,
     find_modify,
@@ -24,7 +25,17 @@ from reactor.testing.double.replies import CommandFailed, Doc, error_code, error
 from reactor.testing.double.write_concern import write_concern_error
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, rename, writes)
+HANDLER_MODULES = (
+    admin,
+    bulk_write,
+    collmod,
+    diagnostics,
+    find_modify,
+    indexes,
+    reads,
+    rename,
+    writes,
+)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 _NO_SIGNATURE: Doc = {"hash": Binary(bytes(20)), "keyId": Int64(0)}
