@@ -37,7 +37,8 @@
     │   └── JobStateConflict        the job's status does not allow it (cancel a finished job,
     │                               retry a queued or running one)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
-                                    start()); CommandFailed and MalformedMessage never leave it
+                                    start()), UnknownServerVersion (a release it cannot pose
+                                    as); CommandFailed and MalformedMessage never leave it
 
 ``JobError.retryable`` says whether running the same job again could succeed; it is stored in
 the result's ``error`` field. ``Retry`` is raised by handlers to ask for another attempt.
