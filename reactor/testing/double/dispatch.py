@@ -76,7 +76,8 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     if not isinstance(db, str) or not db:
         return error_reply(40571, "OP_MSG requests require a $db argument")
     change_stream = _is_change_stream(backend, name, body)
-    injected = backend.faults.take_failure(name)
+    target = body.get(name)
+    injected = backend.faults.take_failure(name, target if isinstance(target, str) else None)
     if injected is not None:
         reply = error_reply(injected.code, injected.message, injected.labels or ())
         if injected.labels is None:  # as MongoDB labels it; given labels replace the server's

@@ -114,8 +114,10 @@ class MongoDouble:
         labels: Sequence[str] | None = None,
         commands: Collection[str] | None = None,
         message: str = "injected failure",
+        collections: Collection[str] | None = None,
     ) -> None:
-        """Answer the next ``n`` commands (only those named, if given) with this error.
+        """Answer the next ``n`` commands (only those named, and on the collections named, if
+        given) with this error.
 
         ``labels`` None: the labels MongoDB would attach (``ResumableChangeStreamError`` on a
         change stream's aggregate or getMore for a resumable code, ``NonResumableChangeStreamError``
@@ -123,7 +125,8 @@ class MongoDouble:
         """
 
         async def arm() -> None:
-            self._require_backend().faults.fail_next(n, code, labels, commands, message)
+            faults = self._require_backend().faults
+            faults.fail_next(n, code, labels, commands, message, collections)
 
         self._call(arm)
 
