@@ -7,7 +7,10 @@
 - a pending callback: the deliverer's timer (``reactor.callbacks.deliverer``);
 - a (re)opened stream, or MongoDB back after an outage: the indexes are due again, the earliest
   due job and callback may be unknown, every tier is raised and every unfinished workflow is
-  advanced (the catch-up).
+  advanced (the catch-up);
+- a job this reactor runs that the client replaced, deleted or set back to ``queued``: its
+  execution is stopped at once (a replaced or deleted job's outcome is discarded; a re-queued
+  job's lease is given up so that it runs again).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from reactor.callbacks.deliverer import Deliverer
 from reactor.callbacks.model import Due
-from reactor.cancel import CancelBoard
+from reactor.cancel import CancelBoard, Reason
 from reactor.cancel_relay import CancelRelay
 from reactor.claims import Bell
 from reactor.delays import DueTimer
@@ -28,6 +31,12 @@ from reactor.queries import CLAIM_ORDER, Tier
 from reactor.workflows.advancer import Advancer
 
 log = get_logger("reactor.listener")
+
+TAKEN_EVENTS = {
+    "replace": "job_replaced_while_running",
+    "delete": "job_deleted_while_running",
+    "requeue": "job_requeued_while_running",
+}
 
 
 class StreamListener:
@@ -64,6 +73,16 @@ class StreamListener:
 
     def callback_due(self, due: Due) -> None:
         self._callbacks.offer(due)
+
+    def taken(self, doc_id: Any, change: str, claim_id: Any) -> None:
+        """The client ``change``d (replace, delete, requeue) a job; stop it if this reactor runs
+        it under another claim than the document now names."""
+        held = self._board.held(doc_id)
+        if held is None or (change == "replace" and claim_id == held.claim_id):
+            return
+        reason = Reason.REQUEUED if change == "requeue" else Reason.LOST
+        if self._board.stop(doc_id, reason) is not None:
+            log.warning(TAKEN_EVENTS[change], job_id=held.key, command=held.command_name)
 
     def reopened(self) -> None:
         """Catch up: indexes again before claiming, then every tier; workflows and callbacks."""

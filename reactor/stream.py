@@ -8,10 +8,12 @@ event costs latency, never a job. An event asking to cancel a job goes to ``canc
 and every tier is raised (the catch-up). The stream is opened *before* that catch-up so nothing
 slips between the two.
 
-Only inserts, replacements and the updates a client makes to steer a job match, and the final
-statuses that others wait on: a workflow's step job (``step_final``: its workflow moves on) and a
-job with a ``callback_url`` (a pending ``callback``: its delivery is due). The reactor's other
-claims, heartbeats, progress and final statuses do not, so they never wake it again.
+Only inserts, replacements, deletions and the updates a client makes to steer a job match (and the
+reactor's own release of a re-queued job's lease), and the final statuses that others wait on: a
+workflow's step job (``step_final``: its workflow moves on) and a job with a ``callback_url`` (a
+pending ``callback``: its delivery is due). The reactor's other claims, heartbeats, progress and
+final statuses do not, so they never wake it again. A replacement, a deletion or a re-queue of a
+job this reactor runs takes the job away from its execution (``Listener.taken``).
 
 :class:`JobStream` watches another collection when given one, with that collection's pipeline
 and meaning (``reactor.workflows.stream`` watches ``workflows``).
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -58,9 +60,13 @@ PIPELINE: list[dict[str, Any]] = [
                 },
                 {"operationType": "update", f"{_UPDATED}.{model.PRIORITY}": {"$exists": True}},
                 {"operationType": "update", f"{_UPDATED}.{model.RUN_AT}": {"$exists": True}},
+                {
+                    "operationType": "update",
+                    f"{_UPDATED}.{model.LEASE_RELEASED_AT}": {"$exists": True},
+                },
                 {"operationType": "update", f"{_UPDATED}.{STEP_FINAL}": {"$exists": True}},
                 {"operationType": "update", f"{_UPDATED}.{CALLBACK}.state": PENDING},
-                {"operationType": {"$in": _ENDS}},
+                {"operationType": {"$in": ["delete", *_ENDS]}},
             ]
         }
     },
@@ -70,9 +76,16 @@ PIPELINE: list[dict[str, Any]] = [
             "documentKey": 1,
             "wallTime": 1,
             _UPDATED: 1,
+            "updateDescription.removedFields": 1,
             **{
                 f"fullDocument.{name}": 1
-                for name in (model.STATUS, model.PRIORITY, model.RUN_AT, model.CANCEL_REQUESTED)
+                for name in (
+                    model.STATUS,
+                    model.PRIORITY,
+                    model.RUN_AT,
+                    model.CANCEL_REQUESTED,
+                    model.CLAIM_ID,
+                )
             },
         }
     },
@@ -86,6 +99,7 @@ class Listener(Protocol):
     def cancel(self, doc_id: Any, request: CancelRequest) -> None: ...
     def due(self, when: datetime) -> None: ...
     def reopened(self) -> None: ...
+    def taken(self, doc_id: Any, change: str, claim_id: Any) -> None: ...
     def step_final(self, workflow_id: str, owner: str) -> None: ...
     def callback_due(self, due: Due) -> None: ...
 
@@ -117,6 +131,9 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     if kind in _ENDS:
         return  # the stream ends after these; reopening catches up
     doc_id = (change.get("documentKey") or {}).get(model.ID)
+    if kind == "delete":
+        listener.taken(doc_id, "delete", None)
+        return
     wall = change.get("wallTime")
     wall_time = wall if isinstance(wall, datetime) else None
     fields = change.get("fullDocument") if kind in ("insert", "replace") else None
@@ -124,6 +141,7 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
         fields = (change.get("updateDescription") or {}).get("updatedFields") or {}
         if _followed(fields, listener):
             return
+    _take_away(kind, change, fields, doc_id, listener)
     request = model.cancel_request(fields)
     if request is not None:
         at = request.requested_at or wall_time
@@ -131,8 +149,12 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     run_at = fields.get(model.RUN_AT)
     if isinstance(run_at, datetime):
         listener.due(run_at)
-    if kind == "update" and model.PRIORITY not in fields and model.STATUS in fields:
-        listener.wake(*QUEUED_TIERS)  # re-queued: its priority is not in the event
+    if (
+        kind == "update"
+        and model.PRIORITY not in fields
+        and (model.STATUS in fields or model.LEASE_RELEASED_AT in fields)
+    ):
+        listener.wake(*QUEUED_TIERS)  # re-queued or released: its priority is not in the event
     elif request is None:
         listener.wake(*tiers_for(fields))
 
@@ -149,6 +171,20 @@ def _followed(fields: Mapping[str, Any], listener: Listener) -> bool:
 
 
 Dispatch = Callable[[Mapping[str, Any], Any], None]
+
+
+def _take_away(
+    kind: Any, change: Mapping[str, Any], fields: Mapping[str, Any], doc_id: Any, listener: Listener
+) -> None:
+    """A client's replacement of a job, or its ``status: queued`` on one that runs (not the
+    reactor's own re-queue, which drops the lease in the same write), takes it away."""
+    if kind == "replace":
+        listener.taken(doc_id, "replace", fields.get(model.CLAIM_ID))
+        return
+    removed = (change.get("updateDescription") or {}).get("removedFields") or ()
+    queued = fields.get(model.STATUS) == Status.QUEUED.value
+    if kind == "update" and queued and model.LEASE_OWNER not in removed:
+        listener.taken(doc_id, "requeue", None)
 
 
 class JobStream:
@@ -267,7 +303,7 @@ class JobStream:
             return
         wall_time = change.get("wallTime")
         if self._on_lag is not None and isinstance(wall_time, datetime):
-            self._on_lag(max(0.0, (datetime.now(UTC) - wall_time).total_seconds()))
+            self._on_lag(max(0.0, (self._store.now() - wall_time).total_seconds()))
         self._meaning(change, self._listener)
 
     def _progress(self, token: Any) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -29,7 +29,6 @@ from reactor.callbacks.model import DeliveryState, Due
 from reactor.callbacks.policy import Policy
 from reactor.callbacks.store import KINDS, CallbackStore
 from reactor.logging import get_logger
-from reactor.store import utcnow
 
 log = get_logger("reactor.callbacks")
 
@@ -79,7 +78,7 @@ class Deliverer:
                 if self._lookup and not await self._look_up():
                     await anyio.sleep(RETRY_S)
                     continue
-                if self._due is not None and self._due <= utcnow():
+                if self._due is not None and self._due <= self._store.now():
                     self._due = None
                     await self._deliver_due(http)
                     self._lookup = True
@@ -90,7 +89,7 @@ class Deliverer:
     def _seconds_left(self) -> float:
         if self._due is None:
             return math.inf
-        return max(0.0, (self._due - utcnow()).total_seconds())
+        return max(0.0, (self._due - self._store.now()).total_seconds())
 
     async def _look_up(self) -> bool:
         self._lookup = False
@@ -113,11 +112,11 @@ class Deliverer:
                 while True:
                     try:
                         doc = await self._store.take(
-                            kind, utcnow(), self._owner, self._grace_s, self._attempt_s
+                            kind, self._store.now(), self._owner, self._grace_s, self._attempt_s
                         )
                     except PyMongoError as exc:
                         log.warning("callback_take_failed", error=str(exc))
-                        self._arm(utcnow())
+                        self._arm(self._store.now())
                         break
                     if doc is None:
                         break
@@ -144,7 +143,6 @@ class Deliverer:
     ) -> dict[str, Any]:
         callback = doc[model.CALLBACK]
         url = doc.get(model.CALLBACK_URL)
-        fields = {"attempts": callback["attempts"], "id": callback["id"]}
         refusal = self._policy.refusal(url)
         if refusal is not None:
             log.warning("callback_refused", delivery=callback["id"], reason=refusal)
@@ -153,8 +151,12 @@ class Deliverer:
         status, error = await self._post(http, str(url), callback["id"], kind, body)
         self.sent += 1
         if status is not None and 200 <= status < 300:
-            log.info("callback_delivered", delivery=callback["id"], status=status, **fields)
-            return {**_fields(DeliveryState.DELIVERED, status, None), "delivered_at": utcnow()}
+            log.info("callback_delivered", delivery=callback["id"], status=status,
+                     attempts=callback["attempts"])  # fmt: skip
+            return {
+                **_fields(DeliveryState.DELIVERED, status, None),
+                "delivered_at": self._store.now(),
+            }
         return self._failed(callback, status, error)
 
     async def _post(
@@ -186,7 +188,7 @@ class Deliverer:
             error=error,
             retry_in_s=pause_s,
         )
-        due = datetime.fromtimestamp(time.time() + pause_s, UTC)
+        due = self._store.now() + timedelta(seconds=pause_s)
         self._arm(due)
         return {
             **_fields(DeliveryState.PENDING, status, error),
@@ -196,9 +198,4 @@ class Deliverer:
 
 
 def _fields(state: DeliveryState, status: int | None, error: str | None) -> dict[str, Any]:
-    return {
-        "state": state.value,
-        "last_status": status,
-        "last_error": error,
-        "updated_at": utcnow(),
-    }
+    return {"state": state.value, "last_status": status, "last_error": error}

@@ -57,6 +57,10 @@ class CallbackStore:
         self._store = store
         self._collections = {"job": store.jobs, "workflow": workflows}
 
+    def now(self) -> datetime:
+        """MongoDB's time, as the reactor's leases use it: due times are judged by it."""
+        return self._store.now()
+
     async def _run(self, name: str, call: Any) -> Any:
         return await self._store.calls.run(name, self._store.timeout_s, call)
 
@@ -86,7 +90,8 @@ class CallbackStore:
         """Record how the attempt just made went, if it is still the current one."""
         callback = doc[model.CALLBACK]
         query = {"_id": doc["_id"], model.ID: callback["id"], model.ATTEMPTS: callback["attempts"]}
-        update = {"$set": {f"{model.CALLBACK}.{k}": v for k, v in fields.items()}}
+        changes = {**fields, "updated_at": self.now()}
+        update = {"$set": {f"{model.CALLBACK}.{k}": v for k, v in changes.items()}}
         outcome = await self._run(
             "callback_record", self._collections[kind].update_one(query, update)
         )

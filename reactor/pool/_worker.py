@@ -29,6 +29,7 @@ from reactor.errors import JobError, Retry, WorkdirUnavailable
 from reactor.handler import JobContext
 from reactor.log_processors import DEFAULT_MAX_LINE_BYTES
 from reactor.pool._courier import Courier
+from reactor.pool._leftovers import end_leftovers
 from reactor.pool._protocol import (
     FINISHED,
     READY,
@@ -58,7 +59,7 @@ def main(
     os.environ.update(THREAD_LIMITS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     os.setpgid(0, 0)  # a group of its own, so a kill also reaches subprocesses such as tesseract
-    finished = start_watchdog(control)  # before any thread; it kills the group, now our own
+    finished, watchdog = start_watchdog(control)  # before any thread; it kills the group
     die_with_parent(parent_pid)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     reactor.logging.configure(
@@ -71,6 +72,7 @@ def main(
         while message := conn.recv_bytes():
             (seq,) = TASK_HEADER.unpack_from(message)
             reply = _serve(message[TASK_HEADER.size :], seq, courier, home)
+            reply = reply._replace(left_processes=end_leftovers(keep={watchdog}))
             finished.send(FINISHED.pack(seq))  # the deadline is over: the task ran in time
             courier.reply(_encode(reply))
     except (EOFError, OSError):

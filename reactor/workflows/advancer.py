@@ -32,7 +32,6 @@ from pymongo.errors import PyMongoError
 from reactor.driver import is_transient
 from reactor.errors import InvalidWorkflow
 from reactor.logging import get_logger
-from reactor.store import utcnow
 from reactor.workflows import definition as definitions
 from reactor.workflows.decide import Decision, NeedResults, decide
 from reactor.workflows.model import StepJob, Workflow
@@ -162,7 +161,7 @@ class Advancer:
 
     async def _fail_malformed(self, doc_id: Any) -> None:
         message = "a workflow needs a workflow_id: a non-empty string"
-        await self._store.fail_malformed(doc_id, message, utcnow())
+        await self._store.fail_malformed(doc_id, message, self._store.now())
         log.warning("workflow_malformed", doc_id=str(doc_id))
 
     async def _work(self) -> None:
@@ -213,7 +212,7 @@ class Advancer:
             return True
         jobs = await self._store.step_jobs(workflow_id)
         decision = await self._decide(wf, jobs, frozenset())
-        now = utcnow()
+        now = self._store.now()
         taken = await self._store.apply_jobs(workflow_id, decision, now)
         if taken:
             decision = await self._decide(wf, jobs, taken)
@@ -230,7 +229,7 @@ class Advancer:
         results: dict[str, Any] = {}
         for _ in range(RESULT_ROUNDS):
             found = decide(
-                wf, parsed, jobs, results, utcnow(), owner=self._store.owner, taken=taken
+                wf, parsed, jobs, results, self._store.now(), owner=self._store.owner, taken=taken
             )
             if not isinstance(found, NeedResults):
                 return found

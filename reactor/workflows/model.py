@@ -29,7 +29,7 @@ A step job is an ordinary job whose ``job_id`` is ``<workflow_id>.<step>`` (one 
 ``index`` is ``null`` for a one-job step; ``of`` is how many jobs the step has, ``first`` and
 ``count`` which elements this job holds, ``upstream`` the steps whose directories it may read and
 ``closed`` the steps whose directories it may not. A final status of a step job also sets
-``step_final: {workflow_id, owner, fence}`` (the change event that moves its workflow on).
+``step_final: {workflow_id, owner, claim_id}`` (the change event that moves its workflow on).
 """
 
 from __future__ import annotations
@@ -211,9 +211,9 @@ def step_job_id(workflow_id: str, step: str, index: int | None) -> str:
     return base if index is None else f"{base}.{index}"
 
 
-def step_final(workflow_id: str, owner: str, fence: int) -> dict[str, Any]:
-    """The ``step_final`` marker a step job's final status carries (``fence`` makes each new)."""
-    return {WORKFLOW_ID: workflow_id, "owner": owner, "fence": fence}
+def step_final(workflow_id: str, owner: str, claim_id: Any) -> dict[str, Any]:
+    """The ``step_final`` marker a step job's final status carries (the claim makes each new)."""
+    return {WORKFLOW_ID: workflow_id, "owner": owner, "claim_id": claim_id}
 
 
 def step_final_of(fields: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -36,6 +36,10 @@ class WorkflowStore:
     def owner(self) -> str:
         return self._store.owner
 
+    def now(self) -> datetime:
+        """MongoDB's time, as the reactor's leases use it."""
+        return self._store.now()
+
     async def _run(self, name: str, call: Any) -> Any:
         return await self._store.calls.run(name, self._store.timeout_s, call)
 
