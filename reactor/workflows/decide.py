@@ -10,8 +10,8 @@ any workflow at any time.
 
 - A step's jobs are created once every step in its ``after`` has succeeded, and only while the
   workflow is neither cancelled nor failed.
-- A step's state is its jobs' aggregate (:func:`aggregate`); the workflow's is OCR-D's rule
-  with cancellation first (:func:`workflow_status`).
+- A step's state is its jobs' aggregate; the workflow's is OCR-D's rule with cancellation
+  first (``steps.py``).
 - A failed or cancelled step halts the workflow: steps without jobs end ``cancelled`` and every
   unfinished step job is cancelled. The workflow is *finished* (``finished_at``, ``result``, its
   callback) once its status is final and none of its jobs is queued or running.
@@ -19,7 +19,6 @@ any workflow at any time.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -30,8 +29,17 @@ from reactor.callbacks import model as callbacks
 from reactor.errors import InvalidWorkflow, StepInputFailed, WorkflowError
 from reactor.workflows import fanout, model, state
 from reactor.workflows import references as refs
-from reactor.workflows.definition import Definition, Step
+from reactor.workflows.definition import Definition
 from reactor.workflows.model import StepJob, StepStatus, Workflow, WorkflowStatus
+from reactor.workflows.steps import (
+    HALTING,
+    StepView,
+    after_halt,
+    jobs_by_step,
+    view_of,
+    with_created,
+    workflow_status,
+)
 
 Results = Mapping[str, Mapping[str, Any] | None]  # job_id -> result document (None: none stored)
 ERROR_MESSAGE_MAX = 500
@@ -68,16 +76,6 @@ class Decision:
     @property
     def writes_workflow(self) -> bool:
         return bool(self.set or self.unset)
-
-
-@dataclass(frozen=True)
-class StepView:
-    """What the decision knows of one step."""
-
-    status: StepStatus
-    jobs: tuple[StepJob, ...] = ()  # existing and about to be created, in index order
-    complete: bool = False  # every job the step has exists
-    error: dict[str, Any] | None = None
 
 
 class _Missing(Exception):
@@ -165,11 +163,11 @@ def plan(
     taken: frozenset[str],
 ) -> tuple[dict[str, StepView], list[dict[str, Any]], dict[str, Any] | None]:
     """Each step's view, the jobs to create, and the error that halts the workflow if any."""
-    by_step = _by_step(jobs)
+    by_step = jobs_by_step(jobs)
     views = {s.name: view_of(s, by_step.get(s.name, [])) for s in definition.steps}
     error = None
     create: list[dict[str, Any]] = []
-    halted = wf.cancelling or any(v.status in _HALTING for v in views.values())
+    halted = wf.cancelling or any(v.status in HALTING for v in views.values())
     if not halted:
         try:
             create = _create(wf, definition, views, results, taken)
@@ -180,11 +178,8 @@ def plan(
             )
             create, halted = [], True
     if halted or error is not None:
-        views = {n: _halted(v) for n, v in views.items()}
+        views = {n: after_halt(v) for n, v in views.items()}
     return views, create, error or _first_failure(definition, views, results)
-
-
-_HALTING = frozenset({StepStatus.FAILED, StepStatus.CANCELLED})
 
 
 def _create(
@@ -221,7 +216,7 @@ def _create(
                 step=step.name,
             )
         created += new
-        views[step.name] = _created(view, new)
+        views[step.name] = with_created(view, new)
     return created
 
 
@@ -243,78 +238,6 @@ def _values(definition: Definition, views: Mapping[str, StepView], results: Resu
 
 
 _ABSENT: Any = object()
-
-
-def view_of(step: Step, jobs: Sequence[StepJob]) -> StepView:
-    """A step's view from its existing jobs (jobs still to be created count as queued)."""
-    if not jobs:
-        return StepView(StepStatus.PENDING)
-    ordered = tuple(sorted(jobs, key=lambda j: j.link.index or 0))
-    of = max(j.link.of for j in ordered) if step.fans_out else 1
-    counts = Counter(j.status for j in ordered)
-    counts[job_model.Status.QUEUED.value] += max(0, of - len(ordered))
-    return StepView(aggregate(counts), ordered, len(ordered) >= of)
-
-
-def aggregate(counts: Mapping[str, int]) -> StepStatus:
-    """A step's state from its jobs' statuses: any failed, else any cancelled, else all
-    succeeded, else running once any runs or succeeded, else queued."""
-    if counts.get("failed", 0):
-        return StepStatus.FAILED
-    if counts.get("cancelled", 0):
-        return StepStatus.CANCELLED
-    total = sum(counts.values())
-    if counts.get("succeeded", 0) == total:
-        return StepStatus.SUCCEEDED
-    if counts.get("running", 0) or counts.get("succeeded", 0):
-        return StepStatus.RUNNING
-    return StepStatus.QUEUED
-
-
-def workflow_status(
-    wf: Workflow, views: Mapping[str, StepView], error: Mapping[str, Any] | None
-) -> WorkflowStatus:
-    """OCR-D's rule, cancellation first: cancelled on request; failed when the definition is
-    invalid or any step failed or was cancelled; succeeded when every step did; running once
-    any step runs or succeeded; else queued."""
-    if wf.cancelling:
-        return WorkflowStatus.CANCELLED
-    statuses = {v.status for v in views.values()}
-    if error is not None or not views or statuses & _HALTING:
-        return WorkflowStatus.FAILED
-    if statuses == {StepStatus.SUCCEEDED}:
-        return WorkflowStatus.SUCCEEDED
-    if statuses & {StepStatus.RUNNING, StepStatus.SUCCEEDED}:
-        return WorkflowStatus.RUNNING
-    return WorkflowStatus.QUEUED
-
-
-def _created(view: StepView, docs: list[dict[str, Any]]) -> StepView:
-    new = tuple(
-        StepJob(d[job_model.JOB_ID], model.Link.from_doc(d[model.LINK]) or _never(), "queued")
-        for d in docs
-    )
-    jobs = tuple(sorted(view.jobs + new, key=lambda j: j.link.index or 0))
-    if not jobs:
-        return StepView(StepStatus.SUCCEEDED, (), True)  # a for_each over no elements
-    return StepView(aggregate(Counter(j.status for j in jobs)), jobs, True)
-
-
-def _never() -> model.Link:
-    raise AssertionError("a created job always carries its link")
-
-
-def _halted(view: StepView) -> StepView:
-    if view.status is StepStatus.PENDING:
-        return replace(view, status=StepStatus.CANCELLED)
-    return view
-
-
-def _by_step(jobs: Sequence[StepJob]) -> dict[str, list[StepJob]]:
-    found: dict[str, list[StepJob]] = {}
-    for job in jobs:
-        found.setdefault(job.link.step, []).append(job)
-    return found
 
 
 def error_doc(exc: WorkflowError) -> dict[str, Any]:

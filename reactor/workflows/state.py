@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reactor.workflows import model
 from reactor.workflows.model import StepJob, StepStatus, Workflow
-
-if TYPE_CHECKING:
-    from reactor.workflows.decide import StepView
+from reactor.workflows.steps import StepView
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 

@@ -9,9 +9,10 @@ import pytest
 
 from reactor.errors import InvalidWorkflow
 from reactor.workflows import model
-from reactor.workflows.decide import Decision, NeedResults, aggregate, decide
+from reactor.workflows.decide import Decision, NeedResults, decide
 from reactor.workflows.definition import parse
 from reactor.workflows.model import StepJob, Workflow
+from reactor.workflows.steps import aggregate
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 OCR = [
