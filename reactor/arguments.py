@@ -5,7 +5,8 @@ extra arguments; positional-only and ``*args`` parameters cannot be filled from 
 refused when the handler is loaded. A parameter whose hint mentions ``pathlib.Path`` anywhere
 (``Path``, ``Path | None``, ``list[Path]``, ``tuple[Path, ...]``, ``dict[str, Path]``, nested) is
 resolved inside the job directory, element by element, whether the job passed it or the handler's
-default supplied it.
+default supplied it. For a step of a workflow, a path the job passed resolves in the workflow's
+directory (``reactor.workdir.Place``); a default still in the job's own directory.
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ class Arguments:
             raise InvalidArguments(f"invalid args for {name!r}: {explain(exc)}") from None
         values = {key: getattr(model, key) for key in model.model_fields_set}
         values.update(model.model_extra or {})
+        own = workdir.directory if isinstance(workdir, Place) else workdir
         for key in self.path_fields:
             if key not in values and key in self.path_defaults:
-                values[key] = self.path_defaults[key]
-            if values.get(key) is not None:
+                # The handler's own default names its own file: in its own directory.
+                values[key] = resolve_paths(own, self.path_defaults[key])
+            elif values.get(key) is not None:
                 values[key] = resolve_paths(workdir, values[key])
         return values
 

@@ -78,6 +78,10 @@ class RunningReactor:
         """The directory a job runs in (its handler's files land here)."""
         return workdir.job_dir(self.settings.jobs_root, job_id)
 
+    def workflow_dir(self, workflow_id: str) -> Path:
+        """A workflow's directory: put its input files here; its steps run inside it."""
+        return workdir.workflow_dir(self.settings.jobs_root, workflow_id)
+
     async def submit(
         self,
         command: str,

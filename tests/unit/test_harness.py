@@ -43,6 +43,16 @@ async def test_the_job_directory_is_the_harness_own(tmp_path: Path) -> None:
     assert result["result"] == "note.txt"
 
 
+async def test_a_workflows_steps_write_inside_its_directory(tmp_path: Path) -> None:
+    """workflow_dir(workflow_id) is where a workflow's step jobs run, step by step."""
+    async with running_reactor({"write_note": write_note}, jobs_root=tmp_path) as reactor:
+        reactor.db.workflows.insert_one({"workflow_id": "w", "steps": [
+            {"name": "a", "command": "write_note", "args": {"text": "y"}}]})  # fmt: skip
+        await reactor.wait_for("w.a")
+        assert reactor.workflow_dir("w") == tmp_path / "_workflows" / "w"
+        assert (reactor.workflow_dir("w") / "a" / "note.txt").read_text() == "y"
+
+
 async def test_without_handlers_the_installed_entry_points_serve() -> None:
     """handlers=None serves the installed commands, such as the built-in echo."""
     async with running_reactor() as reactor:
