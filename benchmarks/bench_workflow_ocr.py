@@ -33,7 +33,7 @@ from reactor.workflows import client
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_ocr import double_process  # noqa: E402
+from bench_ocr import double_process
 
 PAGES = 12
 ROUNDS = 3
