@@ -135,6 +135,8 @@ class Deliverer:
             await self._store.record(kind, doc, fields)
         except PyMongoError as exc:  # the attempt's lease runs out; it is taken again then
             log.warning("callback_not_recorded", error=str(exc))
+        except Exception:  # one delivery's trouble must not stop the reactor: taken again later
+            log.exception("callback_crashed", delivery=str(doc.get("callback")))
         finally:
             limiter.release()
 

@@ -41,10 +41,14 @@ WORKFLOW_FIELDS = (
 )
 
 
+# A delivery the reactor wrote (a client's stray ``callback`` field without an id is not one).
+PENDING_DELIVERY: Doc = {model.STATE: PENDING, model.ID: {"$type": "string"}}
+
+
 def due_filter(now: datetime, owner: str, grace_s: float) -> Doc:
     """Pending deliveries this reactor may send now: its own once due, others' a grace later."""
     return {
-        model.STATE: PENDING,
+        **PENDING_DELIVERY,
         "$or": [
             {model.OWNER: owner, model.DUE_AT: {"$lte": now}},
             {model.DUE_AT: {"$lte": now - timedelta(seconds=grace_s)}},
@@ -101,7 +105,7 @@ class CallbackStore:
         """The earliest pending delivery of ``kind`` this reactor owns, and of anyone's."""
         coll = self._collections[kind]
         found = []
-        for query in ({model.STATE: PENDING, model.OWNER: owner}, {model.STATE: PENDING}):
+        for query in ({**PENDING_DELIVERY, model.OWNER: owner}, PENDING_DELIVERY):
             doc = await self._run(
                 "callback_due",
                 coll.find_one(query, {model.CALLBACK: 1}, sort=[(model.DUE_AT, 1)]),

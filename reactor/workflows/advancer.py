@@ -180,6 +180,8 @@ class Advancer:
                     retry_in_s=RETRY_S,
                 )
                 self.later(workflow_id, RETRY_S)
+            except Exception:  # one workflow's trouble must not stop every reactor that meets it
+                log.exception("workflow_advance_crashed", workflow_id=workflow_id)
             finally:
                 self._running.discard(workflow_id)
                 if workflow_id in self._pending:
