@@ -163,8 +163,35 @@ def cancel_request(doc: Mapping[str, Any]) -> CancelRequest | None:
     return None
 
 
+# The one priority rule: the document check, ``reactor submit --priority`` and the client use it.
+PRIORITY_RULE = "an integer or a double such as 5, -1 or 2.5; higher runs first, absent counts as 0"
+
+
+def priority_problem(value: Any) -> str | None:
+    """Why ``value`` is not a priority (any finite number), or ``None`` when it is one."""
+    if is_priority(value):
+        return None
+    return f"priority {value!r} is not a finite number ({PRIORITY_RULE})"
+
+
 def document_problem(doc: Mapping[str, Any]) -> str | None:
-    """What is wrong with the reactor-read fields of a job document, or ``None``."""
+    """What is wrong with the reactor-read fields of a job document, or ``None``.
+
+    A missing ``job_id`` or ``command`` is left to the dispatcher ("job has no ..."); one of the
+    wrong type is named here with the type it has.
+    """
+    job_id = doc.get(JOB_ID)
+    if job_id is not None and not _name(job_id):
+        return (
+            f"job_id {job_id!r} is {type_phrase(job_id)}, not a non-empty string; its result is "
+            f"keyed by its _id {doc.get(ID)}"
+        )
+    command = doc.get(COMMAND)
+    if command is not None and not _name(command):
+        return (
+            f"command {command!r} is {type_phrase(command)}, not a non-empty string (the name "
+            "of a handler)"
+        )
     status = doc.get(STATUS)
     if status is not None and status not in STATUS_VALUES:
         accepted = ", ".join(STATUS_VALUES)
@@ -174,8 +201,8 @@ def document_problem(doc: Mapping[str, Any]) -> str | None:
         if value is not None and _count(value) is None:
             return f"{name} {value!r} is not a whole number from 0 to {MAX_ATTEMPT:,}"
     priority = doc.get(PRIORITY)
-    if priority is not None and not _is_priority(priority):
-        return f"priority {priority!r} is not an integer"
+    if priority is not None and (problem := priority_problem(priority)) is not None:
+        return problem
     run_at = doc.get(RUN_AT)
     if run_at is not None and not isinstance(run_at, datetime):
         return f"run_at {run_at!r} is not a date (use a BSON date, e.g. a Python datetime)"
@@ -205,11 +232,34 @@ def _int_or(value: Any, default: int) -> int:
     return default if number is None else number
 
 
-def _is_priority(value: Any) -> bool:
-    """A usable priority: any int or float but NaN (booleans are not numbers here)."""
+def is_priority(value: Any) -> bool:
+    """A usable priority (:data:`PRIORITY_RULE`): a finite int or float, not a boolean."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return not (isinstance(value, float) and math.isnan(value))
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+_TYPE_PHRASES: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a double",
+    str: "an empty string",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def type_phrase(value: Any) -> str:
+    """What a field holds, for messages: ``an integer``, ``a list``, ``a ObjectId``..."""
+    for kind, phrase in _TYPE_PHRASES.items():
+        if isinstance(value, kind):
+            return phrase
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ claims, heartbeats, progress and final statuses do not, so they never wake it ag
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -86,7 +85,7 @@ def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
     priority = fields.get(model.PRIORITY)
     if priority is None:
         return (Tier.DEFAULT,)
-    if isinstance(priority, bool) or not isinstance(priority, int | float) or math.isnan(priority):
+    if not model.is_priority(priority):
         return (Tier.REPAIR,)
     if priority > 0:
         return (Tier.POSITIVE,)

@@ -73,7 +73,12 @@ def _add_submit(sub: Sub) -> None:
     p.add_argument("command", help="the handler name (see: reactor handlers)")
     p.add_argument("--args", default="{}", help="the job's args as a JSON object (default: {})")
     p.add_argument("--job-id", help="the job's id (default: a random one); must be unused")
-    p.add_argument("--priority", type=int, metavar="N", help="higher runs first (default: 0)")
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        metavar="N",
+        help="any finite number, such as 5, -1 or 2.5: higher runs first (default: 0)",
+    )
     when = p.add_mutually_exclusive_group()
     when.add_argument(
         "--run-at",
@@ -316,6 +321,22 @@ def _iso_datetime(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _priority(text: str) -> float:
+    """``--priority``: an integer stays one; otherwise a finite number (model.PRIORITY_RULE)."""
+    value: Any
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = text
+    problem = model.priority_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value  # type: ignore[no-any-return]
 
 
 def _positive_int(text: str) -> int:

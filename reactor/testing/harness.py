@@ -84,7 +84,7 @@ class RunningReactor:
         args: Mapping[str, Any] | None = None,
         *,
         job_id: str | None = None,
-        priority: int | None = None,
+        priority: float | None = None,
         run_at: datetime | None = None,
     ) -> str:
         """Insert a job (as a client would) and return its ``job_id``."""
@@ -117,7 +117,7 @@ class RunningReactor:
         *,
         job_id: str | None = None,
         timeout_s: float = 30.0,
-        priority: int | None = None,
+        priority: float | None = None,
         run_at: datetime | None = None,
     ) -> Doc:
         """Submit a job and return its result document (``status``, ``result`` or ``error``)."""
