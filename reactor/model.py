@@ -64,7 +64,7 @@ CANCELLED_AT = "cancelled_at"
 CANCELLED_VIA = "cancelled_via"  # "cancel_requested" or "status": how the cancel was asked for
 PROGRESS = "progress"  # {fraction, message, updated_at}
 ISOLATED = "isolated"  # a reclaimed job running alone: its reactor dying now makes it poison
-ERRORS = "errors"  # this run's failed attempts: [{attempt, type, message, at}]
+ERRORS = "errors"  # this run's unsuccessful attempts, Retry too: [{attempt, type, message, at}]
 ADOPTED_AT = "adopted_at"
 # Result fields beyond the job's.
 RESULT = "result"
