@@ -33,7 +33,6 @@ log = get_logger("reactor.adopt")
 BATCH = 500
 DUPLICATES_SHOWN = 10
 DUPLICATE_KEY = 11000
-_FAILURE_FIELDS = ("error", "exception", "traceback")
 
 
 @dataclass
@@ -56,13 +55,8 @@ class Plan:
 
 
 def adopted_status(result: dict[str, Any]) -> str:
-    """The status an old job takes from its result."""
-    status = result.get(model.STATUS)
-    if status in {s.value for s in model.TERMINAL_STATUSES}:
-        return str(status)
-    if any(result.get(name) is not None for name in _FAILURE_FIELDS):
-        return model.Status.FAILED.value
-    return model.Status.SUCCEEDED.value
+    """The status an old job takes from its result (``model.result_status``)."""
+    return model.result_status(result)
 
 
 async def adopt(
@@ -124,7 +118,7 @@ async def _results_of(store: Store, jobs: list[dict[str, Any]]) -> dict[str, dic
         model.JOB_ID: 1,
         model.STATUS: 1,
         model.FINISHED_AT: 1,
-        **dict.fromkeys(_FAILURE_FIELDS, 1),
+        **dict.fromkeys(model.FAILURE_FIELDS, 1),
     }
     cursor = store.results.find({model.JOB_ID: {"$in": ids}}, projection)
     docs = await store.calls.run("adopt_results", store.timeout_s, cursor.to_list())

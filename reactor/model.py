@@ -19,12 +19,15 @@ has none) and replaced by each run's::
 from __future__ import annotations
 
 import math
+import re
 import traceback as tb
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from bson import ObjectId
 
 from reactor.errors import HandlerFailed, JobError
 
@@ -356,15 +359,75 @@ class Result:
 
 
 def history_entry(result_doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A finished run as kept in the next run's ``history``."""
-    error = result_doc.get(ERROR)
+    """A finished run as kept in the next run's ``history`` (a polling loop's result too)."""
+    error = result_error(result_doc)
+    attempts = result_doc.get(ATTEMPT)
     return {
         RUN: result_doc.get(RUN, 1),
-        STATUS: result_doc.get(STATUS),
-        "attempts": result_doc.get(ATTEMPT),
-        "error_type": error.get("type") if isinstance(error, Mapping) else None,
-        FINISHED_AT: result_doc.get(FINISHED_AT),
+        STATUS: result_status(result_doc),
+        "attempts": attempts if attempts is not None else 1,
+        "error_type": error[0] if error is not None else None,
+        FINISHED_AT: result_finished_at(result_doc),
     }
+
+
+# A result a polling loop wrote has no status; these fields of it mean its function raised.
+FAILURE_FIELDS = ("error", "exception", "traceback")
+UNTYPED_ERROR = "Error"  # the type of an old error whose text names none
+_ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: ?(.*))?", re.DOTALL)  # ValueError: no paper
+_ERROR_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.DOTALL)  # ValueError('no paper')
+
+
+def is_own_result(result_doc: Mapping[str, Any]) -> bool:
+    """Whether the reactor wrote this result (a polling loop's has no ``status`` of ours)."""
+    return result_doc.get(STATUS) in STATUS_VALUES
+
+
+def result_status(result_doc: Mapping[str, Any]) -> str:
+    """A result's status: its own, or for a polling loop's whether its function raised."""
+    status = result_doc.get(STATUS)
+    if status in {s.value for s in TERMINAL_STATUSES}:
+        return str(status)
+    if any(result_doc.get(name) is not None for name in FAILURE_FIELDS):
+        return Status.FAILED.value
+    return Status.SUCCEEDED.value
+
+
+def result_error(result_doc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A result's error as ``(type, message)``: ours, or read from a polling loop's texts."""
+    error = result_doc.get(ERROR)
+    if isinstance(error, Mapping):
+        return str(error.get("type") or UNTYPED_ERROR), str(error.get("message") or "")
+    trace = result_doc.get("traceback")
+    if isinstance(trace, str) and trace.strip():
+        last = trace.strip().splitlines()[-1].strip()
+        if (line := _ERROR_LINE.fullmatch(last)) is not None and line.group(2) is not None:
+            return line.group(1), line.group(2).strip()
+    for name in (ERROR, "exception"):
+        text = result_doc.get(name)
+        if text is not None:
+            return _parse_error_text(str(text).strip())
+    return None if trace is None else (UNTYPED_ERROR, str(trace).strip())
+
+
+def _parse_error_text(text: str) -> tuple[str, str]:
+    """``ValueError('x')`` or ``ValueError: x``; any other text is an untyped message."""
+    if (found := _ERROR_REPR.fullmatch(text)) is not None:
+        inner = found.group(2).strip()
+        quoted = len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\""
+        return found.group(1), inner[1:-1] if quoted else inner
+    if (found := _ERROR_LINE.fullmatch(text)) is not None and found.group(2) is not None:
+        return found.group(1), found.group(2).strip()
+    return UNTYPED_ERROR, text
+
+
+def result_finished_at(result_doc: Mapping[str, Any]) -> datetime | None:
+    """When a result's run finished: its ``finished_at``, or when its document was written."""
+    finished = result_doc.get(FINISHED_AT)
+    if isinstance(finished, datetime):
+        return finished
+    doc_id = result_doc.get(ID)
+    return doc_id.generation_time if isinstance(doc_id, ObjectId) else None
 
 
 def _date_or_none(value: Any) -> datetime | None:
