@@ -54,11 +54,13 @@ def _parser(sub: Sub, name: str, summary: str, description: str) -> argparse.Arg
 def _add_wait(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"wait for {what} and print it")
     parser.add_argument(
+        "--timeout-s",
         "--timeout",
+        dest="timeout_s",
         type=float,
         default=DEFAULT_WAIT_S,
         metavar="S",
-        help=f"seconds --wait waits (default: {DEFAULT_WAIT_S:g})",
+        help=f"seconds --wait waits (default: {DEFAULT_WAIT_S:g}); timeout_s in Python",
     )
 
 
@@ -183,7 +185,7 @@ def cmd_submit(ns: argparse.Namespace) -> int:
         _with_db(settings, insert)
         print(job_id)
         return EXIT_OK
-    return _wait_around(settings, job_id, ns.timeout, insert, min_run=1)
+    return _wait_around(settings, job_id, ns.timeout_s, insert, min_run=1)
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
@@ -217,7 +219,7 @@ def cmd_cancel(ns: argparse.Namespace) -> int:
         await request(db)
         return client.run_of(after)
 
-    return _wait_around(settings, ns.job_id, ns.timeout, request_then_run, wanted="cancelled")
+    return _wait_around(settings, ns.job_id, ns.timeout_s, request_then_run, wanted="cancelled")
 
 
 def cmd_retry(ns: argparse.Namespace) -> int:
@@ -231,7 +233,7 @@ def cmd_retry(ns: argparse.Namespace) -> int:
         run = _with_db(settings, requeue)
         print(f"{ns.job_id} queued again for run {run}")
         return EXIT_OK
-    return _wait_around(settings, ns.job_id, ns.timeout, requeue)
+    return _wait_around(settings, ns.job_id, ns.timeout_s, requeue)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
