@@ -25,6 +25,7 @@ from pymongo.errors import OperationFailure
 
 from reactor import model, queries
 from reactor.errors import ConfigError
+from reactor.indexes import Decision
 from reactor.logging import get_logger
 from reactor.store import Store, utcnow
 
@@ -140,10 +141,10 @@ async def duplicates(
     return [(str(doc["_id"]), int(doc["n"])) for doc in docs]
 
 
-async def ensure_indexes(store: Store) -> None:
+async def ensure_indexes(store: Store, *, replace: bool = False) -> list[Decision]:
     """``Store.ensure_indexes``, with duplicate ``job_id`` values explained (ConfigError)."""
     try:
-        await store.ensure_indexes()
+        return await store.ensure_indexes(replace=replace)
     except OperationFailure as exc:
         if exc.code != DUPLICATE_KEY:
             raise
