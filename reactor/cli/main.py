@@ -115,11 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="start the double and a reactor, run sample jobs, exit",
+        help="start the double and a reactor, run sample jobs and the lifecycle tour, exit",
         description="Start the MongoDB double and a reactor in this process, submit one job of\n"
-        "each kind (and each kind of bad input), print their results and exit.",
+        "each kind (and each kind of bad input) and print their results; then the lifecycle\n"
+        "tour: cancel of a running job, a re-run, priorities, a delayed job, progress and a\n"
+        "retry with back-off, each once, with its timing.",
         formatter_class=Formatter,
     )
+    demo.add_argument("--tour", action="store_true", help="the lifecycle tour only")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -230,7 +233,7 @@ def cmd_dev_mongo(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from reactor.demo import run_demo
 
-    return run_demo()
+    return run_demo(samples=not ns.tour)
 
 
 if __name__ == "__main__":
