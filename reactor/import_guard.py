@@ -48,13 +48,15 @@ class ImportGuard:
             name="reactor-import-deadline",
             daemon=True,
         )
-        watchdog.start()
-        faulthandler.dump_traceback_later(self.timeout_s + BACKSTOP_S, exit=True)
+        backstop = False
         try:
+            watchdog.start()
+            backstop = _arm_backstop(self.timeout_s + BACKSTOP_S)
             yield
         finally:
-            faulthandler.cancel_dump_traceback_later()
-            done.set()
+            done.set()  # first: whatever happens here, the watchdog must not fire later
+            if backstop:
+                faulthandler.cancel_dump_traceback_later()
 
     def _watch(self, what: str, importer: int, done: threading.Event) -> None:
         if done.wait(self.timeout_s):
@@ -66,6 +68,19 @@ class ImportGuard:
             sys.stderr.write(f"reactor: {message}\n")
             sys.stderr.flush()
         os._exit(self.exit_code)
+
+
+def _arm_backstop(seconds: float) -> bool:
+    """Arm faulthandler's exit on the process's real standard error; False where there is none
+    (a caller that replaced ``sys.stderr``, such as pytest, still has file descriptor 2)."""
+    stream = sys.__stderr__
+    try:
+        if stream is None:
+            return False
+        faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
+    except (OSError, ValueError, AttributeError):  # no usable file descriptor
+        return False
+    return True
 
 
 def stuck_message(what: str, timeout_s: float, where: str | None) -> str:

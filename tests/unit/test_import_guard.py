@@ -3,10 +3,13 @@ exit 2 and a message naming it, instead of a silent hang; the pool's imports are
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pool_tasks
 import pytest
 
 from reactor.errors import JobTimeout
-from reactor.import_guard import stuck_message, top_level_statement
+from reactor.import_guard import ImportGuard, stuck_message, top_level_statement
 from reactor.pool import CpuPool
 
 # The end of the migration guide's app.py: functions, then the loop the reactor replaces.
@@ -156,3 +159,21 @@ async def test_a_pool_worker_stuck_importing_a_handler_module_is_stopped_at_the_
         with pytest.raises(JobTimeout):
             await pool.run(module.double, {"n": 2}, timeout_s=2)
         assert await pool.run(pool_tasks.echo, {"value": 7}, timeout_s=60) == 7
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_in_process_the_watchdog_ends_with_the_import(raises: bool) -> None:
+    """Where sys.stderr has no file descriptor (pytest's capture), and whether the import
+    returns or raises, the watchdog thread ends with the block: it can never fire later."""
+    guard = ImportGuard(60, exit_code=2)
+    with (
+        contextlib.redirect_stderr(io.StringIO()),
+        contextlib.suppress(ImportError),
+        guard.watching("handler module 'x'"),
+    ):
+        if raises:
+            raise ImportError("x")
+    for thread in threading.enumerate():
+        if thread.name == "reactor-import-deadline":
+            thread.join(30)
+            assert not thread.is_alive()
