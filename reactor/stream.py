@@ -21,7 +21,6 @@ and meaning (``reactor.workflows.stream`` watches ``workflows``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -118,7 +117,7 @@ def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
     priority = fields.get(model.PRIORITY)
     if priority is None:
         return (Tier.DEFAULT,)
-    if isinstance(priority, bool) or not isinstance(priority, int | float) or math.isnan(priority):
+    if not model.is_priority(priority):
         return (Tier.REPAIR,)
     if priority > 0:
         return (Tier.POSITIVE,)
