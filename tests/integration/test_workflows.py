@@ -4,6 +4,8 @@ reaches every step, and a bad definition creates no job."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -236,3 +238,26 @@ async def test_a_stored_template_runs_with_parameters(settings: Settings, db: Db
     assert done["status"] == "succeeded", done.get("error")
     assert done["result"] == {"sum": 14}
     assert done["template"] == {"name": "squares", "params": {"n": 4, "extra": 10}}
+
+
+async def test_reactor_workflow_submit_waits_and_prints_the_finished_workflow(
+    settings: Settings, db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """reactor workflow submit FILE.yaml --wait exits 0 and prints the workflow with its
+    result once a reactor has run it."""
+    from reactor.cli import main
+
+    path = tmp_path / "w.yaml"
+    path.write_text("workflow_id: cli\nsteps:\n  - name: a\n    command: wf_items\n"
+                    "    args: {n: 2}\n")  # fmt: skip
+    monkeypatch.setenv("REACTOR_MONGO_URI", settings.mongo_uri)
+    monkeypatch.setenv("REACTOR_DB", settings.db)
+    async with running(settings, wh.registry()):
+        code = await anyio.to_thread.run_sync(
+            main, ["workflow", "submit", str(path), "--wait", "--timeout", str(WAIT_S)]
+        )
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert printed["status"] == "succeeded"
+    assert printed["result"]["count"] == 2
