@@ -5,6 +5,7 @@ reaches every step, and a bad definition creates no job."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -257,7 +258,10 @@ async def test_reactor_workflow_submit_waits_and_prints_the_finished_workflow(
         code = await anyio.to_thread.run_sync(
             main, ["workflow", "submit", str(path), "--wait", "--timeout", str(WAIT_S)]
         )
-    printed = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out  # the workflow, indented, among any captured log lines
+    block = re.search(r"^\{\n.*?^\}$", out, re.DOTALL | re.MULTILINE)
+    assert block is not None, out
+    printed = json.loads(block.group(0))
     assert code == 0
     assert printed["status"] == "succeeded"
     assert printed["result"]["count"] == 2
