@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import anyio
-from fault_records import TICK_S, Recorder
 
 from reactor.handler import JobContext, handler
+from tests.faults.fault_records import TICK_S, Recorder
 
 
 async def loop_job(

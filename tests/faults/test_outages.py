@@ -9,8 +9,9 @@ the link while they run, heals it, and checks ``fault_checks.check_recovery``.
 from __future__ import annotations
 
 import pytest
-from fault_checks import check_single_execution, ended_between, run_outage
-from fault_harness import Cluster
+
+from tests.faults.fault_checks import check_single_execution, ended_between, run_outage
+from tests.faults.fault_harness import Cluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-HERE = str(Path(__file__).parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from backends import Backend, docker_unavailable_reason, double_backend, replica_set_backend  # noqa: E402
-
-from reactor.config import Settings, load_settings  # noqa: E402
-from reactor.registry import Registry  # noqa: E402
-from reactor.service import Reactor  # noqa: E402
+from reactor.config import Settings, load_settings
+from tests.integration.backends import (
+    Backend,
+    docker_unavailable_reason,
+    double_backend,
+    replica_set_backend,
+)
 
 
 @pytest.fixture(scope="session", params=["double", "replica-set"])
@@ -73,18 +68,3 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
     finally:
         await client.drop_database(settings.db)
         await client.close()
-
-
-@asynccontextmanager
-async def running(
-    settings: Settings, registry: Registry | None = None, **overrides: Any
-) -> AsyncIterator[Reactor]:
-    """A reactor serving in the background of the test's task; stopped on exit."""
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    async with anyio.create_task_group() as tg:
-        reactor: Reactor = await tg.start(Reactor(settings, registry=registry).serve)
-        try:
-            yield reactor
-        finally:
-            reactor.stop()

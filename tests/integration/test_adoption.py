@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import jobs_lib
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.cli import main as cli
 from reactor.client import wait_for_result
 from reactor.config import Settings
 from reactor.errors import ConfigError
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jobs_lib
 import pytest
 from bson import Decimal128, ObjectId
-from conftest import running
-from lifecycle_lib import wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_result, wait_for_results
 from reactor.config import Settings
+from tests.integration import jobs_lib
+from tests.integration.lifecycle_lib import wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

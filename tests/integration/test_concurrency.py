@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
 from reactor.store import load_large_result
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import anyio
 import httpx
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
 from reactor.web.health import build_app
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

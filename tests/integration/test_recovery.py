@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jobs_lib
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
@@ -16,6 +14,8 @@ from reactor.errors import CancelPending, LeaseLost
 from reactor.model import Result, Status
 from reactor.queries import Tier
 from reactor.store import STATE_COLLECTION, Store
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-import jobs_lib
 import pytest
-from conftest import running
-from lifecycle_lib import run_done, wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
+from tests.integration import jobs_lib
+from tests.integration.lifecycle_lib import run_done, wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
