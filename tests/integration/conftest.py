@@ -12,12 +12,15 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.config import Settings, load_settings
+from reactor.registry import Registry
+from tests.integration import jobs_lib
 from tests.integration.backends import (
     Backend,
     docker_unavailable_reason,
     double_backend,
     replica_set_backend,
 )
+from tests.integration.jobs_lib import Tally
 
 
 @pytest.fixture(scope="session", params=["double", "replica-set"])
@@ -68,3 +71,16 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
     finally:
         await client.drop_database(settings.db)
         await client.close()
+
+
+@pytest.fixture
+def tally() -> Tally:
+    """What this test's handlers did: fresh per test, so no count carries over to the next test
+    or to the same test on the next backend."""
+    return Tally()
+
+
+@pytest.fixture
+def registry(tally: Tally) -> Registry:
+    """The suite's handlers, the counting and gated ones noting into this test's tally."""
+    return jobs_lib.registry(tally)
