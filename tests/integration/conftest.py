@@ -1,4 +1,4 @@
-"""Fixtures for the integration suite: one suite, parametrized over both backends."""
+"""Fixtures for the integration suite: one suite, parametrized over the backends."""
 
 from __future__ import annotations
 
@@ -23,11 +23,14 @@ from tests.integration.backends import (
 from tests.integration.jobs_lib import Tally
 
 
-@pytest.fixture(scope="session", params=["double", "replica-set"])
+@pytest.fixture(scope="session", params=["double", "double-twin", "replica-set"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """A MongoDB for the whole session: the double always, a replica set where Docker runs."""
-    if request.param == "double":
-        with double_backend() as found:
+    """A MongoDB for the session's cases on it: the double always; a second, separate double
+    standing in for the replica set, so that every case runs twice in one session and anything
+    the first leg leaves behind in this process shows on the second; a replica set where Docker
+    runs."""
+    if request.param != "replica-set":
+        with double_backend(request.param) as found:
             yield found
         return
     reason = docker_unavailable_reason()
