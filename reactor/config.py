@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         description="/healthz fails when the claim loop, the stream or recording has made no "
         "progress for this long while work waits, or a MongoDB call hangs past its timeout.",
     )
+    stray_sweep_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often large results' GridFS files that no result refers to any more "
+        "are looked for and deleted (also once at startup).",
+    )
     result_inline_max_bytes: int = Field(
         8_000_000,
         ge=1024,

@@ -19,10 +19,11 @@ from tests.faults.fault_records import TICK_S, Recorder, now
 
 
 async def loop_job(
-    ctx: JobContext, seconds: float = 0.0, until: float | None = None
+    ctx: JobContext, seconds: float = 0.0, until: float | None = None, pad: int = 0
 ) -> dict[str, Any]:
     """Tick on the event loop for ``seconds``, or until the monotonic time ``until`` (one clock
-    for every process on the machine, so jobs given one ``until`` end at one instant)."""
+    for every process on the machine, so jobs given one ``until`` end at one instant); ``pad``
+    adds that many bytes to the result (a large one goes to GridFS)."""
     record = Recorder(ctx, "loop")
     deadline = until if until is not None else record.started + seconds
     try:
@@ -32,7 +33,7 @@ async def loop_job(
     except BaseException as exc:
         record.stop(type(exc).__name__)
         raise
-    return record.end()
+    return {**record.end(), **({"pad": "x" * pad} if pad else {})}
 
 
 @handler(max_concurrency=1)
