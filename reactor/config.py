@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     callback_max_backoff_s: float = Field(
         600.0, ge=0, description="Longest pause between a callback's attempts."
     )
+    stray_sweep_s: float = Field(
+        3600.0,
+        gt=0,
+        description="How often large results' GridFS files that no result refers to any more "
+        "are looked for and deleted (also once at startup).",
+    )
     result_inline_max_bytes: int = Field(
         8_000_000,
         ge=1024,

@@ -94,9 +94,21 @@ def refused(previous: Outcome, exc: BaseException) -> Outcome:
     result, or, when that minimal result was refused too, the job document alone."""
     record = Record.JOB_ONLY if previous.record is Record.MINIMAL else Record.MINIMAL
     if not isinstance(exc, ResultRefused):
-        exc = ResultRefused(f"MongoDB refused the result: {type(exc).__name__}: {exc}")
+        exc = ResultRefused(f"MongoDB refused the result: {type(exc).__name__}: {_why(exc)}")
     error = ErrorInfo.from_exception(exc)
     return Outcome(Kind.FAILED, error=error, record=record, started=previous.started)
+
+
+def _why(exc: BaseException) -> str:
+    """The server's own message, without the "full error" PyMongo appends (which can echo the
+    whole refused document)."""
+    details = getattr(exc, "details", None)
+    message = details.get("errmsg") if isinstance(details, dict) else None
+    text = str(message) if message else str(exc)
+    return text[:REFUSAL_MAX_CHARS]
+
+
+REFUSAL_MAX_CHARS = 1_000
 
 
 def sort_exception(exc: BaseException, *, attempt: int, policy: RetryRules) -> Outcome:

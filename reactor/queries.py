@@ -34,7 +34,6 @@ from reactor.model import (
     CANCELLED_AT,
     CANCELLED_VIA,
     CLAIM_ID,
-    CLAIMED_AT,
     COMMAND,
     CREATED_AT,
     ERRORS,
@@ -97,7 +96,11 @@ INDEXES: dict[str, tuple[Sort, Doc]] = {
     ),
     "cancelled": ([(STATUS, 1), (CANCELLED_AT, 1)], {}),
 }
-RESULT_INDEXES: dict[str, tuple[Sort, Doc]] = {"job_id_unique": ([(JOB_ID, 1)], {"unique": True})}
+RESULT_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "job_id_unique": ([(JOB_ID, 1)], {"unique": True}),
+    # what a result write merges on: the job_id and the job document that owns the slot
+    "job_doc_unique": ([(JOB_ID, 1), (JOB_DOC_ID, 1)], {"unique": True}),
+}
 
 
 def _due(now: datetime) -> Doc:
@@ -348,44 +351,28 @@ def hand_back_update(run_at: datetime | None = None) -> Doc:
     return update
 
 
-def result_filter(job: Job) -> Doc:
-    """The job's result, unless a later claim (by the server's clock) wrote it or it belongs to
-    another job document.
-
-    A result of this very claim matches too: a write whose reply was lost in an outage landed,
-    and its retry must overwrite it, not be refused as someone else's.
-    """
-    return {
-        JOB_ID: job.key,
-        "$and": [
-            {"$or": [{CLAIM_ID: job.claim_id}, {CLAIMED_AT: {"$lt": job.started_at}},
-                     {CLAIMED_AT: {"$exists": False}}]},
-            {"$or": [{JOB_DOC_ID: job.doc_id}, {JOB_DOC_ID: {"$exists": False}}]},
-        ],
-    }  # fmt: skip
-
-
-# Fields a run's result may hold that the next run's result must not inherit (with the failure
-# fields a polling loop's results may carry).
-RESULT_FIELDS = (
-    "result", "error", "result_ref", "cancelled_at", "cancelled_via", "cancel_requested_at",
-    "exception", "traceback",
-)  # fmt: skip
+def result_merge(job: Job, doc: Doc, *, into: str) -> list[Doc]:
+    """The aggregation over ``jobs`` that writes ``doc`` as the job's result while, and only
+    while, this claim holds the job: the job matches under the claim (whatever status a client
+    set meanwhile), becomes the result document, and is merged into ``results`` on
+    ``{job_id, job_doc_id}``, replacing this job's earlier result (an update, so that clients
+    watching for updates see each run's). A slot held by another job document's result fails
+    the insert on the ``job_id`` index (11000): :func:`reactor.store.Store.finish` then looks."""
+    return [
+        {"$match": _claim(job)},
+        {"$replaceWith": {"$literal": {k: v for k, v in doc.items() if k != ID}}},
+        {"$merge": {
+            "into": into,
+            "on": [JOB_ID, JOB_DOC_ID],
+            "whenMatched": [{"$replaceWith": "$$new"}],  # the _id stays, as in every update
+            "whenNotMatched": "insert",
+        }},
+    ]  # fmt: skip
 
 
 def own_result(job: Job) -> Doc:
     """The result this claim wrote, and nothing else."""
     return {JOB_ID: job.key, CLAIM_ID: job.claim_id, JOB_DOC_ID: job.doc_id}
-
-
-def result_update(doc: Doc) -> Doc:
-    """Replace the result's content with ``doc`` (an update, so clients watching for updates see
-    each run's result), dropping what the previous run left that ``doc`` does not have."""
-    stale = {name: "" for name in RESULT_FIELDS if name not in doc}
-    update: Doc = {"$set": {k: v for k, v in doc.items() if k != ID}}
-    if stale:
-        update["$unset"] = stale
-    return update
 
 
 def earliest_due(now: datetime) -> tuple[Doc, Sort]:

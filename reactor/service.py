@@ -50,6 +50,7 @@ from reactor.queries import QUEUED_TIERS, Tier
 from reactor.registry import HandlerDefaults, Registry, load_registry
 from reactor.shutdown import Shutdown, drain
 from reactor.store import Store
+from reactor.strays import StraySweep
 from reactor.stream import JobStream
 from reactor.web.health import Probes, build_app, serve_http
 from reactor.workflows import queries as workflow_queries
@@ -122,6 +123,7 @@ class Service:
         self.dispatcher = Dispatcher(self._parts(), _job_settings(s))
         self.delays = DueTimer(functools.partial(self.bell.ring, *QUEUED_TIERS), now=clock.now)
         self.indexes = IndexKeeper(self.store)
+        self.strays = StraySweep(self.store, every_s=s.stray_sweep_s)
         self.relay = CancelRelay(
             self.store, self.admission, self.board, self.bell, self.dispatcher.run
         )

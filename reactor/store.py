@@ -22,11 +22,11 @@ from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from reactor import index_plan as indexes
 from reactor import model, queries
-from reactor.driver import Calls, is_transient
+from reactor.driver import Calls
 from reactor.errors import (
     CancelPending,
     IndexConflict,
@@ -44,6 +44,8 @@ STATE_COLLECTION = "reactor_state"
 STREAM_STATE_ID = "jobs_stream"
 RESULTS_BUCKET = "results_fs"
 INDEX_CONFLICT_CODES = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
+DUPLICATE_KEY = 11000
+NO_MERGE_INDEX = 51183  # $merge: no unique index on its "on" fields
 
 
 def utcnow() -> datetime:
@@ -235,13 +237,16 @@ class Store:
         raise CancelPending(request.via, request.requested_at)
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
-        """Write the result, then the final status, each only while the claim holds the job.
+        """Write the result, derived from the job document in one command, then the final
+        status, each only while this claim holds the job.
 
-        ``renew`` first checks the fence and extends the lease over the writes; a caller whose
-        lease is still fresh may skip it (the writes are fenced on their own). When the status
-        write finds the claim gone, the result just written is deleted (a newer claim, or a new
-        document the client wrote, writes its own), unless a client re-queued the job: then the
-        run is over and the lease is given up for the next run.
+        The result is written by an aggregation over ``jobs`` that matches the job under this
+        claim and ``$merge``s the result document into ``results``: if the claim is gone (a newer
+        claim, a document the client replaced or deleted, a database that came back empty), no
+        result lands. ``renew`` first checks the fence and extends the lease over the writes; a
+        caller whose lease is still fresh may skip it. When the status write finds the claim
+        gone, a result that landed meanwhile is deleted, unless a client re-queued the job: then
+        the run is over and the lease is given up for the next run.
         """
         job = result.job
         if renew:
@@ -261,32 +266,33 @@ class Store:
             return
         if await self.release(job, finished=True):
             return
-        await self._drop_own_result(job)
+        await self._drop_own_result(job, doc.get("result_ref"))
         raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours (finish)")
 
-    async def write_refusal(self, job: Job, doc: Doc) -> None:
-        """Write a minimal failed result (``ResultRefused``) for a job whose result MongoDB
-        refused; the caller then ends the job (``fail_without_result``)."""
-        await self._write_result(job, doc)
-
     async def _write_result(self, job: Job, doc: Doc) -> None:
-        write = self.results.update_one(
-            queries.result_filter(job), queries.result_update(doc), upsert=True
-        )
+        merge = queries.result_merge(job, doc, into=self.results.name)
         try:
-            await self._run("result_write", write)
-        except PyMongoError as exc:
-            if is_transient(exc) or not isinstance(exc, DuplicateKeyError):
+            try:
+                await self._run("result_write", self.jobs.aggregate(merge))
+            except OperationFailure as exc:
+                if exc.code != NO_MERGE_INDEX:
+                    raise
+                # MongoDB came back without the indexes, and this write came first: make them.
+                log.warning("result_indexes_missing", error=str(exc))
+                await self.ensure_indexes()
+                await self._run("result_write", self.jobs.aggregate(merge))
+        except OperationFailure as exc:
+            if exc.code != DUPLICATE_KEY:
                 raise
-            await self._overwrite_stale(job, doc)
+            await self._take_over_slot(job, doc)
 
-    async def _overwrite_stale(self, job: Job, doc: Doc) -> None:
-        """The result slot holds a result this claim's filter did not match: a later claim's (by
-        a skewed clock), an earlier incarnation's of a job the client replaced or deleted and
-        inserted again, or another job's. The job document decides: while this claim holds the
-        job, the stored result is stale and is replaced, unless it belongs to another live job."""
-        owned = await self._run("fence_check", self.jobs.find_one(queries.fence(job), {"_id": 1}))
-        if owned is None:
+    async def _take_over_slot(self, job: Job, doc: Doc) -> None:
+        """The ``job_id``'s result slot holds the result of another job document: one the
+        client deleted (and inserted again under the same ``job_id``), a polling loop's, or a
+        live job's (a job without ``job_id`` is keyed by its ``_id``, which another job may have
+        taken as its ``job_id``). While this claim holds the job, a stale slot is taken over; a
+        live job's is not (:class:`ResultRefused`)."""
+        if not await self._exists(job.doc_id, queries.fence(job)):
             await self._lost(job, "result_write")
         stored = await self._run("result_read", self.results.find_one({model.JOB_ID: job.key}))
         other = stored.get(model.JOB_DOC_ID) if stored else None
@@ -295,25 +301,23 @@ class Store:
                 f"results already holds a document for job_id {job.key!r} that another job "
                 f"(_id {other!r}) wrote; this run's result was not stored"
             )
-        replace = self.results.update_one(
-            {model.JOB_ID: job.key}, queries.result_update(doc), upsert=True
-        )
+        replace = self.results.replace_one({model.JOB_ID: job.key}, doc, upsert=True)
         await self._run("result_write", replace)
 
-    async def _exists(self, doc_id: Any) -> bool:
-        found = await self._run("job_exists", self.jobs.find_one({"_id": doc_id}, {"_id": 1}))
+    async def _exists(self, doc_id: Any, query: Doc | None = None) -> bool:
+        """Whether the job document exists (and matches ``query``, when given)."""
+        where = query if query is not None else {model.ID: doc_id}
+        found = await self._run("job_exists", self.jobs.find_one(where, {model.ID: 1}))
         return found is not None
 
-    async def _drop_own_result(self, job: Job) -> None:
-        """Delete the result this claim wrote (its job is no longer this claim's: a newer claim,
-        or a new document the client wrote, writes its own; or the job is gone, as when MongoDB
-        came back empty while the write waited). A result is only ever kept for its own claim."""
+    async def _drop_own_result(self, job: Job, ref: Any) -> None:
+        """Delete the result this claim wrote, if it landed before the claim was taken away (a
+        newer claim, or a new document the client wrote, writes its own), and the GridFS file
+        uploaded for it (``ref``). A result is only ever kept for its own claim; what a crash
+        leaves here is swept (``strays.py``)."""
         try:
-            dropped = await self._run(
-                "result_drop", self.results.find_one_and_delete(queries.own_result(job))
-            )
-            if dropped is not None:
-                await self._drop_file(dropped.get("result_ref"))
+            await self._run("result_drop", self.results.delete_one(queries.own_result(job)))
+            await self._drop_file(ref)
         except PyMongoError as exc:
             log.warning("orphaned_result_not_dropped", error=str(exc))
 

@@ -48,7 +48,8 @@ CASES = [
         {"aggregate": "jobs", "pipeline": [{"$match": {}}, {"$changeStream": {}}], "cursor": {}},
         40602,
     ),
-    ({"aggregate": 1, "pipeline": [{"$match": {}}], "cursor": {}}, 238),
+    ({"aggregate": 1, "pipeline": [{"$match": {}}], "cursor": {}}, 73),
+    ({"aggregate": 1, "pipeline": [{"$listLocalSessions": {}}], "cursor": {}}, 238),
     ({"aggregate": "jobs", "pipeline": [{"$changeStream": {"nope": 1}}], "cursor": {}}, 40415),
     (
         {"aggregate": "jobs", "pipeline": [{"$changeStream": {"fullDocument": "x"}}], "cursor": {}},

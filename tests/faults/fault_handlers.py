@@ -13,16 +13,17 @@ import time
 from typing import Any
 
 import anyio
-from fault_records import TICK_S, Recorder, now
 
 from reactor.handler import JobContext, handler
+from tests.faults.fault_records import TICK_S, Recorder, now
 
 
 async def loop_job(
-    ctx: JobContext, seconds: float = 0.0, until: float | None = None
+    ctx: JobContext, seconds: float = 0.0, until: float | None = None, pad: int = 0
 ) -> dict[str, Any]:
     """Tick on the event loop for ``seconds``, or until the monotonic time ``until`` (one clock
-    for every process on the machine, so jobs given one ``until`` end at one instant)."""
+    for every process on the machine, so jobs given one ``until`` end at one instant); ``pad``
+    adds that many bytes to the result (a large one goes to GridFS)."""
     record = Recorder(ctx, "loop")
     deadline = until if until is not None else record.started + seconds
     try:
@@ -32,7 +33,7 @@ async def loop_job(
     except BaseException as exc:
         record.stop(type(exc).__name__)
         raise
-    return record.end()
+    return {**record.end(), **({"pad": "x" * pad} if pad else {})}
 
 
 @handler(max_concurrency=1)
@@ -125,7 +126,7 @@ async def wf_page(
 def wf_cpu_page(ctx: JobContext, item: dict[str, Any], seconds: float = 0.0) -> dict[str, Any]:
     """One element in a CPU pool worker (reclaimed ones run beside others, not alone)."""
     record = Recorder(ctx, "process")
-    while (left := record.started + seconds - time.monotonic()) > 0:
+    while (left := record.started + seconds - now()) > 0:
         time.sleep(min(TICK_S, left))
         record.tick()
     return {**record.end(), "i": item["i"], "from": item["from"]}
@@ -142,7 +143,7 @@ async def wf_join(
 
 async def _tick(record: Recorder, deadline: float) -> None:
     try:
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - now()) > 0:
             await anyio.sleep(min(TICK_S, left))
             record.tick()
     except BaseException as exc:

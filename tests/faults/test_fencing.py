@@ -16,15 +16,16 @@ import time
 from typing import Any
 
 import pytest
-from fault_checks import (
+
+from tests.faults.fault_checks import (
     FINAL_BOUND_S,
     Checks,
     check_no_overlap,
     check_one_outcome_each,
 )
-from fault_harness import Cluster, JobSpec, mixed_jobs
-from fault_processes import process_alive, wait_until
-from fault_records import TICK_S
+from tests.faults.fault_harness import Cluster, JobSpec, mixed_jobs
+from tests.faults.fault_processes import process_alive, wait_until
+from tests.faults.fault_records import TICK_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -168,14 +169,16 @@ def check_no_overlap_of(cluster: Cluster, job_ids: set[str]) -> None:
 
 
 def test_hard_errors_on_result_writes_leave_one_result_per_job(make_cluster) -> None:
-    """MongoDB refuses a result write with a hard error (121, a validator's refusal) eight times,
+    """MongoDB refuses a result write (the ``$merge`` from the job into ``results``: an
+    aggregate on ``jobs``) with a hard error (121, a validator's refusal) eight times,
     one after another, while 60 jobs run: every final job still has exactly one result document;
     the refused ones say ResultRefused, the others succeeded."""
     cluster: Cluster = make_cluster()
     ids = cluster.submit(mixed_jobs("refused", 60, (0.1, 0.5, 1.0)))
     for _ in range(8):
         cluster.double.hook(
-            "fail_next", n=1, code=121, commands=RESULT_WRITES, collections=["results"],
+            "fail_next", n=1, code=121, commands=["aggregate"], collections=["jobs"],
+            stages=["$merge"],
             message="Document failed validation",
         )  # fmt: skip
         wait_until(lambda: cluster.double.pending_failures() == 0, 30, "the refusal taken")
@@ -198,9 +201,6 @@ def test_hard_errors_on_result_writes_leave_one_result_per_job(make_cluster) -> 
         assert refused > 0, "no result write was refused; nothing was proven"
         assert set(kinds.values()) <= {"refused", "succeeded"}, kinds
     checks.verify()
-
-
-RESULT_WRITES = ["update", "aggregate"]  # the result write: an update or a $merge
 
 
 def test_handlers_that_overstep_are_bounded(make_cluster) -> None:

@@ -6,9 +6,16 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_checks import Checks, check_recovery, fault_window, start_outage_jobs
-from fault_harness import Cluster, mixed_jobs
-from fault_processes import wait_until
+
+from tests.faults.fault_checks import (
+    LEAD_S,
+    Checks,
+    check_recovery,
+    fault_window,
+    start_outage_jobs,
+)
+from tests.faults.fault_harness import Cluster, JobSpec, mixed_jobs
+from tests.faults.fault_processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
@@ -78,9 +85,15 @@ def test_lost_history_is_caught_up(make_cluster) -> None:
 def test_double_restarted_empty(make_cluster) -> None:
     """The double is SIGKILLed with every job slot busy and started again 3 s later with no data
     on the same port: the reactors reconnect, ensure their indexes again and run 30 new jobs;
-    nothing is written for a job the new database does not hold."""
-    cluster: Cluster = make_cluster()
-    before = start_outage_jobs(cluster, "before", 3, into_s=1.5)
+    nothing is written for a job the new database does not hold, not even the GridFS file of a
+    large result that was on its way."""
+    cluster: Cluster = make_cluster(result_inline_max_bytes=1024)
+    until = time.monotonic() + LEAD_S  # as start_outage_jobs's burst: 1.5 s into the outage
+    large = cluster.submit(
+        [JobSpec(f"before-large-{i}", "loop_job", 0.0, {"until": until, "pad": 4096})
+         for i in range(6)]
+    )  # fmt: skip
+    before = large + start_outage_jobs(cluster, "before", 3, into_s=1.5)
     with fault_window() as window:
         cluster.double.kill()
         time.sleep(3)  # how long MongoDB is down is the scenario
@@ -96,4 +109,10 @@ def test_double_restarted_empty(make_cluster) -> None:
     with checks.check("no result for a job the new database does not hold"):
         ghosts = cluster.db.results.count_documents({"job_id": {"$in": before}})
         assert ghosts == 0, f"{ghosts} results written for jobs of the lost database"
+    with checks.check("no GridFS file without the result that refers to it"):
+        referenced = {r["result_ref"]["file_id"] for r in cluster.db.results.find(
+            {"result_ref": {"$exists": True}}, {"result_ref": 1})}  # fmt: skip
+        files = [f["_id"] for f in cluster.db["results_fs.files"].find({}, {"_id": 1})]
+        orphans = [f for f in files if f not in referenced]
+        assert not orphans, f"{len(orphans)} GridFS files no result refers to"
     checks.verify()

@@ -9,7 +9,8 @@ import signal
 import time
 
 import pytest
-from fault_checks import (
+
+from tests.faults.fault_checks import (
     PROBE_BOUND_S,
     READY_BOUND_S,
     Checks,
@@ -19,9 +20,10 @@ from fault_checks import (
     check_recovery,
     fault_window,
 )
-from fault_harness import Cluster
-from fault_processes import STOP_BOUND_S, wait_until
-from workflow_checks import (
+from tests.faults.fault_harness import Cluster
+from tests.faults.fault_processes import STOP_BOUND_S, wait_until
+from tests.faults.fault_records import now
+from tests.faults.workflow_checks import (
     StatusLog,
     check_final_once,
     check_inputs_complete,
@@ -40,9 +42,9 @@ PAGES = 9
 
 def check_workflow(checks: Checks, cluster: Cluster, workflow_id: str, log: StatusLog) -> None:
     with checks.check("the workflow finished after the fault"):
-        began = time.monotonic()
+        began = now()
         done = wait_workflow(cluster, workflow_id)
-        checks.measured["workflow_final_s"] = round(time.monotonic() - began, 2)
+        checks.measured["workflow_final_s"] = round(now() - began, 2)
         assert done["status"] == "succeeded", done.get("error")
     with checks.check("one job per step element"):
         check_one_job_per_element(cluster, workflow_id, PAGES)
@@ -59,7 +61,7 @@ def test_sigkill_between_a_finished_step_and_the_next(make_cluster) -> None:
     split's final status and creates them, a grace period later."""
     cluster: Cluster = make_cluster()
     log = StatusLog(cluster).start()
-    ends_at = time.monotonic() + 6.0  # past the grace of the insert's checks
+    ends_at = now() + 6.0  # past the grace of the insert's checks
     submit_workflow(cluster, "wk", steps(PAGES, {"until": ends_at}, seconds=0.5), PAGES)
     split = wait_split_started(cluster, "wk")
     victim = next(r for r in cluster.reactors if r.pid == split.host_pid)
@@ -91,7 +93,7 @@ def test_a_connection_cut_while_a_fan_out_joins(make_cluster) -> None:
     element's result."""
     cluster: Cluster = make_cluster()
     log = StatusLog(cluster).start()
-    ends_at = time.monotonic() + 8.0
+    ends_at = now() + 8.0
     submit_workflow(cluster, "wc", steps(PAGES, {"seconds": 1.0}, until=ends_at), PAGES)
     wait_until(lambda: cluster.db.jobs.count_documents({"workflow.step": "pages"}) == PAGES,
                30, "the elements")  # fmt: skip

@@ -14,14 +14,14 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pymongo
-from fault_harness import Cluster, JobSpec
-from fault_processes import wait_until
-from fault_records import Execution
+
+from tests.faults.fault_harness import Cluster, JobSpec
+from tests.faults.fault_processes import wait_until
+from tests.faults.fault_records import Execution, now
 
 Doc = dict[str, Any]
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -163,4 +163,4 @@ def wait_split_started(cluster: Cluster, workflow_id: str) -> Execution:
 
 
 def seconds_until(when: float) -> float:
-    return max(0.0, when - time.monotonic())
+    return max(0.0, when - now())

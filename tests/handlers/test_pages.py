@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import pytest
-from page_helpers import SHORT_TEXT, SMALL_PAGE_IN
 from PIL import Image
 from pypdf import PdfReader
 from reactor_handlers.pages import join_pages, ocr_pages, prepare_pages, split_pages
@@ -15,6 +14,7 @@ from reactor_handlers.samples import make_document
 
 from reactor.errors import InputError
 from reactor.handler import JobContext
+from tests.handlers.page_helpers import SHORT_TEXT, SMALL_PAGE_IN
 
 Cer = Callable[[str, str], float]
 TEXTS = [SHORT_TEXT, "Every page gets its own number.", "The third page ends it."]

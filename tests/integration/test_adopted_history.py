@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import jobs_lib
-from conftest import running
-from lifecycle_lib import run_done, wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import client, job_view
 from reactor.config import Settings
+from reactor.registry import Registry
+from tests.integration.lifecycle_lib import run_done, wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
 
 async def test_the_rerun_of_an_adopted_failure_keeps_a_filled_in_history(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, registry: Registry
 ) -> None:
     """Run 1 (the loop's error) becomes {failed, 1 attempt, ValueError, its time} in history."""
     await db.jobs.insert_one({"job_id": "scan-2", "command": "record", "args": {}})
     inserted = await db.results.insert_one(
         {"job_id": "scan-2", "error": "ValueError('no such page')", "traceback": "..."}
     )
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         adopted = await wait_for_doc(
             db.jobs, "scan-2", lambda d: d.get("status") == "failed", timeout_s=30
         )

@@ -12,15 +12,16 @@ from typing import Any
 
 import anyio
 import pytest
-import workflow_handlers as wh
-from conftest import running
-from lifecycle_lib import wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.callbacks.policy import verify
 from reactor.client import new_job, wait_for_result
 from reactor.config import Settings
 from reactor.workflows import client
+from tests.integration import workflow_handlers as wh
+from tests.integration.jobs_lib import Tally
+from tests.integration.lifecycle_lib import wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 SECRET = "s3cret"
@@ -94,11 +95,11 @@ def delivered(doc: dict[str, Any]) -> bool:
 
 
 async def test_a_job_callback_arrives_signed_with_the_result(
-    settings: Settings, db: Db, receiver: Receiver
+    settings: Settings, db: Db, receiver: Receiver, tally: Tally
 ) -> None:
     """The result document is POSTed with a delivery id, a timestamp and an HMAC-SHA256
     signature that verifies; the delivery is recorded and the job's status is untouched."""
-    async with running(signed(settings), wh.registry()):
+    async with running(signed(settings), wh.registry(tally)):
         await db.jobs.insert_one(
             {**new_job("wf_count", {"n": 1}, "hooked"), "callback_url": receiver.url}
         )
@@ -130,12 +131,12 @@ async def test_a_job_callback_arrives_signed_with_the_result(
 
 
 async def test_a_server_that_fails_twice_gets_the_callback_on_the_third_try(
-    settings: Settings, db: Db, receiver: Receiver
+    settings: Settings, db: Db, receiver: Receiver, tally: Tally
 ) -> None:
     """500, 500, then 200: three attempts with the same delivery id; recorded as delivered
     after three attempts."""
     receiver.answers = [500, 500]
-    async with running(signed(settings), wh.registry()):
+    async with running(signed(settings), wh.registry(tally)):
         await db.jobs.insert_one({**new_job("wf_count", {}, "third"), "callback_url": receiver.url})
         got = await receiver.wait_for(3)
         job = await wait_for_doc(db.jobs, "third", delivered, timeout_s=WAIT_S)
@@ -146,13 +147,13 @@ async def test_a_server_that_fails_twice_gets_the_callback_on_the_third_try(
 
 
 async def test_a_reactor_restarted_between_attempts_still_delivers(
-    settings: Settings, db: Db, receiver: Receiver
+    settings: Settings, db: Db, receiver: Receiver, tally: Tally
 ) -> None:
     """The first attempt gets 500 and its reactor stops; a new reactor (another owner) finds the
     pending delivery at startup and delivers it."""
     receiver.answers = [500]
     slow = signed(settings, callback_backoff_s=2.0)
-    async with running(slow, wh.registry()):
+    async with running(slow, wh.registry(tally)):
         await db.jobs.insert_one(
             {**new_job("wf_count", {}, "restart"), "callback_url": receiver.url}
         )
@@ -164,7 +165,7 @@ async def test_a_reactor_restarted_between_attempts_still_delivers(
             timeout_s=WAIT_S,
         )
     assert len(receiver.received) == 1
-    async with running(slow.model_copy(update={"worker_name": "second"}), wh.registry()):
+    async with running(slow.model_copy(update={"worker_name": "second"}), wh.registry(tally)):
         await receiver.wait_for(2)
         job = await wait_for_doc(db.jobs, "restart", delivered, timeout_s=WAIT_S)
     assert job["callback"]["state"] == "delivered"
@@ -174,11 +175,11 @@ async def test_a_reactor_restarted_between_attempts_still_delivers(
 
 
 async def test_a_workflow_callback_is_sent_when_it_finishes(
-    settings: Settings, db: Db, receiver: Receiver
+    settings: Settings, db: Db, receiver: Receiver, tally: Tally
 ) -> None:
     """A workflow's callback_url gets its outcome once it has finished."""
     steps = [{"name": "a", "command": "wf_count", "args": {"n": 2}}]
-    async with running(signed(settings), wh.registry()):
+    async with running(signed(settings), wh.registry(tally)):
         await client.submit(
             db, {"workflow_id": "wfh", "steps": steps, "callback_url": receiver.url}
         )
@@ -194,12 +195,12 @@ async def test_a_workflow_callback_is_sent_when_it_finishes(
 
 
 async def test_a_callback_to_a_host_not_allowed_is_refused_and_never_sent(
-    settings: Settings, db: Db, receiver: Receiver
+    settings: Settings, db: Db, receiver: Receiver, tally: Tally
 ) -> None:
     """With REACTOR_CALLBACK_ALLOWED_HOSTS naming another host, the delivery ends refused
     with the reason, nothing is sent, and the job keeps its status."""
     only = signed(settings, callback_allowed_hosts="hooks.example.com")
-    async with running(only, wh.registry()):
+    async with running(only, wh.registry(tally)):
         await db.jobs.insert_one(
             {**new_job("wf_count", {}, "fenced"), "callback_url": receiver.url}
         )

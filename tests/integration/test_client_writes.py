@@ -12,14 +12,14 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import running
-from lifecycle_lib import wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result
 from reactor.config import Settings
 from reactor.handler import handler
 from reactor.registry import Registry, build_handler
+from tests.integration.lifecycle_lib import wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 Span = tuple[str, float, float]  # (tag, start, end) of one execution, on time.monotonic()
@@ -149,8 +149,9 @@ async def test_a_refused_result_leaves_a_minimal_failed_result(
         double.fail_next(
             1,
             code=121,
-            commands=["update"],
-            collections=["results"],
+            commands=["aggregate"],  # the result write: a $merge from the job
+            stages=["$merge"],
+            collections=["jobs"],
             message="Document failed validation",
         )
         await db.jobs.insert_one(_tagged("v1", "refused", 0))
@@ -171,8 +172,9 @@ async def test_when_the_minimal_result_is_refused_too_the_job_carries_the_outcom
         double.fail_next(
             2,
             code=121,
-            commands=["update"],
-            collections=["results"],
+            commands=["aggregate"],  # the result write: a $merge from the job
+            stages=["$merge"],
+            collections=["jobs"],
             message="Document failed validation",
         )
         await db.jobs.insert_one(_tagged("v2", "refused", 0))

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import jobs_lib
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -16,13 +14,15 @@ from reactor.cli import main as cli
 from reactor.client import wait_for_result
 from reactor.config import Settings
 from reactor.errors import IndexConflict
+from tests.integration import jobs_lib
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
 
 async def runs_a_job(settings: Settings, db: Db) -> None:
     """A reactor starts on these collections and runs a job through them."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, jobs_lib.registry(jobs_lib.Tally())):
         await db.jobs.insert_one({"job_id": "after", "command": "record"})
         result = await wait_for_result(db, "after", timeout_s=30)
     assert result["status"] == "succeeded"
@@ -30,7 +30,7 @@ async def runs_a_job(settings: Settings, db: Db) -> None:
 
 async def startup_error(settings: Settings) -> str:
     with pytest.raises(ExceptionGroup) as caught:
-        async with running(settings, jobs_lib.registry()):
+        async with running(settings, jobs_lib.registry(jobs_lib.Tally())):
             pass
     [error] = caught.value.exceptions
     assert isinstance(error, IndexConflict)

@@ -5,21 +5,24 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jobs_lib
 from bson import ObjectId
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_results
 from reactor.config import Settings
+from reactor.registry import Registry
+from tests.integration.jobs_lib import Tally
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
 
-async def test_wrongly_typed_command_and_job_id_are_named(settings: Settings, db: Db) -> None:
+async def test_wrongly_typed_command_and_job_id_are_named(
+    settings: Settings, db: Db, registry: Registry, tally: Tally
+) -> None:
     """command 42 and job_id 12345 fail as InvalidJob naming the type, not as missing fields."""
     no_string_id = ObjectId()
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_many(
             [
                 {"job_id": "numeric-command", "command": 42, "args": {}},
@@ -33,11 +36,11 @@ async def test_wrongly_typed_command_and_job_id_are_named(settings: Settings, db
     id_error = results[str(no_string_id)]["error"]
     assert id_error["message"].startswith("job_id 12345 is an integer, not a non-empty string")
     assert f"keyed by its _id {no_string_id}" in id_error["message"]
-    assert jobs_lib.RUNS[str(no_string_id)] == 0
+    assert tally.runs[str(no_string_id)] == 0
 
 
 async def test_a_fractional_priority_runs_and_an_infinite_one_fails(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, registry: Registry, tally: Tally
 ) -> None:
     """priority 2.5 is a priority; infinity and "high" end as InvalidJob with the one rule."""
     docs = [
@@ -46,7 +49,7 @@ async def test_a_fractional_priority_runs_and_an_infinite_one_fails(
         {"job_id": "p-minus-infinite", "command": "record", "priority": -math.inf},
         {"job_id": "p-text", "command": "record", "priority": "high"},
     ]
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_many(docs)
         results = await wait_for_results(db, [d["job_id"] for d in docs], timeout_s=30)
     assert results["p-fraction"]["status"] == "succeeded"
@@ -56,4 +59,4 @@ async def test_a_fractional_priority_runs_and_an_infinite_one_fails(
         message = result["error"]["message"]
         assert message.startswith(f"priority {doc['priority']!r} is not a finite number"), doc
         assert "such as 5, -1 or 2.5" in message
-        assert jobs_lib.RUNS[doc["job_id"]] == 0
+        assert tally.runs[doc["job_id"]] == 0

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 from pypdf import PdfReader
 from rapidfuzz.distance import Levenshtein
@@ -16,6 +15,7 @@ from reactor_handlers.samples import document_texts, make_document
 from reactor import workdir
 from reactor.config import Settings
 from reactor.workflows import client
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 PAGES = 12

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
@@ -13,6 +12,7 @@ from reactor.config import Settings
 from reactor.errors import Retry
 from reactor.handler import JobContext, handler
 from reactor.registry import Registry, build_handler
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

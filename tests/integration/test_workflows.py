@@ -11,14 +11,15 @@ from typing import Any
 
 import anyio
 import pytest
-import workflow_handlers as wh
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import workdir
 from reactor.config import Settings
 from reactor.errors import InvalidWorkflow
 from reactor.workflows import client
+from tests.integration import workflow_handlers as wh
+from tests.integration.jobs_lib import Tally
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 WAIT_S = 60.0
@@ -39,7 +40,7 @@ async def step_job_ids(db: Db, workflow_id: str) -> list[str]:
 
 
 async def test_fan_out_runs_one_job_per_element_and_the_join_gets_them_in_order(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """for_each over seven elements makes seven jobs; the join receives their results in
     element order; the workflow's state counts them and holds the output."""
@@ -49,7 +50,7 @@ async def test_fan_out_runs_one_job_per_element_and_the_join_gets_them_in_order(
              args={"x": {"$item": "x"}}),
         step("total", "wf_total", after=["square"], args={"values": {"$result": "square"}}),
     ]  # fmt: skip
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         done = await run_workflow(db, "fan", steps)
     assert done["status"] == "succeeded", done.get("error")
     assert done["result"] == {"values": [0, 1, 4, 9, 16, 25, 36], "total": 91}
@@ -64,7 +65,7 @@ async def test_fan_out_runs_one_job_per_element_and_the_join_gets_them_in_order(
 
 
 async def test_a_batched_step_gets_lists_and_returns_one_result_per_element(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """batch: 3 over seven elements makes three jobs (3, 3, 1 elements) of list arguments;
     their lists are joined back in element order."""
@@ -74,7 +75,7 @@ async def test_a_batched_step_gets_lists_and_returns_one_result_per_element(
              batch=3, args={"xs": {"$item": "x"}}),
         step("total", "wf_total", after=["square"], args={"values": {"$result": "square"}}),
     ]  # fmt: skip
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         done = await run_workflow(db, "batch", steps)
     assert done["status"] == "succeeded", done.get("error")
     assert done["result"]["values"] == [0, 1, 4, 9, 16, 25, 36]
@@ -85,7 +86,7 @@ async def test_a_batched_step_gets_lists_and_returns_one_result_per_element(
 
 
 async def test_a_step_reads_an_upstream_steps_file_but_not_a_parallel_steps(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """A step reads the file its upstream step wrote (a path relative to the workflow's
     directory); a step reading the directory of a step that is not upstream fails PathEscape."""
@@ -96,7 +97,7 @@ async def test_a_step_reads_an_upstream_steps_file_but_not_a_parallel_steps(
     ]
     sneaky = [*steps[:2], step("read", "wf_read", after=["write"],
                                 args={"path": "other/other.txt"})]  # fmt: skip
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         done = await run_workflow(db, "files", steps)
         refused = await run_workflow(db, "sneaky", sneaky)
     assert done["status"] == "succeeded", done.get("error")
@@ -110,7 +111,7 @@ async def test_a_step_reads_an_upstream_steps_file_but_not_a_parallel_steps(
 
 
 async def test_a_failed_middle_step_cancels_its_dependents_and_a_rerun_runs_only_them(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """The middle step fails: the last step is cancelled without a job and the workflow
     failed. After the input is fixed, a re-run runs the failed and cancelled steps only; the
@@ -120,7 +121,7 @@ async def test_a_failed_middle_step_cancels_its_dependents_and_a_rerun_runs_only
         step("middle", "wf_needs", after=["first"], args={"fix": "fix.txt"}),
         step("last", "wf_count", after=["middle"], args={"got": {"$result": "middle"}}),
     ]
-    async with running(settings, wh.registry(), max_attempts=1):
+    async with running(settings, wh.registry(tally), max_attempts=1):
         failed = await run_workflow(db, "mend", steps)
         assert failed["status"] == "failed"
         assert failed["error"]["type"] == "StepFailed"
@@ -135,29 +136,28 @@ async def test_a_failed_middle_step_cancels_its_dependents_and_a_rerun_runs_only
     assert again["status"] == "succeeded", again.get("error")
     assert again["run"] == 2
     assert again["result"] == {"args": {"got": "mended"}}
-    assert wh.RUNS["mend.first"] == 1
-    assert wh.RUNS["mend.middle"] == 2
+    assert tally.runs["mend.first"] == 1
+    assert tally.runs["mend.middle"] == 2
     middle = await db.jobs.find_one({"job_id": "mend.middle"})
     assert middle is not None
     assert middle["run"] == 2
 
 
 async def test_cancelling_a_workflow_cancels_its_running_and_queued_steps(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """Six held elements on a reactor with room for two: cancelling the workflow cancels the
     two running and the four queued jobs, creates nothing after them, and the workflow ends
     cancelled."""
-    wh.HELD["gate"] = wh.Gate()
     steps = [
         step("items", "wf_items", args={"n": 6}),
         step("hold", "wf_hold", after=["items"], for_each={"$result": "items.items"}),
         step("after", "wf_count", after=["hold"]),
     ]
-    async with running(settings, wh.registry(), max_jobs=2):
+    async with running(settings, wh.registry(tally), max_jobs=2):
         await client.submit(db, {"workflow_id": "stop", "steps": steps})
         with anyio.fail_after(WAIT_S):
-            await wh.HELD["gate"].until_waiting(2)
+            await tally.gate.until_waiting(2)
         await client.cancel(db, "stop")
         done = await client.wait(db, "stop", timeout_s=WAIT_S)
     assert done["status"] == "cancelled"
@@ -177,11 +177,11 @@ async def test_cancelling_a_workflow_cancels_its_running_and_queued_steps(
     ],
 )  # fmt: skip
 async def test_an_invalid_workflow_fails_at_once_and_creates_no_job(
-    settings: Settings, db: Db, steps: list[dict[str, Any]], message: str
+    settings: Settings, db: Db, tally: Tally, steps: list[dict[str, Any]], message: str
 ) -> None:
     """A cycle, an unknown command or a reference to a step not upstream: the workflow fails
     with the reason and no job is created (inserted directly, past the client's check)."""
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         await db.workflows.insert_one({"workflow_id": "bad", "steps": steps})
         done = await client.wait(db, "bad", timeout_s=WAIT_S)
     assert done["status"] == "failed"
@@ -199,27 +199,29 @@ async def test_the_client_refuses_an_invalid_workflow_before_inserting_it(db: Db
 
 
 async def test_a_workflow_inserted_while_no_reactor_runs_is_advanced_at_startup(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """The catch-up at startup finds the waiting workflow and runs it."""
     await db.workflows.insert_one({"workflow_id": "early", "steps": [step("a", "wf_count")]})
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         done = await client.wait(db, "early", timeout_s=WAIT_S)
     assert done["status"] == "succeeded"
 
 
 async def test_a_step_job_id_held_by_another_job_fails_the_workflow(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, tally: Tally
 ) -> None:
     """A job of someone else's already named like a step job: the workflow fails naming it."""
     await db.jobs.insert_one({"job_id": "clash.a", "command": "wf_count", "args": {}})
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         done = await run_workflow(db, "clash", [step("a", "wf_count")])
     assert done["status"] == "failed"
     assert "'clash.a' is held by a job" in done["error"]["message"]
 
 
-async def test_a_stored_template_runs_with_parameters(settings: Settings, db: Db) -> None:
+async def test_a_stored_template_runs_with_parameters(
+    settings: Settings, db: Db, tally: Tally
+) -> None:
     """A template stored once runs as a workflow with the parameters given (others default)."""
     template = {
         "name": "squares",
@@ -232,7 +234,7 @@ async def test_a_stored_template_runs_with_parameters(settings: Settings, db: Db
         ],
         "output": {"sum": {"$result": "total.total"}},
     }  # fmt: skip
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         await client.put_template(db, template)
         workflow_id = await client.run_template(db, "squares", {"n": 4})
         done = await client.wait(db, workflow_id, timeout_s=WAIT_S)
@@ -242,7 +244,7 @@ async def test_a_stored_template_runs_with_parameters(settings: Settings, db: Db
 
 
 async def test_reactor_workflow_submit_waits_and_prints_the_finished_workflow(
-    settings: Settings, db: Db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    settings: Settings, db: Db, tally: Tally, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """reactor workflow submit FILE.yaml --wait exits 0 and prints the workflow with its
@@ -254,7 +256,7 @@ async def test_reactor_workflow_submit_waits_and_prints_the_finished_workflow(
                     "    args: {n: 2}\n")  # fmt: skip
     monkeypatch.setenv("REACTOR_MONGO_URI", settings.mongo_uri)
     monkeypatch.setenv("REACTOR_DB", settings.db)
-    async with running(settings, wh.registry()):
+    async with running(settings, wh.registry(tally)):
         code = await anyio.to_thread.run_sync(
             main, ["workflow", "submit", str(path), "--wait", "--timeout", str(WAIT_S)]
         )

@@ -1,19 +1,17 @@
-"""Handlers the workflow tests register (top-level, so the CPU pool can import them)."""
+"""Handlers the workflow tests register; the counting and held ones note into a test's
+:class:`~tests.integration.jobs_lib.Tally` (built by :func:`registry`), process handlers are
+top-level functions the CPU pool can import."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from jobs_lib import Gate
 
 from reactor.errors import InputError
 from reactor.handler import JobContext, handler
 from reactor.registry import Registry, build_handler
-
-RUNS: Counter[str] = Counter()  # executions per job_id, across every reactor in this process
-HELD = {"gate": Gate()}  # wf_hold waits here until a test opens it
+from tests.integration.jobs_lib import Tally
 
 
 async def wf_items(n: int) -> dict[str, Any]:
@@ -21,42 +19,13 @@ async def wf_items(n: int) -> dict[str, Any]:
     return {"items": [{"x": i} for i in range(n)], "count": n}
 
 
-async def wf_square(ctx: JobContext, x: int) -> int:
-    RUNS[ctx.job_id] += 1
-    return x * x
-
-
-async def wf_squares(ctx: JobContext, xs: list[int]) -> list[int]:
+async def wf_squares(xs: list[int]) -> list[int]:
     """A batched handler: one result per element, in order."""
-    RUNS[ctx.job_id] += 1
     return [x * x for x in xs]
 
 
-async def wf_total(ctx: JobContext, values: list[int]) -> dict[str, Any]:
-    RUNS[ctx.job_id] += 1
+async def wf_total(values: list[int]) -> dict[str, Any]:
     return {"values": values, "total": sum(values)}
-
-
-async def wf_count(ctx: JobContext, **args: Any) -> dict[str, Any]:
-    """Count the execution and return the args."""
-    RUNS[ctx.job_id] += 1
-    return {"args": args}
-
-
-@handler(runs="thread")
-def wf_needs(ctx: JobContext, fix: Path) -> str:
-    """Fail (not retried) until the file ``fix`` exists in the workflow's directory."""
-    RUNS[ctx.job_id] += 1
-    if not fix.exists():
-        raise InputError(f"{fix.name} is missing")
-    return fix.read_text()
-
-
-async def wf_hold(ctx: JobContext) -> str:
-    """Wait until the test opens the gate (or the job is cancelled)."""
-    RUNS[ctx.job_id] += 1
-    await HELD["gate"].wait()
-    return "released"
 
 
 @handler(runs="thread")
@@ -73,6 +42,36 @@ def wf_read(path: Path) -> dict[str, str]:
     return {"text": path.read_text()}
 
 
-def registry() -> Registry:
-    funcs = {name: fn for name, fn in globals().items() if name.startswith("wf_")}
+def _counting(tally: Tally) -> dict[str, Callable[..., Any]]:
+    async def wf_square(ctx: JobContext, x: int) -> int:
+        tally.runs[ctx.job_id] += 1
+        return x * x
+
+    async def wf_count(ctx: JobContext, **args: Any) -> dict[str, Any]:
+        """Count the execution and return the args."""
+        tally.runs[ctx.job_id] += 1
+        return {"args": args}
+
+    @handler(runs="thread")
+    def wf_needs(ctx: JobContext, fix: Path) -> str:
+        """Fail (not retried) until the file ``fix`` exists in the workflow's directory."""
+        tally.runs[ctx.job_id] += 1
+        if not fix.exists():
+            raise InputError(f"{fix.name} is missing")
+        return fix.read_text()
+
+    async def wf_hold(ctx: JobContext) -> str:
+        """Wait at the tally's gate (until the test opens it, or the job is cancelled)."""
+        tally.runs[ctx.job_id] += 1
+        await tally.gate.wait()
+        return "released"
+
+    return {"wf_square": wf_square, "wf_count": wf_count, "wf_needs": wf_needs,
+            "wf_hold": wf_hold}  # fmt: skip
+
+
+def registry(tally: Tally) -> Registry:
+    """The workflow tests' handlers, by command name, the counting ones over ``tally``."""
+    stateless = {name: fn for name, fn in globals().items() if name.startswith("wf_")}
+    funcs = {**stateless, **_counting(tally)}
     return Registry(build_handler(name, fn) for name, fn in funcs.items())

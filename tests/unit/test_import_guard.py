@@ -13,12 +13,12 @@ import threading
 import uuid
 from pathlib import Path
 
-import pool_tasks
 import pytest
 
 from reactor.errors import JobTimeout
 from reactor.import_guard import ImportGuard, stuck_message, top_level_statement
 from reactor.pool import CpuPool
+from tests.unit import pool_tasks
 
 # The end of the migration guide's app.py: functions, then the loop the reactor replaces.
 LOOPING_APP = '''\

@@ -22,8 +22,9 @@ def jobs(*existing: dict[str, Any]) -> dict[str, Any]:
 
 
 def results(*existing: dict[str, Any]) -> Any:
-    [decision] = decide("results", queries.RESULT_INDEXES, [ID_INDEX, *existing])
-    return decision
+    """The decision about the results' unique ``job_id`` index (the one a loop may have too)."""
+    decisions = decide("results", queries.RESULT_INDEXES, [ID_INDEX, *existing])
+    return next(d for d in decisions if d.name == "job_id_unique")
 
 
 def test_an_empty_collection_gets_every_index() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bson.binary import Binary
 from bson.int64 import Int64
 
 from reactor.testing.double import (
     admin,
+    aggregate,
     bulk_write,
     collmod,
     diagnostics,
@@ -27,6 +29,7 @@ from reactor.testing.double.write_concern import write_concern_error
 # Importing the handler modules registers their commands.
 HANDLER_MODULES = (
     admin,
+    aggregate,
     bulk_write,
     collmod,
     diagnostics,
@@ -77,7 +80,10 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
         return error_reply(40571, "OP_MSG requests require a $db argument")
     change_stream = _is_change_stream(backend, name, body)
     target = body.get(name)
-    injected = backend.faults.take_failure(name, target if isinstance(target, str) else None)
+    stages = _stage_names(body.get("pipeline")) if name == "aggregate" else ()
+    injected = backend.faults.take_failure(
+        name, target if isinstance(target, str) else None, stages
+    )
     if injected is not None:
         reply = error_reply(injected.code, injected.message, injected.labels or ())
         if injected.labels is None:  # as MongoDB labels it; given labels replace the server's
@@ -157,3 +163,10 @@ async def _run(handler: object, ctx: Context, body: Doc) -> Doc:
             return error_reply(1, f"test double internal error: {type(exc).__name__}: {exc}")
         return error_reply(*known)
     return reply
+
+
+def _stage_names(pipeline: Any) -> list[str]:
+    """The stage names of an aggregate's pipeline (for fault injection by stage)."""
+    if not isinstance(pipeline, list):
+        return []
+    return [next(iter(stage)) for stage in pipeline if isinstance(stage, dict) and stage]

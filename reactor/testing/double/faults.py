@@ -24,9 +24,14 @@ class Failure:
     commands: frozenset[str] | None
     message: str
     collections: frozenset[str] | None = None  # only commands on these collections
+    stages: frozenset[str] | None = None  # only aggregates with one of these stages
 
-    def matches(self, command: str, collection: str | None = None) -> bool:
+    def matches(
+        self, command: str, collection: str | None = None, stages: Collection[str] = ()
+    ) -> bool:
         if self.collections is not None and collection not in self.collections:
+            return False
+        if self.stages is not None and not self.stages & set(stages):
             return False
         if self.commands is None:
             return command.lower() not in _UNNAMED_EXEMPT
@@ -49,17 +54,21 @@ class Faults:
         commands: Collection[str] | None,
         message: str,
         collections: Collection[str] | None = None,
+        stages: Collection[str] | None = None,
     ) -> None:
         names = None if commands is None else frozenset(commands)
         given = None if labels is None else tuple(labels)
         where = None if collections is None else frozenset(collections)
-        self._failures.append(Failure(n, code, given, names, message, where))
+        which = None if stages is None else frozenset(stages)
+        self._failures.append(Failure(n, code, given, names, message, where, which))
 
-    def take_failure(self, command: str, collection: str | None = None) -> Failure | None:
-        """The injected failure for ``command`` (on ``collection``), if one is queued for it
-        (counted as used)."""
+    def take_failure(
+        self, command: str, collection: str | None = None, stages: Collection[str] = ()
+    ) -> Failure | None:
+        """The injected failure for ``command`` (on ``collection``, with a pipeline of
+        ``stages``), if one is queued for it (counted as used)."""
         for failure in self._failures:
-            if failure.remaining > 0 and failure.matches(command, collection):
+            if failure.remaining > 0 and failure.matches(command, collection, stages):
                 failure.remaining -= 1
                 self._failures = [f for f in self._failures if f.remaining > 0]
                 return failure

@@ -115,9 +115,10 @@ class MongoDouble:
         commands: Collection[str] | None = None,
         message: str = "injected failure",
         collections: Collection[str] | None = None,
+        stages: Collection[str] | None = None,
     ) -> None:
-        """Answer the next ``n`` commands (only those named, and on the collections named, if
-        given) with this error.
+        """Answer the next ``n`` commands (only those named, on the collections named, and, for
+        an aggregate, with one of the pipeline stages named, if given) with this error.
 
         ``labels`` None: the labels MongoDB would attach (``ResumableChangeStreamError`` on a
         change stream's aggregate or getMore for a resumable code, ``NonResumableChangeStreamError``
@@ -126,7 +127,7 @@ class MongoDouble:
 
         async def arm() -> None:
             faults = self._require_backend().faults
-            faults.fail_next(n, code, labels, commands, message, collections)
+            faults.fail_next(n, code, labels, commands, message, collections, stages)
 
         self._call(arm)
 
