@@ -35,6 +35,7 @@ from reactor.errors import (
     Retry,
     UnknownCommand,
 )
+from reactor.finisher import Finisher
 from reactor.handler import JobContext, Runs
 from reactor.lease import Lease
 from reactor.liveness import BLOCKED_LOG_S, RunningHandlers
@@ -98,6 +99,7 @@ class Parts:
     admission: Admission
     connectivity: Connectivity
     handlers: RunningHandlers
+    finisher: Finisher
 
 
 class Dispatcher:
@@ -106,7 +108,7 @@ class Dispatcher:
     def __init__(self, parts: Parts, settings: JobSettings) -> None:
         self.parts = parts
         self.settings = settings
-        self.recorder = Recorder(parts.store, parts.observer)
+        self.recorder = Recorder(parts.store, parts.observer, parts.finisher)
 
     async def run(self, job: Job) -> None:
         """Run one claimed job to a recorded outcome (or leave it to its lease)."""

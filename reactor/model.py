@@ -160,6 +160,23 @@ class Job:
             claim_id=claim_id,
         )
 
+    @classmethod
+    def from_batch_claim(
+        cls,
+        after: Mapping[str, Any],
+        attempt: Any,
+        owner: str,
+        now: datetime,
+        claimed_at: float,
+        claim_id: Any,
+    ) -> Job:
+        """A job of a batch claim, from the document as the claim left it and its ``attempt``
+        as it was before (a batch takes only queued jobs no claim held, so the rest of what it
+        was before follows from what it is now)."""
+        before = {**after, STATUS: None, FENCE: _int_or(after.get(FENCE), 1) - 1,
+                  ATTEMPT: attempt, LEASE_OWNER: None, LEASE_EXPIRES_AT: None}  # fmt: skip
+        return cls.from_claim(before, owner, now, claimed_at=claimed_at, claim_id=claim_id)
+
     @property
     def command_name(self) -> str:
         """The command as a string for logs and results, whatever the document held."""

@@ -53,6 +53,7 @@ from reactor.model import (
     STARTED_AT,
     STATUS,
     STATUS_VALUES,
+    TERMINAL_STATUSES,
     CancelRequest,
     Job,
     Status,
@@ -127,6 +128,12 @@ def tier_query(
         return {**_claimable(now), PRIORITY: {"$lt": 0}}, BY_PRIORITY
     branches = repair_branches(now, owner)
     return {"$or": branches if reclaim else branches[1:]}, None
+
+
+def batch_claimable(query: Doc) -> Doc:
+    """A queued tier's query for a batch claim: only jobs no claim ever held without finishing
+    (a job re-queued while it ran takes the single claim, which reads what it was before)."""
+    return {"$and": [query, {LEASE_OWNER: {"$exists": False}}]}
 
 
 def repair_branches(now: datetime, owner: str) -> list[Doc]:
@@ -328,6 +335,39 @@ def hand_back_update(run_at: datetime | None = None) -> Doc:
     return update
 
 
+def _merge_into(into: str) -> Doc:
+    return {"$merge": {
+        "into": into,
+        "on": [JOB_ID, JOB_DOC_ID],
+        "whenMatched": [{"$replaceWith": "$$new"}],  # the _id stays, as in every update
+        "whenNotMatched": "insert",
+    }}  # fmt: skip
+
+
+def _literal(doc: Doc) -> Doc:
+    return {"$literal": {k: v for k, v in doc.items() if k != ID}}
+
+
+def results_merge(written: list[tuple[Job, Doc]], *, into: str) -> list[Doc]:
+    """:func:`result_merge` for several jobs in one aggregation: each matched job (under its
+    own claim) becomes its own result document."""
+    branches = [{"case": {"$eq": ["$_id", job.doc_id]}, "then": _literal(doc)}
+                for job, doc in written]  # fmt: skip
+    return [
+        {"$match": {"$or": [_claim(job) for job, _ in written]}},
+        {"$replaceWith": {"$switch": {"branches": branches}}},
+        _merge_into(into),
+    ]
+
+
+def finished_under_claim(jobs: list[Job]) -> Doc:
+    """The jobs that a final status was written for under their own claim (the lease dropped,
+    the claim's id kept)."""
+    final = [status.value for status in TERMINAL_STATUSES]
+    return {"$or": [{ID: job.doc_id, CLAIM_ID: job.claim_id, LEASE_OWNER: {"$exists": False},
+                     STATUS: {"$in": final}} for job in jobs]}  # fmt: skip
+
+
 def result_merge(job: Job, doc: Doc, *, into: str) -> list[Doc]:
     """The aggregation over ``jobs`` that writes ``doc`` as the job's result while, and only
     while, this claim holds the job: the job matches under the claim (whatever status a client
@@ -335,16 +375,7 @@ def result_merge(job: Job, doc: Doc, *, into: str) -> list[Doc]:
     ``{job_id, job_doc_id}``, replacing this job's earlier result (an update, so that clients
     watching for updates see each run's). A slot held by another job document's result fails
     the insert on the ``job_id`` index (11000): :func:`reactor.store.Store.finish` then looks."""
-    return [
-        {"$match": _claim(job)},
-        {"$replaceWith": {"$literal": {k: v for k, v in doc.items() if k != ID}}},
-        {"$merge": {
-            "into": into,
-            "on": [JOB_ID, JOB_DOC_ID],
-            "whenMatched": [{"$replaceWith": "$$new"}],  # the _id stays, as in every update
-            "whenNotMatched": "insert",
-        }},
-    ]  # fmt: skip
+    return [{"$match": _claim(job)}, {"$replaceWith": _literal(doc)}, _merge_into(into)]
 
 
 def own_result(job: Job) -> Doc:

@@ -26,6 +26,7 @@ from reactor.errors import (
     ResultNotStorable,
     ResultRefused,
 )
+from reactor.finisher import Finisher
 from reactor.lease import Lease
 from reactor.logging import get_logger
 from reactor.model import CancelRequest, Job, Result, Status
@@ -52,9 +53,10 @@ class Observer(Protocol):
 
 
 class Recorder:
-    def __init__(self, store: Store, observer: Observer) -> None:
+    def __init__(self, store: Store, observer: Observer, finisher: Finisher) -> None:
         self.store = store
         self.observer = observer
+        self.finisher = finisher  # final outcomes go through it, in batches
 
     async def record(
         self, job: Job, handler: Handler | None, outcome: Outcome, lease: Lease
@@ -117,7 +119,7 @@ class Recorder:
             assert outcome.error is not None
             await self.store.fail_without_result(job, outcome.error.to_doc())
         else:
-            await self.store.finish(self._result(job, handler, outcome), renew=not fresh)
+            await self.finisher.finish(self._result(job, handler, outcome), renew=not fresh)
 
     def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome:
         after = refused(outcome, exc)

@@ -36,6 +36,7 @@ from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher, JobSettings, Parts, Pool
 from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix, is_transient
 from reactor.errors import ConfigError
+from reactor.finisher import Finisher
 from reactor.handler import Runs
 from reactor.indexes import IndexKeeper
 from reactor.listener import StreamListener
@@ -113,6 +114,7 @@ class Service:
         self.board = CancelBoard()
         self.bell = Bell()
         self.handlers = RunningHandlers()
+        self.finisher = Finisher(self.store, client)
         self.dispatcher = Dispatcher(self._parts(), _job_settings(s))
         self.delays = DueTimer(functools.partial(self.bell.ring, *QUEUED_TIERS), now=clock.now)
         self.indexes = IndexKeeper(self.store)
@@ -138,7 +140,7 @@ class Service:
     def _parts(self) -> Parts:
         pool: Pool = self.pool
         return Parts(self.store, self.registry, pool, self.metrics, self.board, self.admission,
-                     self.connectivity, self.handlers)  # fmt: skip
+                     self.connectivity, self.handlers, self.finisher)  # fmt: skip
 
     def _intake(self) -> Intake:
         return Intake(self.store, self.bell, self.admission, self.connectivity, self.indexes,
@@ -195,8 +197,10 @@ class Service:
             self.indexes.keep,
             self.relay.serve,
             self._catch_up_after_outages,
+            self.strays.run,
+            self.finisher.run,
         ):
-            tg.start_soon(task)  # fmt: skip
+            tg.start_soon(task)
         tg.start_soon(self._stop_at_once, tg)
         if self.settings.http_port:
             app = build_app(self.probes())
