@@ -9,8 +9,8 @@ lease and its deadline in ``lease.py``, stopping in ``cancel.py``, running alone
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pymongo.errors import PyMongoError
 
-from reactor import progress, workdir
+from reactor import joblog, progress, usage, workdir
 from reactor.admission import Admission
 from reactor.cancel import CancelBoard, Reason, Watch
 from reactor.connectivity import Connectivity
@@ -52,6 +52,7 @@ from reactor.pool import KeepAlive
 from reactor.recorder import Observer, Recorder
 from reactor.registry import Handler, Registry
 from reactor.store import Store
+from reactor.usage import Usage
 
 log = get_logger("reactor.dispatch")
 
@@ -69,6 +70,8 @@ class Pool(Protocol):
         cwd: Path | None = None,
         on_progress: Any = None,
         keepalive: Any = None,
+        log_target: joblog.Target | None = None,
+        on_usage: Any = None,
     ) -> Any: ...
 
 
@@ -80,6 +83,7 @@ class JobSettings:
     lease_s: float
     heartbeat_s: float
     handler_settings: Mapping[str, Any]
+    job_log_max_bytes: int = 0
     progress_interval_s: float = 1.0
 
 
@@ -141,6 +145,7 @@ class Dispatcher:
         alone = job.reclaimed and in_process and not explained
         value: Any = None
         error: BaseException | None = None
+        costs: list[Usage] = []
         with watch.scope:
             try:
                 async with self.parts.admission.run_slot(in_process=in_process, alone=alone):
@@ -149,10 +154,11 @@ class Dispatcher:
                     refused = await self._start(job, alone)
                     if refused is not None:
                         return refused
-                    value = await self._call(job, handler, lease, tg)
+                    value = await self._call(job, handler, lease, tg, costs)
             except Exception as exc:
                 error = exc
-        return self._sort(job, handler, watch, value, error)
+        outcome = self._sort(job, handler, watch, value, error)
+        return replace(outcome, usage=costs[-1]) if costs and outcome.status else outcome
 
     async def _start(self, job: Job, alone: bool) -> Outcome | None:
         """Write the start, if one is needed; what to record instead when it cannot be."""
@@ -182,8 +188,13 @@ class Dispatcher:
             log_handler_failure(log, error, event="handler_raised")
         return sort_exception(error, attempt=job.attempt, policy=handler.retry)
 
-    async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:
+    async def _call(
+        self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup, costs: list[Usage]
+    ) -> Any:
         directory = workdir.prepare(self.settings.jobs_root, job.key)
+        log_target = joblog.Target(
+            str(joblog.path_of(directory, job.run)), self.settings.job_log_max_bytes
+        )
         kwargs = handler.bind_args(job.args, directory)
         if handler.wants_context:
             kwargs["ctx"] = self._context(job, handler, directory)
@@ -196,13 +207,20 @@ class Dispatcher:
             spawn=tg.start_soon,
         )
         self.parts.observer.job_started(job.command_name)
-        log.info("job_started", runs=handler.runs.value, reclaimed=job.reclaimed or None)
         with (
             progress.ROUTER.route(job.key, writer.report),
             self.parts.handlers.running(job.key, handler.name, handler.runs.value,
                                         handler.timeout_s),
         ):  # fmt: skip
-            return await self._invoke(handler, kwargs, job, lease, writer, directory)
+            if handler.runs is Runs.PROCESS:
+                with joblog.capture(log_target):  # this process's lines about the job
+                    log.info("job_started", runs=handler.runs.value,
+                             reclaimed=job.reclaimed or None)  # fmt: skip
+                run = PoolCall(handler, kwargs, job, lease, writer, directory, log_target)
+                return await self._in_pool(run, costs.append)
+            with joblog.capture(log_target), usage.wall_clock(costs):
+                log.info("job_started", runs=handler.runs.value, reclaimed=job.reclaimed or None)
+                return await self._in_process(handler, kwargs)
 
     def _context(self, job: Job, handler: Handler, directory: Path) -> JobContext:
         return JobContext(
@@ -215,28 +233,25 @@ class Dispatcher:
             fence=job.fence,
         )
 
-    async def _invoke(
-        self,
-        handler: Handler,
-        kwargs: dict[str, Any],
-        job: Job,
-        lease: Lease,
-        writer: progress.Writer,
-        directory: Path,
-    ) -> Any:
-        if handler.runs is Runs.PROCESS:
-            keepalive = KeepAlive(lease.deadline)
-            lease.on_extend(keepalive.extend)
-            context = {"job_id": job.key, "command": handler.name, "attempt": job.attempt}
-            return await self.parts.pool.run(
-                handler.fn,
-                kwargs,
-                timeout_s=handler.timeout_s,
-                log_context=context,
-                cwd=directory,
-                on_progress=writer.report,
-                keepalive=keepalive,
-            )
+    async def _in_pool(self, run: PoolCall, on_usage: Callable[[Usage], None]) -> Any:
+        keepalive = KeepAlive(run.lease.deadline)
+        run.lease.on_extend(keepalive.extend)
+        job = run.job
+        context = {"job_id": job.key, "command": run.handler.name, "attempt": job.attempt,
+                   "run": job.run}  # fmt: skip
+        return await self.parts.pool.run(
+            run.handler.fn,
+            run.kwargs,
+            timeout_s=run.handler.timeout_s,
+            log_context=context,
+            cwd=run.directory,
+            on_progress=run.writer.report,
+            keepalive=keepalive,
+            log_target=run.log_target,
+            on_usage=on_usage,
+        )
+
+    async def _in_process(self, handler: Handler, kwargs: dict[str, Any]) -> Any:
         try:
             with anyio.fail_after(handler.timeout_s):
                 if handler.runs is Runs.LOOP:
@@ -245,6 +260,19 @@ class Dispatcher:
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError:
             raise JobTimeout(handler.timeout_s) from None
+
+
+@dataclass(frozen=True)
+class PoolCall:
+    """A process handler's call, as handed to the pool."""
+
+    handler: Handler
+    kwargs: dict[str, Any]
+    job: Job
+    lease: Lease
+    writer: progress.Writer
+    directory: Path
+    log_target: joblog.Target
 
 
 def early_outcome(job: Job, handler: Handler | None, registry: Registry) -> Outcome | None:

@@ -26,6 +26,7 @@ from reactor.model import CancelRequest, ErrorInfo, Job, Result, Status
 from reactor.outcome import Kind, Outcome, cancelled, failed
 from reactor.registry import Handler
 from reactor.store import Store, utcnow
+from reactor.usage import Usage
 
 log = get_logger("reactor.recorder")
 
@@ -37,6 +38,7 @@ class Observer(Protocol):
 
     def job_started(self, command: str) -> None: ...
     def job_finished(self, command: str, status: Status, duration_s: float) -> None: ...
+    def job_cost(self, command: str, usage: Usage) -> None: ...
     def job_retried(self, command: str) -> None: ...
     def lease_lost(self) -> None: ...
     def recording(self, delta: int) -> None: ...
@@ -126,6 +128,7 @@ class Recorder:
             errors=tuple(errors),
             cancel=outcome.cancel,
             started=outcome.started,
+            extra=outcome.usage.to_doc() if outcome.usage is not None else {},
         )
 
     async def _end_without_result(self, job: Job, exc: ResultRefused) -> None:
@@ -148,6 +151,8 @@ class Recorder:
         assert outcome.status is not None
         duration_s = (utcnow() - job.started_at).total_seconds()
         self.observer.job_finished(job.command_name, outcome.status, duration_s)
+        if outcome.usage is not None:
+            self.observer.job_cost(job.command_name, outcome.usage)
         fields: dict[str, Any] = {
             "status": outcome.status.value,
             "duration_ms": round(duration_s * 1000, 3),
