@@ -111,6 +111,39 @@ class Settings(BaseSettings):
         description="/healthz fails when the claim loop, the stream or recording has made no "
         "progress for this long while work waits, or a MongoDB call hangs past its timeout.",
     )
+    api_token: str = Field(
+        "",
+        repr=False,
+        description="Bearer token of /api and the dashboard (/ui); empty: both answer 404.",
+    )
+    api_read_token: str = Field(
+        "",
+        repr=False,
+        description="A second, read-only token: GET routes only (empty: none).",
+    )
+    api_max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body /api and /ui accept (413 above)."
+    )
+    ui_secure_cookie: bool = Field(
+        False,
+        description="Mark the dashboard's session cookie Secure (on when TLS ends in a proxy in "
+        "front; requests that arrive over HTTPS get it anyway).",
+    )
+    job_log_max_bytes: int = Field(
+        1_000_000,
+        ge=0,
+        description="Largest log kept per run of a job in its directory (0: keep none); lines "
+        "past it are dropped, one note says so.",
+    )
+    fleet_heartbeat_s: float = Field(
+        10.0, gt=0, description="Period of this reactor's entry in reactor_workers."
+    )
+    fleet_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="A reactor unseen for this long leaves the fleet (readers filter; a TTL index "
+        "deletes it).",
+    )
     result_inline_max_bytes: int = Field(
         8_000_000,
         ge=1024,
@@ -122,6 +155,10 @@ class Settings(BaseSettings):
     def _derived(self) -> Settings:
         if self.sweep_s == 0:
             object.__setattr__(self, "sweep_s", self.lease_s / 2)
+        if self.fleet_ttl_s < 2 * self.fleet_heartbeat_s:
+            raise ValueError("fleet_ttl_s must be at least twice fleet_heartbeat_s")
+        if self.api_read_token and not self.api_token:
+            raise ValueError("api_read_token needs api_token (the API is off without it)")
         return self
 
     @property
@@ -133,6 +170,11 @@ class Settings(BaseSettings):
     def handler_module_list(self) -> list[str]:
         """``handler_modules`` split at commas, blanks dropped."""
         return [part.strip() for part in self.handler_modules.split(",") if part.strip()]
+
+    @property
+    def api_enabled(self) -> bool:
+        """Whether /api and /ui are served (a token is configured)."""
+        return bool(self.api_token)
 
     def handler_options(self) -> dict[str, Any]:
         """The settings a handler may read through ``JobContext.settings`` (picklable)."""
