@@ -7,8 +7,9 @@ file too. Context variables make this right under concurrency: each loop handler
 task (its own context), anyio's ``to_thread`` runs a thread handler in a copy of the caller's
 context, and a CPU-pool worker runs one task at a time and captures around it. ``print`` is
 caught by :class:`PrintTee` on ``sys.stdout``/``sys.stderr``: inside a job each printed line
-becomes a ``handler_print`` log line (so it reaches both places as JSON); outside, text passes
-through untouched.
+becomes a ``handler_print`` log line with ``stream`` and ``text`` fields (so it reaches both
+places as JSON); outside, text passes through untouched. Output a subprocess writes to its own
+file descriptors (tesseract's) is not Python's to catch: capture it in the handler and log it.
 
 The file is ``<job directory>/.reactor/run-<run>.log.jsonl``, one per run of the job. It grows
 to ``max_bytes`` (``REACTOR_JOB_LOG_MAX_BYTES``); later lines are dropped and one
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import io
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -29,8 +31,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
-
-import structlog
 
 LOG_DIR = ".reactor"
 READ_MAX_BYTES = 16_000_000  # never read more than this from one file
@@ -60,6 +60,7 @@ class JobLog:
         self.max_bytes = target.max_bytes
         self._lock = threading.Lock()
         self._pending: dict[str, str] = {}  # printed text without its newline yet, by stream
+        self.truncated = False
 
     def write(self, line: str) -> None:
         """Append one rendered line (without its newline), or drop it past the bound."""
@@ -73,50 +74,47 @@ class JobLog:
                 return  # the directory is gone (cleaned up under us): nothing to keep
             try:
                 size = os.fstat(fd).st_size
+                if self.truncated or size >= self.max_bytes:
+                    return
                 if size + len(data) <= self.max_bytes:
                     os.write(fd, data)
-                elif size < self.max_bytes:  # the first line over: say so, once
+                else:  # the first line over: say so, once, and keep no later line
+                    self.truncated = True
                     os.write(fd, _truncated_note(self.max_bytes))
             finally:
                 os.close(fd)
 
-    def printed(self, stream: str, text: str, out: TextIO) -> None:
-        """Text a handler printed: each whole line becomes a ``handler_print`` JSON line, written
-        to ``out`` (the real stream) and to this log. Rendered here, not through logging, so a
-        logger that itself prints to ``sys.stdout`` cannot loop back."""
+    def printed(self, stream: str, text: str) -> None:
+        """Text a handler printed: each whole line becomes a ``handler_print`` log line, with
+        ``stream`` and ``text`` fields (through stdlib logging, so the log handler ships it and
+        keeps it here like any other line)."""
         with self._lock:
             buffered = self._pending.get(stream, "") + text
             *lines, rest = buffered.split("\n")
             self._pending[stream] = rest
         for line in lines:
-            self._print_line(stream, line, out)
+            _log_print(stream, line)
 
-    def flush_prints(self, outs: dict[str, TextIO]) -> None:
+    def flush_prints(self) -> None:
         """Log what was printed without a final newline."""
         with self._lock:
             pending, self._pending = self._pending, {}
         for stream, rest in pending.items():
-            if rest and stream in outs:
-                self._print_line(stream, rest, outs[stream])
-
-    def _print_line(self, stream: str, text: str, out: TextIO) -> None:
-        line = print_line(stream, text)
-        out.write(line + "\n")
-        self.write(line)
+            if rest:
+                _log_print(stream, rest)
 
 
-def print_line(stream: str, text: str) -> str:
-    """A printed line as a JSON log line with the job's fields."""
-    fields = {
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "level": "info",
-        "logger": "reactor.handler",
-        "event": "handler_print",
-        **structlog.contextvars.get_contextvars(),
-        "stream": stream,
-        "text": text[:PRINT_MAX_CHARS],
-    }
-    return json.dumps(fields, default=str)
+_print_logger = logging.getLogger("reactor.handler")
+
+
+def _log_print(stream: str, text: str) -> None:
+    _in_print.active = True  # anything written to a tee meanwhile goes straight out
+    try:
+        _print_logger.info(
+            "handler_print", extra={"stream": stream, "text": text[:PRINT_MAX_CHARS]}
+        )
+    finally:
+        _in_print.active = False
 
 
 def _truncated_note(max_bytes: int) -> bytes:
@@ -144,14 +142,8 @@ def capture(target: Target | None) -> Iterator[JobLog | None]:
     try:
         yield found
     finally:
-        found.flush_prints({"stdout": _original("stdout"), "stderr": _original("stderr")})
+        found.flush_prints()
         CURRENT.reset(token)
-
-
-def _original(name: str) -> TextIO:
-    import sys
-
-    return unwrapped(getattr(sys, name))
 
 
 def write_current(line: str) -> None:
@@ -172,11 +164,7 @@ class PrintTee(io.TextIOBase):
         found = CURRENT.get()
         if found is None or getattr(_in_print, "active", False):
             return self.original.write(text)
-        _in_print.active = True  # anything written meanwhile goes straight out
-        try:
-            found.printed(self.name_, text, self.original)
-        finally:
-            _in_print.active = False
+        found.printed(self.name_, text)
         return len(text)
 
     def flush(self) -> None:

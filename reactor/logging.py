@@ -89,9 +89,10 @@ def configure(
 def _formatter(
     shared: list[Any], fmt: str, show_locals: bool, max_line_bytes: int
 ) -> logging.Formatter:
-    # A library's stdlib line inside a job carries the job's fields too (merge_contextvars).
+    # A library's stdlib line inside a job carries the job's fields too (merge_contextvars), and
+    # a stdlib line's ``extra`` fields are kept (a printed line's ``stream`` and ``text``).
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *_render(fmt, show_locals, max_line_bytes),
