@@ -11,8 +11,9 @@ task the worker takes a :class:`Meter`:
   :func:`install_wait4` makes ``os.waitpid`` (what ``subprocess`` calls) go through ``os.wait4``
   and note each reaped child's ``ru_maxrss``. ``max_rss_mb`` is the larger of the worker's and its
   children's peaks. (A child's ``ru_maxrss`` starts at its parent's high-water mark, which exec
-  keeps; here that is the worker's peak since the reset, already counted, so it adds nothing.) Where ``clear_refs`` is missing (not Linux), the worker's lifetime peak is
-  used, which can only overstate.
+  keeps; here that is the worker's peak since the reset, already counted, so it adds nothing.)
+  Where ``clear_refs`` is missing (not Linux), the worker's lifetime peak is used, which can
+  only overstate.
 
 Loop and thread jobs share the reactor's process: only their wall time is theirs.
 """

@@ -160,8 +160,8 @@ async def test_cancel_and_retry_through_the_api(settings: Settings, db: Db) -> N
         first = await wait_for_result(db, "c1", timeout_s=20)
         assert first["status"] == "cancelled"
         with anyio.fail_after(20):
-            while (await http.post("/api/jobs/c1/cancel", headers=AUTH)).status_code != 409:
-                await anyio.sleep(0.05)  # the job's own status lands a moment after its result
+            while (await http.post("/api/jobs/c1/cancel", headers=AUTH)).status_code != 409:  # noqa: ASYNC110
+                await anyio.sleep(0.05)  # the job's status lands just after its result: no event
         retried = await http.post("/api/jobs/c1/retry", headers=AUTH)
         jobs_lib.GATE["current"].open.set()
         second = await wait_for_result(db, "c1", timeout_s=20, min_run=2)
