@@ -155,11 +155,21 @@ class Settings(BaseSettings):
     def _derived(self) -> Settings:
         if self.sweep_s == 0:
             object.__setattr__(self, "sweep_s", self.lease_s / 2)
-        if self.fleet_ttl_s < 2 * self.fleet_heartbeat_s:
-            raise ValueError("fleet_ttl_s must be at least twice fleet_heartbeat_s")
-        if self.api_read_token and not self.api_token:
-            raise ValueError("api_read_token needs api_token (the API is off without it)")
         return self
+
+    def check_service(self) -> None:
+        """What ``reactor run`` needs beyond each field's own rule (:class:`ConfigError`)."""
+        if self.fleet_ttl_s < 2 * self.fleet_heartbeat_s:
+            raise ConfigError(
+                f"REACTOR_FLEET_TTL_S ({self.fleet_ttl_s:g}) must be at least twice "
+                f"REACTOR_FLEET_HEARTBEAT_S ({self.fleet_heartbeat_s:g}): a live reactor would "
+                "drop out of the fleet between two heartbeats"
+            )
+        if self.api_read_token and not self.api_token:
+            raise ConfigError(
+                "REACTOR_API_READ_TOKEN is set without REACTOR_API_TOKEN: the API is off "
+                "without the read-write token"
+            )
 
     @property
     def heartbeat_s(self) -> float:

@@ -124,7 +124,7 @@ class Heartbeat:
         try:
             await self._ensure_index()
             while True:
-                await self._beat()
+                await self.beat()
                 await anyio.sleep(self.period_s)
         finally:
             try:
@@ -133,7 +133,8 @@ class Heartbeat:
             except PyMongoError as exc:
                 log.warning("fleet_leave_failed", error=str(exc))
 
-    async def _beat(self) -> None:
+    async def beat(self) -> None:
+        """Write one heartbeat (a failure is logged: the next one tries again)."""
         sample = await self._sample()
         update = queries.fleet_beat(
             self.member.to_doc(), sample.to_doc(), sample.in_flight, self.keep

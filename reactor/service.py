@@ -63,6 +63,7 @@ class Reactor:
     def __init__(
         self, settings: Settings, *, registry: Registry | None = None, exit_on_wedge: bool = False
     ) -> None:
+        settings.check_service()
         self.settings = settings
         found = (
             registry
