@@ -18,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import bson
+import bson.errors
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from reactor import fleet, joblog, model, queries, workdir
-from reactor.errors import DuplicateJob, JobNotFound, JobStateConflict, UnknownCommand
+from reactor.errors import (
+    DuplicateJob,
+    JobNotFound,
+    JobNotStorable,
+    JobStateConflict,
+    UnknownCommand,
+)
 from reactor.registry import Handler, Registry
 
 Doc = dict[str, Any]
@@ -66,6 +74,7 @@ async def submit(
     """Insert one job and return its ``job_id``; :class:`DuplicateJob` if the id is taken."""
     doc = new_job(command, args, job_id, priority=priority, run_at=run_at)
     key = str(doc[model.JOB_ID])
+    check_storable(doc)
     # The unique index (ensured by the reactor) decides; the look-up first also catches a
     # duplicate in a database no reactor has prepared yet.
     if await db[jobs].find_one({model.JOB_ID: key}, {model.ID: 1}) is not None:
@@ -143,6 +152,16 @@ async def list_jobs(
     query = queries.job_listing(status, command, before)
     cursor = db[jobs].find(query, sort=queries.NEWEST_FIRST, limit=limit)
     return [doc async for doc in cursor]
+
+
+def check_storable(doc: Mapping[str, Any]) -> None:
+    """:class:`JobNotStorable` unless ``doc`` encodes as BSON (checked before it is sent)."""
+    try:
+        bson.encode(doc)
+    except (bson.errors.BSONError, UnicodeError, OverflowError, ValueError, TypeError) as exc:
+        raise JobNotStorable(
+            f"the job cannot be stored as a BSON document: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
 
 
 def check_args(registry: Registry, command: str, args: Mapping[str, Any]) -> Handler:

@@ -86,7 +86,7 @@ async def test_invalid_args_are_422_before_anything_is_written(settings: Setting
     assert [r.status_code for r in (wrong_type, unknown_arg, unknown_command)] == [422] * 3
     assert wrong_type.json()["error"]["type"] == "invalid_args"
     assert "psm" in wrong_type.json()["error"]["message"]
-    assert unknown_command.json()["error"]["type"] == "unknown_command"
+    assert unknown_command.json()["error"]["details"][0]["where"] == "body.command"
 
 
 async def test_requests_without_a_valid_token_are_401(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from reactor.web.api.errors import ApiError
+from reactor.web.api.errors import ApiError, known_query_only
 
 
 class Role(enum.IntEnum):
@@ -76,6 +76,7 @@ class Auth:
                 raise unauthorized("the bearer token is not valid")
             if role < needed:
                 raise ApiError(403, "forbidden", "the read-only token cannot change jobs")
+            known_query_only(request)  # after the token: a stranger learns nothing of the routes
             return role
 
         return check

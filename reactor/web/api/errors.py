@@ -22,6 +22,7 @@ from reactor.errors import (
     DuplicateJob,
     InvalidArguments,
     JobNotFound,
+    JobNotStorable,
     JobStateConflict,
     ReactorError,
     UnknownCommand,
@@ -78,14 +79,29 @@ _REACTOR_ERRORS: tuple[tuple[type[ReactorError], int, str], ...] = (
     (JobStateConflict, 409, "job_state_conflict"),
     (UnknownCommand, 422, "unknown_command"),
     (InvalidArguments, 422, "invalid_args"),
+    (JobNotStorable, 422, "not_storable"),
 )
 
 # For the OpenAPI document: the error responses a route may give.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": kind.replace("_", " ")}
-    for code, kind in ((401, "unauthorized"), (403, "forbidden"), (413, "too_large"),
-                       (422, "invalid"))
+    for code, kind in ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"),
+                       (413, "too_large"), (422, "invalid"))
 }  # fmt: skip
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters a route does not take (422): a misspelt filter would otherwise
+    list everything, and a token sent as ``?token=`` is named as the mistake it is."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {param.alias for param in getattr(dependant, "query_params", [])}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        details = [{"where": f"query.{name}", "problem": "unknown parameter"} for name in unknown]
+        message = f"unknown query parameters: {', '.join(unknown)}"
+        raise ApiError(422, "invalid", message + " (a token goes in the Authorization header, "
+                       "never in a URL)", details=details)  # fmt: skip
 
 
 def error_response(error: ApiError) -> JSONResponse:

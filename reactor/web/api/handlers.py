@@ -48,7 +48,11 @@ def describe(handler: Handler) -> dict[str, Any]:
 
 
 def router(parts: ApiParts) -> APIRouter:
-    api = APIRouter(prefix="/api/handlers", tags=["handlers"], responses=ERROR_RESPONSES)
+    api = APIRouter(
+        prefix="/api/handlers",
+        tags=["handlers"],
+        responses=ERROR_RESPONSES,
+    )
 
     @api.get("", response_model=HandlerList, dependencies=[parts.auth.reader])
     async def list_handlers() -> dict[str, Any]:

@@ -1,13 +1,15 @@
 """``/api/jobs``: submit, read, list, cancel and retry jobs, and read a job's own log."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: the body's type is built per reactor (its
+# commands) and put in ``submit``'s annotations, where FastAPI must find the class itself.
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import bson
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field, create_model
 
 from reactor import client, model
 from reactor.web.api import ApiParts
@@ -46,12 +48,23 @@ def decode_cursor(cursor: str) -> Any:
         raise ApiError(422, "invalid", f"cursor is not one this API gave out ({exc})") from None
 
 
+def for_commands(names: list[str]) -> type[NewJob]:
+    """The body of ``POST /api/jobs`` with ``command`` one of this reactor's commands."""
+    if not names:
+        return NewJob
+    command = (Literal[tuple(names)], Field(description="A command of GET /api/handlers."))
+    model: type[NewJob] = create_model("NewJob", __base__=NewJob, command=command)  # type: ignore[arg-type]
+    return model
+
+
 def router(parts: ApiParts) -> APIRouter:
-    api = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+    api = APIRouter(
+        prefix="/api/jobs",
+        tags=["jobs"],
+        responses=ERROR_RESPONSES,
+    )
     db, jobs, results = parts.db, parts.jobs, parts.results
 
-    @api.post("", status_code=201, response_model=JobOut, dependencies=[parts.auth.writer],
-              responses={409: {"model": ErrorResponse, "description": "job_id taken"}})  # fmt: skip
     async def submit(new: NewJob, response: Response) -> dict[str, Any]:
         """Submit a job (args checked against the handler's signature before anything is
         written)."""
@@ -59,15 +72,28 @@ def router(parts: ApiParts) -> APIRouter:
         key = await client.submit(db, new.command, new.args, job_id=new.job_id, jobs=jobs,
                                   priority=new.priority, run_at=new.run_at)  # fmt: skip
         job, _ = await client.job_status(db, key, jobs=jobs, results=results)
-        response.headers["Location"] = f"/api/jobs/{key}"
+        response.headers["Location"] = f"/api/jobs/{quote(key, safe='')}"
         return enc.job(job or client.new_job(new.command, new.args, key))
+
+    # The body names this reactor's commands (an enum in the OpenAPI document).
+    submit.__annotations__["new"] = for_commands(parts.registry.names())
+    taken: Responses = {409: {"model": ErrorResponse, "description": "job_id taken"}}
+    api.post("", status_code=201, response_model=JobOut, dependencies=[parts.auth.writer],
+             responses=taken)(submit)  # fmt: skip
 
     @api.get("", response_model=JobPage, dependencies=[parts.auth.reader])
     async def list_jobs(
         status: StatusName | None = None,
         command: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[str | None, Query(max_length=2000)] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=2000,
+                pattern=r"^[A-Za-z0-9_-]*$",
+                description="next_cursor of the previous page (opaque)",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Jobs newest first, by status and command; follow ``next_cursor`` for older ones."""
         before = decode_cursor(cursor) if cursor else None

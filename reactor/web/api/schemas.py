@@ -17,7 +17,8 @@ COMMAND_MAX_CHARS = 200
 
 
 class NewJob(BaseModel):
-    """A job to submit; ``args`` are checked against the handler's signature first."""
+    """A job to submit; ``args`` are checked against the handler's signature first (its JSON
+    Schema: ``GET /api/handlers/{command}``), 422 when they do not fit."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -22,7 +22,11 @@ def shown(doc: dict[str, Any], samples: bool) -> dict[str, Any]:
 
 
 def router(parts: ApiParts) -> APIRouter:
-    api = APIRouter(prefix="/api/workers", tags=["workers"], responses=ERROR_RESPONSES)
+    api = APIRouter(
+        prefix="/api/workers",
+        tags=["workers"],
+        responses=ERROR_RESPONSES,
+    )
 
     @api.get("", response_model=WorkerList, dependencies=[parts.auth.reader])
     async def list_workers(
