@@ -136,7 +136,7 @@ async def _counts(db: AsyncDatabase[Doc], jobs: str) -> list[tuple[str, str, int
         key = row.get("_id") or {}
         status = key.get("status") or model.Status.QUEUED.value
         found.append((str(status), str(key.get("command", "-")), int(row["n"])))
-    return sorted(found)
+    return sorted(found, key=lambda row: (row[1], row[0]))  # by command, then status
 
 
 async def _throughput(db: AsyncDatabase[Doc], results: str, start: datetime) -> dict[str, Plot]:
