@@ -26,7 +26,7 @@ from pymongo.errors import OperationFailure
 from reactor import model, queries
 from reactor.errors import ConfigError
 from reactor.logging import get_logger
-from reactor.store import Store, utcnow
+from reactor.store import Store
 
 log = get_logger("reactor.adopt")
 
@@ -78,7 +78,7 @@ async def adopt(
         last_id = batch[-1][model.ID]
         results = await _results_of(store, batch)
         operations = []
-        now = utcnow()
+        now = store.now()
         for job in batch:
             plan.examined += 1
             result = results.get(str(job.get(model.JOB_ID)))

@@ -23,16 +23,20 @@ class Reason(enum.Enum):
     """Why a handler was stopped, which decides what is recorded."""
 
     CANCEL = "cancel"  # asked for through the document: record a cancelled result
-    LOST = "lost"  # another claim owns the job now: record nothing
+    LOST = "lost"  # another claim owns the job now (or the client replaced or deleted the
+    # document): record nothing
+    REQUEUED = "requeued"  # the client set the running job back to queued: give the lease up
     EXPIRED = "expired"  # the lease could not be renewed in time: hand the job back
     SHUTDOWN = "shutdown"  # the drain ran out: hand the job back, attempt not charged
 
 
 class Watch:
-    """One job's stop switch."""
+    """One job's stop switch. ``stoppable`` is False for a thread handler: a re-queue then waits
+    for it to return (it cannot be stopped, and a second execution must not start beside it)."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, stoppable: bool = True) -> None:
         self.job = job
+        self.stoppable = stoppable
         self.scope = anyio.CancelScope()
         self.reason: Reason | None = None
         self.request: CancelRequest | None = None
@@ -42,7 +46,8 @@ class Watch:
         if self.reason is not None:
             return False
         self.reason, self.request = reason, request
-        self.scope.cancel()
+        if reason is not Reason.REQUEUED or self.stoppable:
+            self.scope.cancel()
         return True
 
 
@@ -53,8 +58,8 @@ class CancelBoard:
         self._watches: dict[Any, Watch] = {}
 
     @contextmanager
-    def watch(self, job: Job) -> Iterator[Watch]:
-        watch = Watch(job)
+    def watch(self, job: Job, *, stoppable: bool = True) -> Iterator[Watch]:
+        watch = Watch(job, stoppable=stoppable)
         self._watches[job.doc_id] = watch
         try:
             yield watch
@@ -64,6 +69,17 @@ class CancelBoard:
 
     def holds(self, doc_id: Any) -> bool:
         return doc_id in self._watches
+
+    def held(self, doc_id: Any) -> Job | None:
+        watch = self._watches.get(doc_id)
+        return watch.job if watch is not None else None
+
+    def stop(self, doc_id: Any, reason: Reason) -> Job | None:
+        """Stop the held job's handler for ``reason`` (the client took the job away)."""
+        watch = self._watches.get(doc_id)
+        if watch is None or not watch.stop(reason):
+            return None
+        return watch.job
 
     def request(self, doc_id: Any, request: CancelRequest) -> Job | None:
         """Deliver a cancel request; the job, if this reactor holds it."""

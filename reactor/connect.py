@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
 from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure
 
+from reactor.clock import ServerClock
 from reactor.config import Settings
 from reactor.errors import ConfigError
 
@@ -37,12 +39,16 @@ def make_client(
 
 
 async def connect(
-    settings: Settings, listeners: Sequence[Any] = ()
+    settings: Settings, listeners: Sequence[Any] = (), clock: ServerClock | None = None
 ) -> AsyncMongoClient[dict[str, Any]]:
-    """Connect and check that the server is a replica set (change streams need one)."""
+    """Connect and check that the server is a replica set (change streams need one); the first
+    hello's ``localTime`` gives ``clock`` its first reading."""
     client = make_client(settings, listeners)
     try:
+        sent = datetime.now(UTC)
         hello = await client.admin.command("hello")
+        if clock is not None:
+            clock.observe_hello(hello, sent=sent, received=datetime.now(UTC))
     except (ConnectionFailure, OperationFailure, ConfigurationError) as exc:
         await client.close()
         raise ConfigError(

@@ -41,12 +41,14 @@ OUTAGES_KEPT = 8
 class Connectivity:
     """What this reactor saw of MongoDB's reachability. Build it inside the running event loop."""
 
-    def __init__(self, lease_s: float) -> None:
+    def __init__(
+        self, lease_s: float, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._lease_s = lease_s
         self._loop = asyncio.get_running_loop()
         self._last_failure = -math.inf  # monotonic: MongoDB was away just then
         self._away_since: float | None = None  # monotonic, while the monitor says it is away
-        self._outages = Outages(lease_s)
+        self._outages = Outages(lease_s, now)
         self._back = anyio.Event()
         self.monitor = _Monitor(self._on_loop)
 
@@ -121,23 +123,24 @@ class _Monitor(monitoring.ServerListener):
 
 
 class Outages:
-    """The recent periods MongoDB was away, on the wall clock (lease dates are wall-clock dates)."""
+    """The recent periods MongoDB was away, on the server's clock (that of the lease dates)."""
 
-    def __init__(self, lease_s: float) -> None:
+    def __init__(self, lease_s: float, now: Callable[[], datetime]) -> None:
         self._margin = timedelta(seconds=lease_s)
+        self._now = now
         self._periods: deque[tuple[datetime, datetime | None]] = deque(maxlen=OUTAGES_KEPT)
 
     def open(self) -> None:
         if not self._periods or self._periods[-1][1] is not None:
-            self._periods.append((_now(), None))
+            self._periods.append((self._now(), None))
 
     def close(self) -> None:
         if self._periods and self._periods[-1][1] is None:
-            self._periods[-1] = (self._periods[-1][0], _now())
+            self._periods[-1] = (self._periods[-1][0], self._now())
 
     def add(self, lasted_s: float) -> None:
         """A failed call: MongoDB was away for the ``lasted_s`` before now."""
-        end = _now()
+        end = self._now()
         start = end - timedelta(seconds=max(0.0, lasted_s))
         if self._periods:
             last_start, last_end = self._periods[-1]
@@ -152,10 +155,6 @@ class Outages:
         if expired is None:
             return False
         return any(
-            start - self._margin <= expired <= (end or _now()) + self._margin
+            start - self._margin <= expired <= (end or self._now()) + self._margin
             for start, end in self._periods
         )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

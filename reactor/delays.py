@@ -22,8 +22,11 @@ log = get_logger("reactor.delays")
 
 
 class DueTimer:
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, wake: Callable[[], None], now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._wake = wake
+        self._now = now  # the server's time: run_at is judged by it
         self._due: datetime | None = None
         self._changed = anyio.Event()
         self.lookup_needed = True
@@ -72,4 +75,4 @@ class DueTimer:
     def _seconds_left(self) -> float:
         if self._due is None:
             return math.inf
-        return max(0.0, (self._due - datetime.now(UTC)).total_seconds())
+        return max(0.0, (self._due - self._now()).total_seconds())

@@ -9,6 +9,7 @@ lease and its deadline in ``lease.py``, stopping in ``cancel.py``, running alone
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from reactor.errors import (
     GaveUp,
     InvalidJob,
     JobError,
+    JobRequeued,
     JobTimeout,
     LeaseExpired,
     LeaseLost,
@@ -35,13 +37,14 @@ from reactor.errors import (
 )
 from reactor.handler import JobContext, Runs
 from reactor.lease import Lease
-from reactor.liveness import RunningHandlers
+from reactor.liveness import BLOCKED_LOG_S, RunningHandlers
 from reactor.logging import bind_job, get_logger, log_handler_failure
 from reactor.model import Job
 from reactor.outcome import (
     ABANDONED_HAND_BACK,
     HAND_BACK,
     LOST,
+    RELEASE,
     Outcome,
     cancelled,
     failed,
@@ -112,17 +115,18 @@ class Dispatcher:
     async def run(self, job: Job) -> None:
         """Run one claimed job to a recorded outcome (or leave it to its lease)."""
         parts = self.parts
+        handler = parts.registry.get(job.command) if isinstance(job.command, str) else None
+        stoppable = handler is None or handler.runs is not Runs.THREAD
         with (
             bind_job(job.key, job.command_name, job.attempt, run=job.run),
-            parts.board.watch(job) as watch,
+            parts.board.watch(job, stoppable=stoppable) as watch,
         ):
-            handler = parts.registry.get(job.command) if isinstance(job.command, str) else None
             lease = Lease(
                 parts.store,
                 watch,
                 lease_s=self.settings.lease_s,
                 heartbeat_s=self.settings.heartbeat_s,
-                stops_handler=handler is None or handler.runs is not Runs.THREAD,
+                stops_handler=stoppable,
             )
             try:
                 async with anyio.create_task_group() as tg:
@@ -164,6 +168,8 @@ class Dispatcher:
         """Write the start, if one is needed; what to record instead when it cannot be."""
         try:
             await self.parts.store.start(job, isolated=alone)
+        except JobRequeued:
+            return RELEASE
         except LeaseLost:
             return LOST
         except PyMongoError as exc:
@@ -174,6 +180,8 @@ class Dispatcher:
     def _sort(
         self, job: Job, handler: Handler, watch: Watch, value: Any, error: BaseException | None
     ) -> Outcome:
+        if watch.reason is Reason.REQUEUED:
+            return RELEASE  # stopped, or (a thread) waited for: its outcome is not kept
         if watch.scope.cancelled_caught or isinstance(error, LeaseExpired):
             if watch.reason is Reason.CANCEL and watch.request is not None:
                 return cancelled(watch.request)
@@ -231,6 +239,7 @@ class Dispatcher:
             settings=dict(self.settings.handler_settings),
             run=job.run,
             fence=job.fence,
+            claim_id=str(job.claim_id),
         )
 
     async def _in_pool(self, run: PoolCall, on_usage: Callable[[Usage], None]) -> Any:
@@ -252,10 +261,10 @@ class Dispatcher:
         )
 
     async def _in_process(self, handler: Handler, kwargs: dict[str, Any]) -> Any:
+        if handler.runs is Runs.LOOP:
+            return await _on_the_loop(handler, kwargs)
         try:
             with anyio.fail_after(handler.timeout_s):
-                if handler.runs is Runs.LOOP:
-                    return await handler.fn(**kwargs)
                 call = functools.partial(handler.fn, **kwargs)
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError:
@@ -273,6 +282,31 @@ class PoolCall:
     writer: progress.Writer
     directory: Path
     log_target: joblog.Target
+
+
+async def _on_the_loop(handler: Handler, kwargs: dict[str, Any]) -> Any:
+    """Run a loop handler under its timeout. One that blocks the event loop cannot be cancelled
+    while it blocks; if it overran its timeout that way, its value is not kept: the timeout is a
+    promise, and the message names the blocking."""
+    started = time.monotonic()
+    try:
+        with anyio.fail_after(handler.timeout_s):
+            value = await handler.fn(**kwargs)
+    except TimeoutError:
+        raise JobTimeout(handler.timeout_s, _blocked(time.monotonic() - started, handler)) from None
+    ran_s = time.monotonic() - started
+    if ran_s > handler.timeout_s:
+        raise JobTimeout(handler.timeout_s, _blocked(ran_s, handler) or "it overran")
+    return value
+
+
+def _blocked(ran_s: float, handler: Handler) -> str | None:
+    if ran_s < handler.timeout_s + BLOCKED_LOG_S:
+        return None  # stopped on time
+    return (
+        f"the handler blocked the event loop and ran {ran_s:.1f} s (a loop handler must not "
+        "block: use runs='thread' or runs='process' for blocking work)"
+    )
 
 
 def early_outcome(job: Job, handler: Handler | None, registry: Registry) -> Outcome | None:

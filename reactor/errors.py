@@ -8,6 +8,7 @@
     │   └── DuplicateHandler        two entry points claim one command name
     ├── StoreError                  MongoDB failed underneath a store operation
     │   ├── LeaseLost               the fencing check failed: another attempt owns the job now
+    │   │   └── JobRequeued         a client set the running job back to queued: give the lease up
     │   └── CancelPending           a retry or hand-back met a cancel request: record that instead
     ├── PoolError                   the CPU pool itself is unusable (not one job's fault)
     │   └── PoolClosed
@@ -38,7 +39,8 @@
     │   │                           retry a queued or running one)
     │   └── JobNotStorable          a submitted job cannot be stored as BSON (not UTF-8, ...)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
-                                    start()); CommandFailed and MalformedMessage never leave it
+                                    start()), UnknownServerVersion (a release it cannot pose
+                                    as); CommandFailed and MalformedMessage never leave it
 
 ``JobError.retryable`` says whether running the same job again could succeed; it is stored in
 the result's ``error`` field. ``Retry`` is raised by handlers to ask for another attempt.
@@ -72,6 +74,11 @@ class StoreError(ReactorError):
 class LeaseLost(StoreError):
     """The claim's fence ``{_id, lease_owner, fence}`` no longer matches: another claim owns the
     job now (or a client took it away)."""
+
+
+class JobRequeued(LeaseLost):
+    """A client set the running job back to ``queued``: stop it, give the lease up so that it is
+    claimed again, and record nothing for this execution."""
 
 
 class CancelPending(StoreError):
@@ -164,14 +171,16 @@ class WorkdirUnavailable(JobError):
 
 
 class JobTimeout(JobError):
-    """The handler ran past its timeout and was stopped (its process killed, for CPU work)."""
+    """The handler ran past its timeout and was stopped (its process killed, for CPU work), or,
+    for a loop handler that blocked the event loop, could not be stopped and overran it."""
 
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__(f"timeout after {timeout_s:g} s")
+    def __init__(self, timeout_s: float, note: str | None = None) -> None:
+        super().__init__(f"timeout after {timeout_s:g} s" + (f": {note}" if note else ""))
         self.timeout_s = timeout_s
+        self.note = note
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (JobTimeout, (self.timeout_s,))
+        return (JobTimeout, (self.timeout_s, self.note))
 
 
 class WorkerCrashed(JobError):

@@ -68,7 +68,9 @@ class JobContext:
     settings: dict[str, Any] = field(default_factory=dict)  # Settings.handler_options()
     log_fields: dict[str, Any] = field(default_factory=dict)
     run: int = 1  # which run of the job (a re-run starts the next)
-    fence: int = 0  # this claim's fencing token: two executions of a job never share one
+    fence: int = 0  # this claim's count (a client's replace of the document starts it again)
+    claim_id: str = ""  # this claim's unique id: two executions of a job never share one, so it
+    # serves as an idempotency key for the handler's own side effects
 
     @property
     def log(self) -> Any:

@@ -20,7 +20,7 @@ import anyio
 from pymongo.errors import PyMongoError
 
 from reactor.cancel import Reason, Watch
-from reactor.errors import LeaseLost
+from reactor.errors import JobRequeued, LeaseLost
 from reactor.logging import get_logger
 from reactor.model import cancel_request
 from reactor.store import Store
@@ -77,8 +77,14 @@ class Lease:
         while True:
             await anyio.sleep(self._heartbeat_s)
             sent = time.monotonic()
+            requeued = self._watch.reason is Reason.REQUEUED
             try:
-                found = await self._store.renew(job)
+                found = await self._store.renew(job, requeued=requeued)
+            except JobRequeued:
+                self._watch.stop(Reason.REQUEUED)
+                if self._watch.stoppable:
+                    return
+                continue  # a thread runs on: keep the lease (requeued) until it returns
             except LeaseLost:
                 log.warning("lease_lost")
                 self.lost.set()

@@ -4,7 +4,10 @@
 - a cancel request: stop the job if this reactor holds it, else relay it (``cancel_relay.py``);
 - a ``run_at``: offer it to the due timer;
 - a (re)opened stream, or MongoDB back after an outage: the indexes are due again, the earliest
-  due job may be unknown, and every tier is raised (the catch-up).
+  due job may be unknown, and every tier is raised (the catch-up);
+- a job this reactor runs that the client replaced, deleted or set back to ``queued``: its
+  execution is stopped at once (a replaced or deleted job's outcome is discarded; a re-queued
+  job's lease is given up so that it runs again).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from reactor.cancel import CancelBoard
+from reactor.cancel import CancelBoard, Reason
 from reactor.cancel_relay import CancelRelay
 from reactor.claims import Bell
 from reactor.delays import DueTimer
@@ -22,6 +25,12 @@ from reactor.model import CancelRequest
 from reactor.queries import CLAIM_ORDER, Tier
 
 log = get_logger("reactor.listener")
+
+TAKEN_EVENTS = {
+    "replace": "job_replaced_while_running",
+    "delete": "job_deleted_while_running",
+    "requeue": "job_requeued_while_running",
+}
 
 
 class StreamListener:
@@ -49,6 +58,16 @@ class StreamListener:
 
     def due(self, when: datetime) -> None:
         self._delays.offer(when)
+
+    def taken(self, doc_id: Any, change: str, claim_id: Any) -> None:
+        """The client ``change``d (replace, delete, requeue) a job; stop it if this reactor runs
+        it under another claim than the document now names."""
+        held = self._board.held(doc_id)
+        if held is None or (change == "replace" and claim_id == held.claim_id):
+            return
+        reason = Reason.REQUEUED if change == "requeue" else Reason.LOST
+        if self._board.stop(doc_id, reason) is not None:
+            log.warning(TAKEN_EVENTS[change], job_id=held.key, command=held.command_name)
 
     def reopened(self) -> None:
         """Catch up: indexes again before claiming, then every tier."""

@@ -18,10 +18,20 @@ class Metrics:
     """Counters and gauges the dispatcher and the service update; ``in_flight`` is read from
     admission, the one place that counts running jobs."""
 
-    def __init__(self, in_flight: Callable[[], float] = lambda: 0) -> None:
+    def __init__(
+        self,
+        in_flight: Callable[[], float] = lambda: 0,
+        clock_skew: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.registry = CollectorRegistry()
         self._job_series()
         self._state_series(in_flight)
+        self.clock_skew = Gauge(
+            "reactor_clock_skew_seconds",
+            "MongoDB's clock minus this host's, as measured from hello replies (leases use it).",
+            registry=self.registry,
+        )
+        self.clock_skew.set_function(clock_skew)
         self._recovery_series()
 
     def _job_series(self) -> None:

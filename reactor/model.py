@@ -57,7 +57,9 @@ CREATED_AT = "created_at"
 STARTED_AT = "started_at"
 FINISHED_AT = "finished_at"
 RUN = "run"  # which run of the job (a re-run starts the next), 1-based; absent means 1
-FENCE = "fence"  # fencing token: +1 on every claim, never reset (the reactor's own)
+FENCE = "fence"  # the claim count: +1 on every claim (a client's replace starts it again)
+CLAIM_ID = "claim_id"  # unique to one claim, never repeated: checked with the fence on every write
+LEASE_RELEASED_AT = "lease_released_at"  # a re-queued running job's lease given up: claim it again
 PRIORITY = "priority"  # higher runs first; absent means 0
 RUN_AT = "run_at"  # not started before this date
 CANCEL_REQUESTED = "cancel_requested"
@@ -73,6 +75,7 @@ RESULT = "result"
 ERROR = "error"
 HISTORY = "history"  # earlier runs: [{run, status, attempts, error_type, finished_at}]
 JOB_DOC_ID = "job_doc_id"
+CLAIMED_AT = "claimed_at"  # the server time of the claim that wrote a result
 
 MAX_ATTEMPT = 1_000_000  # an attempt number above this is a malformed document
 HISTORY_MAX = 20  # earlier runs kept on a result
@@ -112,10 +115,16 @@ class Job:
     errors: tuple[dict[str, Any], ...] = ()  # this run's failed attempts so far
     claimed_at: float = 0.0  # time.monotonic() when the claim was sent: the lease runs from it
     expired_lease: datetime | None = None  # a reclaim: when the dead claim's lease ran out
+    claim_id: Any = None  # this claim's unique id (an ObjectId): no other claim ever has it
 
     @classmethod
     def from_claim(
-        cls, before: Mapping[str, Any], owner: str, now: datetime, claimed_at: float = 0.0
+        cls,
+        before: Mapping[str, Any],
+        owner: str,
+        now: datetime,
+        claimed_at: float = 0.0,
+        claim_id: Any = None,
     ) -> Job:
         """The job as the claim left it, from the document as it was just before the claim."""
         status = before.get(STATUS)
@@ -146,6 +155,7 @@ class Job:
             errors=() if rerun or not isinstance(errors, list) else tuple(errors[-ERRORS_MAX:]),
             claimed_at=claimed_at,
             expired_lease=_date_or_none(before.get(LEASE_EXPIRES_AT)) if reclaimed else None,
+            claim_id=claim_id,
         )
 
     @property
@@ -289,6 +299,8 @@ class Result:
             RUN: job.run,
             ATTEMPT: job.attempt if self.started else job.attempt - 1,
             FENCE: job.fence,
+            CLAIM_ID: job.claim_id,
+            CLAIMED_AT: job.started_at,
             "worker": self.worker,
             STARTED_AT: job.started_at if self.started else None,
             FINISHED_AT: self.finished_at,

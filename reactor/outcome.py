@@ -8,7 +8,12 @@
 ``HAND_BACK``  stopped for a reason that is not the job's (drain, lost keep-alive): back to
                queued with the same attempt, runnable at once
 ``LOST``       another claim owns the job now (the fence failed): nothing to record
+``RELEASE``    the client set the running job back to queued: give the lease up, record nothing
 =============  ===============================================================================
+
+A final outcome whose result MongoDB refuses (a validator, a document too large) is recorded
+again as a minimal failed result (``ResultRefused``, without the refused value) and, only when
+that is refused too, on the job document alone (:class:`Record`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from reactor.errors import GaveUp, ResultNotStorable, Retry
+from reactor.errors import GaveUp, ResultNotStorable, ResultRefused, Retry
 from reactor.model import CancelRequest, ErrorInfo, Status
 from reactor.retry import RetryRules, retry_delay
 from reactor.usage import Usage
@@ -30,6 +35,15 @@ class Kind(enum.Enum):
     RETRY = "retry"
     HAND_BACK = "hand_back"
     LOST = "lost"
+    RELEASE = "release"
+
+
+class Record(enum.Enum):
+    """Where a final outcome is written."""
+
+    RESULT = "result"  # a result document, then the job's final status
+    MINIMAL = "minimal"  # the result was refused: a minimal failed result instead
+    JOB_ONLY = "job_only"  # that was refused too: the job document alone carries the outcome
 
 
 FINAL_STATUS = {
@@ -50,6 +64,7 @@ class Outcome:
     cancel: CancelRequest | None = None
     started: bool = True  # False: the handler never started (a cancellation before the start)
     usage: Usage | None = None  # what the handler's call cost, when it ran
+    record: Record = Record.RESULT
 
     @property
     def status(self) -> Status | None:
@@ -70,8 +85,19 @@ def cancelled(request: CancelRequest, *, started: bool = True) -> Outcome:
 
 
 LOST = Outcome(Kind.LOST)
+RELEASE = Outcome(Kind.RELEASE)
 HAND_BACK = Outcome(Kind.HAND_BACK)
 ABANDONED_HAND_BACK = Outcome(Kind.HAND_BACK, delay_s=3.0)  # due once this process has exited
+
+
+def refused(previous: Outcome, exc: BaseException) -> Outcome:
+    """The outcome to record after MongoDB refused ``previous``'s result: a minimal failed
+    result, or, when that minimal result was refused too, the job document alone."""
+    record = Record.JOB_ONLY if previous.record is Record.MINIMAL else Record.MINIMAL
+    if not isinstance(exc, ResultRefused):
+        exc = ResultRefused(f"MongoDB refused the result: {type(exc).__name__}: {exc}")
+    error = ErrorInfo.from_exception(exc)
+    return Outcome(Kind.FAILED, error=error, record=record, started=previous.started)
 
 
 def sort_exception(exc: BaseException, *, attempt: int, policy: RetryRules) -> Outcome:

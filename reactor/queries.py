@@ -10,9 +10,12 @@ although MongoDB sorts a missing field below every number:
 4. ``repair``: expired leases of other owners, cancellations nobody has recorded, and malformed
    documents that the other tiers never match; in no particular order.
 
-A queued job is claimable once its ``run_at`` is absent or not in the future. Every write about a
-running job is fenced on ``{_id, lease_owner, fence}``, so a process that stalled past its lease
-cannot overwrite the attempt that replaced it.
+A queued job is claimable once its ``run_at`` is absent or not in the future and no live lease
+holds it (a client set it back to ``queued`` while it ran: its execution gives the lease up first).
+Every write about a running job is fenced on ``{_id, lease_owner, fence, claim_id}``: ``claim_id``
+is unique to one claim, so neither a process that stalled past its lease nor the execution of a
+document the client replaced can overwrite the claim that replaced it. Every date is the server's
+(``clock.ServerClock``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from reactor.model import (
     CANCEL_REQUESTED_AT,
     CANCELLED_AT,
     CANCELLED_VIA,
+    CLAIM_ID,
+    CLAIMED_AT,
     COMMAND,
     CREATED_AT,
     ERRORS,
@@ -41,6 +46,7 @@ from reactor.model import (
     JOB_ID,
     LEASE_EXPIRES_AT,
     LEASE_OWNER,
+    LEASE_RELEASED_AT,
     PRIORITY,
     PROGRESS,
     RUN,
@@ -95,6 +101,11 @@ def _due(now: datetime) -> Doc:
     return {RUN_AT: {"$not": {"$gt": now}}}
 
 
+def _claimable(now: datetime) -> Doc:
+    """Queued, due, and held by no live lease."""
+    return {STATUS: {"$in": QUEUED_STATES}, **_due(now), **_expired(now)}
+
+
 def _expired(now: datetime) -> Doc:
     """No live lease: expired, or none at all (a ``running`` job without a lease counts)."""
     return {LEASE_EXPIRES_AT: {"$not": {"$gt": now}}}
@@ -105,13 +116,11 @@ def tier_query(
 ) -> tuple[Doc, Sort | None]:
     """The filter and sort of one claim tier (``reclaim``: take expired leases of others)."""
     if tier is Tier.POSITIVE:
-        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$gt": 0}, **_due(now)}, BY_PRIORITY
+        return {**_claimable(now), PRIORITY: {"$gt": 0}}, BY_PRIORITY
     if tier is Tier.DEFAULT:
-        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$in": [None, 0]}, **_due(now)}, [
-            (ID, 1)
-        ]
+        return {**_claimable(now), PRIORITY: {"$in": [None, 0]}}, [(ID, 1)]
     if tier is Tier.NEGATIVE:
-        return {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$lt": 0}, **_due(now)}, BY_PRIORITY
+        return {**_claimable(now), PRIORITY: {"$lt": 0}}, BY_PRIORITY
     branches = repair_branches(now, owner)
     return {"$or": branches if reclaim else branches[1:]}, None
 
@@ -126,6 +135,7 @@ def repair_branches(now: datetime, owner: str) -> list[Doc]:
         {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$type": NON_NUMBER_TYPES}},
         {STATUS: {"$in": QUEUED_STATES}, PRIORITY: float("nan")},
         {STATUS: {"$in": QUEUED_STATES}, CANCEL_REQUESTED: True},
+        {STATUS: {"$in": QUEUED_STATES}, LEASE_EXPIRES_AT: {"$lte": now}, **_due(now)},
     ]
 
 
@@ -169,8 +179,8 @@ def restrict(query: Doc, restriction: Restriction) -> Doc:
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def claim_update(owner: str, now: datetime, lease_s: float) -> Doc:
-    """Take a job: running under ``owner``, a fresh lease, the next fence.
+def claim_update(owner: str, claim_id: Any, now: datetime, lease_s: float) -> Doc:
+    """Take a job: running under ``owner``, a fresh lease, the next fence, a new ``claim_id``.
 
     ``attempt`` and ``created_at`` use ``$max``/``$min``, which compare across BSON types and so
     never fail on a malformed value (``Job.from_claim`` judges those); only ``fence`` uses
@@ -180,6 +190,7 @@ def claim_update(owner: str, now: datetime, lease_s: float) -> Doc:
         "$set": {
             STATUS: Status.RUNNING.value,
             LEASE_OWNER: owner,
+            CLAIM_ID: claim_id,
             LEASE_EXPIRES_AT: now + timedelta(seconds=lease_s),
             STARTED_AT: now,
         },
@@ -199,22 +210,23 @@ def fence_repair() -> Doc:
     return {"$set": {FENCE: 0}}
 
 
-def fence(job: Job, *, requeued: bool = False) -> Doc:
-    """Matches the job only while this claim still owns it (a user's ``cancelled`` keeps it;
-    ``requeued``: only once a user has set it back to ``queued``)."""
-    statuses = [Status.QUEUED.value] if requeued else [Status.RUNNING.value, Status.CANCELLED.value]
-    return {ID: job.doc_id, LEASE_OWNER: job.owner, FENCE: job.fence, STATUS: {"$in": statuses}}
+def _claim(job: Job) -> Doc:
+    return {ID: job.doc_id, LEASE_OWNER: job.owner, FENCE: job.fence, CLAIM_ID: job.claim_id}
+
+
+def fence(job: Job) -> Doc:
+    """Matches the job only while this claim still owns it (a user's ``cancelled`` keeps it)."""
+    return {**_claim(job), STATUS: {"$in": [Status.RUNNING.value, Status.CANCELLED.value]}}
+
+
+def requeued_fence(job: Job) -> Doc:
+    """The job, still under this claim's lease, which a client set back to ``queued``."""
+    return {**_claim(job), STATUS: {"$in": QUEUED_STATES}}
 
 
 def fence_uncancelled(job: Job) -> Doc:
     """The fence of a write that would put the job back to queued: not once cancelled."""
-    return {
-        ID: job.doc_id,
-        LEASE_OWNER: job.owner,
-        FENCE: job.fence,
-        STATUS: Status.RUNNING.value,
-        CANCEL_REQUESTED: {"$ne": True},
-    }
+    return {**_claim(job), STATUS: Status.RUNNING.value, CANCEL_REQUESTED: {"$ne": True}}
 
 
 def start_update(job: Job, *, isolated: bool) -> Doc | None:
@@ -235,6 +247,7 @@ def renew_update(now: datetime, lease_s: float) -> Doc:
 
 
 RENEW_PROJECTION = {STATUS: 1, CANCEL_REQUESTED: 1, CANCEL_REQUESTED_AT: 1}
+REQUEUE_CHECK = {STATUS: 1, CLAIM_ID: 1}
 
 
 def progress_update(fraction: float, message: str | None, now: datetime) -> Doc:
@@ -265,13 +278,14 @@ def finish_update(
     return {"$set": fields, "$unset": unset}
 
 
-def finished_while_requeued(job: Job, now: datetime) -> Doc:
-    """A run whose result is written but which its client re-queued meanwhile: the run is over
-    (``finished_at``), the lease dropped, the status left as the client set it."""
-    return {
-        "$set": {FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt},
-        "$unset": {**_RELEASE, CANCEL_REQUESTED: "", CANCEL_REQUESTED_AT: ""},
-    }
+def released(now: datetime, *, finished: bool, job: Job) -> Doc:
+    """Give up the lease of a job a client set back to ``queued`` while it ran, so that it is
+    claimed again (``lease_released_at`` wakes the reactors). ``finished``: this run's result was
+    written already, so the run is over and the next claim starts a new run."""
+    fields: Doc = {LEASE_RELEASED_AT: now}
+    if finished:
+        fields |= {FINISHED_AT: now, RUN: job.run, ATTEMPT: job.attempt}
+    return {"$set": fields, "$unset": {**_RELEASE, STARTED_AT: "", PROGRESS: ""}}
 
 
 def failed_without_result(job: Job, error: Doc, now: datetime) -> Doc:
@@ -311,18 +325,20 @@ def hand_back_update(run_at: datetime | None = None) -> Doc:
 
 
 def result_filter(job: Job) -> Doc:
-    """The job's result, unless a newer claim wrote it or it belongs to another job.
+    """The job's result, unless a later claim (by the server's clock) wrote it or it belongs to
+    another job document.
 
-    A result of this very claim matches too (``$lte``): a write whose reply was lost in an
-    outage landed, and its retry must overwrite it, not be refused as someone else's.
+    A result of this very claim matches too: a write whose reply was lost in an outage landed,
+    and its retry must overwrite it, not be refused as someone else's.
     """
     return {
         JOB_ID: job.key,
         "$and": [
-            {"$or": [{FENCE: {"$lte": job.fence}}, {FENCE: {"$exists": False}}]},
+            {"$or": [{CLAIM_ID: job.claim_id}, {CLAIMED_AT: {"$lt": job.started_at}},
+                     {CLAIMED_AT: {"$exists": False}}]},
             {"$or": [{JOB_DOC_ID: job.doc_id}, {JOB_DOC_ID: {"$exists": False}}]},
         ],
-    }
+    }  # fmt: skip
 
 
 # Fields a run's result may hold that the next run's result must not inherit (with the failure
@@ -335,7 +351,7 @@ RESULT_FIELDS = (
 
 def own_result(job: Job) -> Doc:
     """The result this claim wrote, and nothing else."""
-    return {JOB_ID: job.key, FENCE: job.fence, JOB_DOC_ID: job.doc_id}
+    return {JOB_ID: job.key, CLAIM_ID: job.claim_id, JOB_DOC_ID: job.doc_id}
 
 
 def result_update(doc: Doc) -> Doc:

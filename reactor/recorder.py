@@ -19,13 +19,19 @@ from bson.errors import BSONError
 from pymongo.errors import PyMongoError
 
 from reactor.driver import is_transient
-from reactor.errors import CancelPending, LeaseLost, ResultNotStorable, ResultRefused
+from reactor.errors import (
+    CancelPending,
+    JobRequeued,
+    LeaseLost,
+    ResultNotStorable,
+    ResultRefused,
+)
 from reactor.lease import Lease
 from reactor.logging import get_logger
-from reactor.model import CancelRequest, ErrorInfo, Job, Result, Status
-from reactor.outcome import Kind, Outcome, cancelled, failed
+from reactor.model import CancelRequest, Job, Result, Status
+from reactor.outcome import Kind, Outcome, Record, cancelled, failed, refused
 from reactor.registry import Handler
-from reactor.store import Store, utcnow
+from reactor.store import Store
 from reactor.usage import Usage
 
 log = get_logger("reactor.recorder")
@@ -72,6 +78,9 @@ class Recorder:
                 await self._write(job, handler, outcome, fresh=lease.fresh)
                 self._report(job, outcome)
                 return
+            except JobRequeued:
+                await self._release(job)
+                return
             except LeaseLost as exc:
                 log.warning("lease_lost", error=str(exc))
                 self.observer.lease_lost()
@@ -80,16 +89,12 @@ class Recorder:
                 outcome = failed(exc)
             except CancelPending as exc:
                 outcome = cancelled(CancelRequest(exc.via, exc.requested_at))
-            except ResultRefused as exc:
-                await self._end_without_result(job, exc)
-                return
-            except BSONError as exc:  # e.g. DocumentTooLarge: not a PyMongoError, never transient
-                await self._end_without_result(job, ResultRefused(f"cannot be stored: {exc}"))
-                return
+            except (ResultRefused, BSONError) as exc:  # BSONError: DocumentTooLarge, say
+                outcome = self._refused(outcome, exc)
             except PyMongoError as exc:
                 if not is_transient(exc):
-                    await self._end_without_result(job, ResultRefused(f"MongoDB refused: {exc}"))
-                    return
+                    outcome = self._refused(outcome, exc)
+                    continue
                 self.observer.record_retried()
                 pause_s = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 log.warning("outcome_not_recorded", error=str(exc), retry_in_s=pause_s,
@@ -101,18 +106,35 @@ class Recorder:
     async def _write(
         self, job: Job, handler: Handler | None, outcome: Outcome, *, fresh: bool
     ) -> None:
-        run_at = utcnow() + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
-        if outcome.kind is Kind.RETRY:
-            summary = outcome.error.summary(job.attempt, utcnow()) if outcome.error else None
+        now = self.store.now()
+        run_at = now + timedelta(seconds=outcome.delay_s) if outcome.delay_s > 0 else None
+        if outcome.kind is Kind.RELEASE:
+            await self._release(job)
+        elif outcome.kind is Kind.RETRY:
+            summary = outcome.error.summary(job.attempt, now) if outcome.error else None
             await self.store.requeue(job, run_at=run_at, error=summary)
         elif outcome.kind is Kind.HAND_BACK:
             await self.store.hand_back(job, run_at=run_at)
+        elif outcome.record is Record.JOB_ONLY:
+            assert outcome.error is not None
+            await self.store.fail_without_result(job, outcome.error.to_doc())
         else:
             await self.store.finish(self._result(job, handler, outcome), renew=not fresh)
 
+    def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome:
+        after = refused(outcome, exc)
+        where = "job_only" if after.record is Record.JOB_ONLY else "minimal_result"
+        log.error("result_refused", error=str(exc), recorded_as=where)
+        return after
+
+    async def _release(self, job: Job) -> None:
+        """A client re-queued the running job: give the lease up so that it runs again."""
+        released = await self.store.release(job)
+        log.info("job_lease_released", requeued_by_client=True, released=released)
+
     def _result(self, job: Job, handler: Handler | None, outcome: Outcome) -> Result:
         assert outcome.status is not None
-        now = utcnow()
+        now = self.store.now()
         errors = list(job.errors)
         if outcome.error is not None:
             errors.append(outcome.error.summary(job.attempt, now))
@@ -131,15 +153,9 @@ class Recorder:
             extra=outcome.usage.to_doc() if outcome.usage is not None else {},
         )
 
-    async def _end_without_result(self, job: Job, exc: ResultRefused) -> None:
-        """The result slot cannot take this job's result: fail the job on its own document."""
-        log.error("result_refused", error=str(exc))
-        try:
-            await self.store.fail_without_result(job, ErrorInfo.from_exception(exc).to_doc())
-        except (LeaseLost, PyMongoError) as error:
-            log.error("result_refused_not_recorded", error=str(error))
-
     def _report(self, job: Job, outcome: Outcome) -> None:
+        if outcome.kind is Kind.RELEASE:
+            return  # logged as job_lease_released
         if outcome.kind is Kind.RETRY:
             self.observer.job_retried(job.command_name)
             log.info("job_retry_queued", delay_s=round(outcome.delay_s, 3),
@@ -149,7 +165,7 @@ class Recorder:
             log.warning("job_handed_back")
             return
         assert outcome.status is not None
-        duration_s = (utcnow() - job.started_at).total_seconds()
+        duration_s = (self.store.now() - job.started_at).total_seconds()
         self.observer.job_finished(job.command_name, outcome.status, duration_s)
         if outcome.usage is not None:
             self.observer.job_cost(job.command_name, outcome.usage)

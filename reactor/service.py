@@ -28,6 +28,7 @@ from reactor.cancel import CancelBoard
 from reactor.cancel_relay import CancelRelay
 from reactor.claim_loop import ClaimLoop, Intake
 from reactor.claims import Bell
+from reactor.clock import ServerClock
 from reactor.config import Settings
 from reactor.connect import connect
 from reactor.connectivity import Connectivity
@@ -85,10 +86,11 @@ class Reactor:
     async def serve(self, *, task_status: TaskStatus[Service] = anyio.TASK_STATUS_IGNORED) -> None:
         """Connect, build the service, run it until stopped; reports the :class:`Service`."""
         install_lock_fix()
-        connectivity = Connectivity(self.settings.lease_s)
-        client = await connect(self.settings, [connectivity.monitor])
+        clock = ServerClock()
+        connectivity = Connectivity(self.settings.lease_s, now=clock.now)
+        client = await connect(self.settings, [connectivity.monitor, clock], clock)
         try:
-            await Service(self, client, connectivity).run(task_status)
+            await Service(self, client, connectivity, clock).run(task_status)
         finally:
             with anyio.CancelScope(shield=True), pymongo.timeout(SHUTDOWN_TIMEOUT_S):
                 await client.close()
@@ -97,21 +99,25 @@ class Reactor:
 class Service:
     """The running parts of one reactor, each built once here."""
 
-    def __init__(self, reactor: Reactor, client: Client, connectivity: Connectivity) -> None:
+    def __init__(
+        self, reactor: Reactor, client: Client, connectivity: Connectivity, clock: ServerClock
+    ) -> None:
         s = self.settings = reactor.settings
-        self.registry, self.shutdown, self.connectivity = (
-            reactor.registry, reactor.shutdown, connectivity,
+        self.registry, self.shutdown, self.connectivity, self.clock = (
+            reactor.registry, reactor.shutdown, connectivity, clock,
         )  # fmt: skip
         self.calls = Calls(connectivity.call_failed)
-        self.store = _store(s, client, self.calls)
+        self.store = _store(s, client, self.calls, clock)
         self.admission = Admission(_limits(s, self.registry))
-        self.metrics = Metrics(in_flight=lambda: self.admission.in_flight)
+        self.metrics = Metrics(
+            in_flight=lambda: self.admission.in_flight, clock_skew=lambda: clock.skew_s
+        )
         self.pool: CpuPool | NoPool = _pool(s, self.registry)
         self.board = CancelBoard()
         self.bell = Bell()
         self.handlers = RunningHandlers()
         self.dispatcher = Dispatcher(self._parts(), _job_settings(s))
-        self.delays = DueTimer(functools.partial(self.bell.ring, *QUEUED_TIERS))
+        self.delays = DueTimer(functools.partial(self.bell.ring, *QUEUED_TIERS), now=clock.now)
         self.indexes = IndexKeeper(self.store)
         self.relay = CancelRelay(
             self.store, self.admission, self.board, self.bell, self.dispatcher.run
@@ -264,7 +270,7 @@ class Service:
         return self.stream.seconds_since_progress()
 
 
-def _store(s: Settings, client: Client, calls: Calls) -> Store:
+def _store(s: Settings, client: Client, calls: Calls, clock: ServerClock) -> Store:
     return Store(
         client[s.db],
         jobs=s.jobs_collection,
@@ -275,6 +281,7 @@ def _store(s: Settings, client: Client, calls: Calls) -> Store:
         result_inline_max_bytes=s.result_inline_max_bytes,
         calls=calls,
         timeout_s=s.mongo_timeout_s,
+        clock=clock.now,
     )
 
 

@@ -11,12 +11,14 @@ ours (:class:`ResultRefused`), so the caller can end the job instead of looping.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import bson
+from bson import ObjectId
 from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,7 +26,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from reactor import model, queries
 from reactor.driver import Calls, is_transient
-from reactor.errors import CancelPending, LeaseLost, ResultRefused
+from reactor.errors import CancelPending, JobRequeued, LeaseLost, ResultRefused
 from reactor.logging import get_logger
 from reactor.model import Job, Result
 from reactor.queries import UNRESTRICTED, Doc, Restriction, Tier
@@ -55,6 +57,7 @@ class Store:
         result_inline_max_bytes: int = 8_000_000,
         calls: Calls | None = None,
         timeout_s: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.jobs: AsyncCollection[dict[str, Any]] = db[jobs]
@@ -66,6 +69,7 @@ class Store:
         self.result_inline_max_bytes = result_inline_max_bytes
         self.calls = calls or Calls()
         self.timeout_s = timeout_s
+        self.now = clock  # the server's time (``clock.ServerClock``): leases are judged by it
 
     async def _run(self, name: str, call: Any) -> Any:
         return await self.calls.run(name, self.timeout_s, call)
@@ -80,8 +84,8 @@ class Store:
 
     async def claim(self, query: Doc, sort: queries.Sort | None) -> Job | None:
         """Claim one job matching ``query`` (first in ``sort``), or return ``None``."""
-        now, sent = utcnow(), time.monotonic()
-        update = queries.claim_update(self.owner, now, self.lease_s)
+        now, sent, claim_id = self.now(), time.monotonic(), ObjectId()
+        update = queries.claim_update(self.owner, claim_id, now, self.lease_s)
         options: dict[str, Any] = {"return_document": ReturnDocument.BEFORE}
         if sort:
             options["sort"] = sort
@@ -93,32 +97,32 @@ class Store:
             return None
         if _requeued_while_running(doc):
             doc = await self._finished_before(doc)
-        return Job.from_claim(doc, self.owner, now, claimed_at=sent)
+        return Job.from_claim(doc, self.owner, now, claimed_at=sent, claim_id=claim_id)
 
     async def _finished_before(self, doc: Doc) -> Doc:
-        """A job a client set back to queued while a claim still held it: if that claim had
-        already written its result (the client saw it and re-ran the job), it is a new run."""
+        """A job a client set back to queued while a claim still held it, whose lease then ran
+        out (its owner died): if that claim had already written its result, it is a new run."""
         key = doc.get(model.JOB_ID)
-        query = {model.JOB_ID: key, model.FENCE: doc.get(model.FENCE)}
+        query = {model.JOB_ID: key, model.CLAIM_ID: doc.get(model.CLAIM_ID)}
         written = await self._run(
             "result_read", self.results.find_one(query, {model.FINISHED_AT: 1})
         )
         if written is None or not isinstance(key, str):
             return doc
-        return {**doc, model.FINISHED_AT: written.get(model.FINISHED_AT) or utcnow()}
+        return {**doc, model.FINISHED_AT: written.get(model.FINISHED_AT) or self.now()}
 
     async def claim_tier(
         self, tier: Tier, restriction: Restriction = UNRESTRICTED, *, reclaim: bool = True
     ) -> Job | None:
-        query, sort = queries.tier_query(tier, utcnow(), self.owner, reclaim=reclaim)
+        query, sort = queries.tier_query(tier, self.now(), self.owner, reclaim=reclaim)
         return await self.claim(queries.restrict(query, restriction), sort)
 
     async def claim_for_cancel(self, doc_id: Any) -> Job | None:
-        return await self.claim(queries.targeted(doc_id, utcnow(), self.owner), None)
+        return await self.claim(queries.targeted(doc_id, self.now(), self.owner), None)
 
     async def repair_fences(self) -> int:
         """Reset non-numeric ``fence`` values on claimable jobs (they make every claim fail)."""
-        query = queries.bad_fence(utcnow(), self.owner)
+        query = queries.bad_fence(self.now(), self.owner)
         outcome = await self._run(
             "repair_fences", self.jobs.update_many(query, queries.fence_repair())
         )
@@ -132,21 +136,22 @@ class Store:
         if update is not None:
             await self._fenced("start", job, update)
 
-    async def renew(self, job: Job) -> Doc:
-        """Extend the lease; the job's status and cancel fields, or :class:`LeaseLost`."""
-        update = queries.renew_update(utcnow(), self.lease_s)
+    async def renew(self, job: Job, *, requeued: bool = False) -> Doc:
+        """Extend the lease; the job's status and cancel fields, or :class:`LeaseLost`
+        (:class:`JobRequeued` when a client set the job back to queued). ``requeued``: renew a
+        re-queued job's lease while its thread handler, which cannot be stopped, runs on."""
+        update = queries.renew_update(self.now(), self.lease_s)
+        fence = queries.requeued_fence(job) if requeued else queries.fence(job)
         found = await self._run(
             "renew",
-            self.jobs.find_one_and_update(
-                queries.fence(job), update, projection=queries.RENEW_PROJECTION
-            ),
+            self.jobs.find_one_and_update(fence, update, projection=queries.RENEW_PROJECTION),
         )
         if found is None:
-            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours")
+            await self._lost(job, "renew")
         return dict(found)
 
     async def progress(self, job: Job, fraction: float, message: str | None) -> None:
-        await self._fenced("progress", job, queries.progress_update(fraction, message, utcnow()))
+        await self._fenced("progress", job, queries.progress_update(fraction, message, self.now()))
 
     async def requeue(self, job: Job, *, run_at: datetime | None, error: Doc | None) -> None:
         update = queries.requeue_update(job, run_at=run_at, error=error)
@@ -154,6 +159,13 @@ class Store:
 
     async def hand_back(self, job: Job, *, run_at: datetime | None = None) -> None:
         await self._back_to_queued("hand_back", job, queries.hand_back_update(run_at))
+
+    async def release(self, job: Job, *, finished: bool = False) -> bool:
+        """Give up the lease of a job a client re-queued while this claim ran it (``finished``:
+        its result is written); False when the claim no longer holds it anyway."""
+        update = queries.released(self.now(), finished=finished, job=job)
+        write = self.jobs.update_one(queries.requeued_fence(job), update)
+        return bool((await self._run("release", write)).matched_count)
 
     async def _back_to_queued(self, name: str, job: Job, update: Doc) -> None:
         """Queue the job again, unless a client asked to cancel it meanwhile (during an outage,
@@ -164,14 +176,17 @@ class Store:
         doc = await self._run("fence_check", self.jobs.find_one(queries.fence(job)))
         request = model.cancel_request(doc) if doc is not None else None
         if request is None:
-            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})")
+            await self._lost(job, name)
         raise CancelPending(request.via, request.requested_at)
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
-        """Write the result, then the final status, each only while the fence holds.
+        """Write the result, then the final status, each only while the claim holds the job.
 
         ``renew`` first checks the fence and extends the lease over the writes; a caller whose
-        lease is still fresh may skip it (the writes are fenced on their own).
+        lease is still fresh may skip it (the writes are fenced on their own). When the status
+        write finds the claim gone, the result just written is deleted (a newer claim, or a new
+        document the client wrote, writes its own), unless a client re-queued the job: then the
+        run is over and the lease is given up for the next run.
         """
         job = result.job
         if renew:
@@ -182,67 +197,100 @@ class Store:
                 "result_read", self.results.find_one({model.JOB_ID: job.key})
             )
         doc = await self._storable(result, model.next_history(previous, job.run))
-        try:
-            await self._run(
-                "result_write",
-                self.results.update_one(
-                    queries.result_filter(job), queries.result_update(doc), upsert=True
-                ),
-            )
-        except PyMongoError as exc:
-            if is_transient(exc):
-                raise
-            await self._refused(job, exc)
-        try:
-            await self._fenced(
-                "finish",
-                job,
-                queries.finish_update(
-                    job, result.status, result.finished_at, result.cancel, started=result.started
-                ),
-            )
-        except LeaseLost:
-            await self._drop_orphaned_result(job)
-            raise
+        await self._write_result(job, doc)
+        update = queries.finish_update(
+            job, result.status, result.finished_at, result.cancel, started=result.started
+        )
+        outcome = await self._run("finish", self.jobs.update_one(queries.fence(job), update))
+        if outcome.matched_count:
+            return
+        if await self.release(job, finished=True):
+            return
+        await self._drop_own_result(job)
+        raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours (finish)")
 
-    async def _drop_orphaned_result(self, job: Job) -> None:
-        """Delete the result just written if its job no longer exists: MongoDB came back empty
-        (or the job was deleted) while the write waited, so it landed in a database that does
-        not hold the job. A result is only ever kept for its own job."""
+    async def write_refusal(self, job: Job, doc: Doc) -> None:
+        """Write a minimal failed result (``ResultRefused``) for a job whose result MongoDB
+        refused; the caller then ends the job (``fail_without_result``)."""
+        await self._write_result(job, doc)
+
+    async def _write_result(self, job: Job, doc: Doc) -> None:
+        write = self.results.update_one(
+            queries.result_filter(job), queries.result_update(doc), upsert=True
+        )
         try:
-            if await self._run("job_exists", self.jobs.find_one({"_id": job.doc_id}, {"_id": 1})):
-                return
-            await self._run("result_drop", self.results.delete_one(queries.own_result(job)))
+            await self._run("result_write", write)
+        except PyMongoError as exc:
+            if is_transient(exc) or not isinstance(exc, DuplicateKeyError):
+                raise
+            await self._overwrite_stale(job, doc)
+
+    async def _overwrite_stale(self, job: Job, doc: Doc) -> None:
+        """The result slot holds a result this claim's filter did not match: a later claim's (by
+        a skewed clock), an earlier incarnation's of a job the client replaced or deleted and
+        inserted again, or another job's. The job document decides: while this claim holds the
+        job, the stored result is stale and is replaced, unless it belongs to another live job."""
+        owned = await self._run("fence_check", self.jobs.find_one(queries.fence(job), {"_id": 1}))
+        if owned is None:
+            await self._lost(job, "result_write")
+        stored = await self._run("result_read", self.results.find_one({model.JOB_ID: job.key}))
+        other = stored.get(model.JOB_DOC_ID) if stored else None
+        if other not in (None, job.doc_id) and await self._exists(other):
+            raise ResultRefused(
+                f"results already holds a document for job_id {job.key!r} that another job "
+                f"(_id {other!r}) wrote; this run's result was not stored"
+            )
+        replace = self.results.update_one(
+            {model.JOB_ID: job.key}, queries.result_update(doc), upsert=True
+        )
+        await self._run("result_write", replace)
+
+    async def _exists(self, doc_id: Any) -> bool:
+        found = await self._run("job_exists", self.jobs.find_one({"_id": doc_id}, {"_id": 1}))
+        return found is not None
+
+    async def _drop_own_result(self, job: Job) -> None:
+        """Delete the result this claim wrote (its job is no longer this claim's: a newer claim,
+        or a new document the client wrote, writes its own; or the job is gone, as when MongoDB
+        came back empty while the write waited). A result is only ever kept for its own claim."""
+        try:
+            dropped = await self._run(
+                "result_drop", self.results.find_one_and_delete(queries.own_result(job))
+            )
+            if dropped is not None:
+                await self._drop_file(dropped.get("result_ref"))
         except PyMongoError as exc:
             log.warning("orphaned_result_not_dropped", error=str(exc))
 
     async def fail_without_result(self, job: Job, error: Doc) -> None:
         """End a job whose result cannot be stored: failed, the refusal on the job document."""
-        await self._fenced("finish", job, queries.failed_without_result(job, error, utcnow()))
-
-    async def _refused(self, job: Job, exc: PyMongoError) -> None:
-        """The result write was refused: raise LeaseLost if a newer claim owns the job, else
-        ResultRefused (the result slot belongs to another job, or MongoDB rejects it)."""
-        owned = await self._run("fence_check", self.jobs.find_one(queries.fence(job), {"_id": 1}))
-        if owned is None:
-            raise LeaseLost(f"job {job.key!r}: a newer attempt owns it (its result was refused)")
-        if isinstance(exc, DuplicateKeyError):
-            raise ResultRefused(
-                f"results already holds a document for job_id {job.key!r} that a newer claim "
-                "or another job wrote; this run's result was not stored"
-            ) from None
-        raise ResultRefused(f"MongoDB refused the result document: {exc}") from None
+        await self._fenced("finish", job, queries.failed_without_result(job, error, self.now()))
 
     async def _fenced(self, name: str, job: Job, update: Doc) -> None:
         outcome = await self._run(name, self.jobs.update_one(queries.fence(job), update))
         if outcome.matched_count == 0:
-            raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})")
+            await self._lost(job, name)
+
+    async def requeued(self, job: Job) -> bool:
+        """Whether a client set the job back to queued while this claim held it."""
+        found = await self._run(
+            "requeue_check", self.jobs.find_one(queries.requeued_fence(job), {"_id": 1})
+        )
+        return found is not None
+
+    async def _lost(self, job: Job, name: str) -> NoReturn:
+        """The claim no longer holds the job: :class:`JobRequeued` if a client set it back to
+        queued (the lease is still this claim's to give up), else :class:`LeaseLost`."""
+        where = f"job {job.key!r} (fence {job.fence}) is no longer ours ({name})"
+        if await self.requeued(job):
+            raise JobRequeued(f"{where}: a client set it back to queued")
+        raise LeaseLost(where)
 
     # -- queries ------------------------------------------------------------------------------
 
     async def earliest_due(self) -> datetime | None:
         """When the next delayed job becomes due, or ``None``."""
-        query, sort = queries.earliest_due(utcnow())
+        query, sort = queries.earliest_due(self.now())
         doc = await self._run(
             "earliest_due", self.jobs.find_one(query, {model.RUN_AT: 1}, sort=sort)
         )
@@ -262,7 +310,7 @@ class Store:
         return token if isinstance(token, dict) else None
 
     async def save_resume_token(self, token: Mapping[str, Any] | None) -> None:
-        update = {"$set": {"resume_token": token, "updated_at": utcnow(), "owner": self.owner}}
+        update = {"$set": {"resume_token": token, "updated_at": self.now(), "owner": self.owner}}
         await self._run(
             "token_save", self.state.update_one({"_id": STREAM_STATE_ID}, update, upsert=True)
         )
@@ -280,7 +328,11 @@ class Store:
     async def _offload(self, doc: Doc) -> Doc:
         bucket = AsyncGridFSBucket(self.db, bucket_name=RESULTS_BUCKET)
         payload = bson.encode({"result": doc.pop(model.RESULT)})
-        metadata = {model.JOB_ID: doc[model.JOB_ID], model.FENCE: doc[model.FENCE]}
+        metadata = {
+            model.JOB_ID: doc[model.JOB_ID],
+            model.FENCE: doc[model.FENCE],
+            model.CLAIM_ID: doc[model.CLAIM_ID],
+        }
         file_id = await self._run(
             "gridfs_upload",
             bucket.upload_from_stream(f"{doc[model.JOB_ID]}.bson", payload, metadata=metadata),
@@ -293,6 +345,16 @@ class Store:
             "encoding": "bson:{result}",
         }
         return doc
+
+    async def _drop_file(self, ref: Any) -> None:
+        """Delete the GridFS file behind a dropped result's ``result_ref``, if any."""
+        if not isinstance(ref, Mapping) or "file_id" not in ref:
+            return
+        bucket = AsyncGridFSBucket(self.db, bucket_name=ref.get("gridfs_bucket", RESULTS_BUCKET))
+        try:
+            await self._run("gridfs_delete", bucket.delete(ref["file_id"]))
+        except NoFile:
+            return
 
 
 def _requeued_while_running(doc: Doc) -> bool:

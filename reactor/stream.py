@@ -8,8 +8,10 @@ event costs latency, never a job. An event asking to cancel a job goes to ``canc
 and every tier is raised (the catch-up). The stream is opened *before* that catch-up so nothing
 slips between the two.
 
-Only inserts, replacements and the updates a client makes to steer a job match; the reactor's own
-claims, heartbeats, progress and final statuses do not, so they never wake it again.
+Only inserts, replacements, deletions and the updates a client makes to steer a job match (and the
+reactor's own release of a re-queued job's lease); the reactor's own claims, heartbeats, progress
+and final statuses do not, so they never wake it again. A replacement, a deletion or a re-queue of
+a job this reactor runs takes the job away from its execution (``Listener.taken``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import anyio
@@ -49,7 +51,11 @@ PIPELINE: list[dict[str, Any]] = [
                 },
                 {"operationType": "update", f"{_UPDATED}.{model.PRIORITY}": {"$exists": True}},
                 {"operationType": "update", f"{_UPDATED}.{model.RUN_AT}": {"$exists": True}},
-                {"operationType": {"$in": _ENDS}},
+                {
+                    "operationType": "update",
+                    f"{_UPDATED}.{model.LEASE_RELEASED_AT}": {"$exists": True},
+                },
+                {"operationType": {"$in": ["delete", *_ENDS]}},
             ]
         }
     },
@@ -59,9 +65,16 @@ PIPELINE: list[dict[str, Any]] = [
             "documentKey": 1,
             "wallTime": 1,
             _UPDATED: 1,
+            "updateDescription.removedFields": 1,
             **{
                 f"fullDocument.{name}": 1
-                for name in (model.STATUS, model.PRIORITY, model.RUN_AT, model.CANCEL_REQUESTED)
+                for name in (
+                    model.STATUS,
+                    model.PRIORITY,
+                    model.RUN_AT,
+                    model.CANCEL_REQUESTED,
+                    model.CLAIM_ID,
+                )
             },
         }
     },
@@ -75,6 +88,7 @@ class Listener(Protocol):
     def cancel(self, doc_id: Any, request: CancelRequest) -> None: ...
     def due(self, when: datetime) -> None: ...
     def reopened(self) -> None: ...
+    def taken(self, doc_id: Any, change: str, claim_id: Any) -> None: ...
 
 
 def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
@@ -98,11 +112,15 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     if kind in _ENDS:
         return  # the stream ends after these; reopening catches up
     doc_id = (change.get("documentKey") or {}).get(model.ID)
+    if kind == "delete":
+        listener.taken(doc_id, "delete", None)
+        return
     wall = change.get("wallTime")
     wall_time = wall if isinstance(wall, datetime) else None
     fields = change.get("fullDocument") if kind in ("insert", "replace") else None
     if fields is None:
         fields = (change.get("updateDescription") or {}).get("updatedFields") or {}
+    _take_away(kind, change, fields, doc_id, listener)
     request = model.cancel_request(fields)
     if request is not None:
         at = request.requested_at or wall_time
@@ -110,10 +128,28 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     run_at = fields.get(model.RUN_AT)
     if isinstance(run_at, datetime):
         listener.due(run_at)
-    if kind == "update" and model.PRIORITY not in fields and model.STATUS in fields:
-        listener.wake(*QUEUED_TIERS)  # re-queued: its priority is not in the event
+    if (
+        kind == "update"
+        and model.PRIORITY not in fields
+        and (model.STATUS in fields or model.LEASE_RELEASED_AT in fields)
+    ):
+        listener.wake(*QUEUED_TIERS)  # re-queued or released: its priority is not in the event
     elif request is None:
         listener.wake(*tiers_for(fields))
+
+
+def _take_away(
+    kind: Any, change: Mapping[str, Any], fields: Mapping[str, Any], doc_id: Any, listener: Listener
+) -> None:
+    """A client's replacement of a job, or its ``status: queued`` on one that runs (not the
+    reactor's own re-queue, which drops the lease in the same write), takes it away."""
+    if kind == "replace":
+        listener.taken(doc_id, "replace", fields.get(model.CLAIM_ID))
+        return
+    removed = (change.get("updateDescription") or {}).get("removedFields") or ()
+    queued = fields.get(model.STATUS) == Status.QUEUED.value
+    if kind == "update" and queued and model.LEASE_OWNER not in removed:
+        listener.taken(doc_id, "requeue", None)
 
 
 class JobStream:
@@ -217,7 +253,7 @@ class JobStream:
             return
         wall_time = change.get("wallTime")
         if self._on_lag is not None and isinstance(wall_time, datetime):
-            self._on_lag(max(0.0, (datetime.now(UTC) - wall_time).total_seconds()))
+            self._on_lag(max(0.0, (self._store.now() - wall_time).total_seconds()))
         dispatch(change, self._listener)
 
     def _progress(self, token: Any) -> None:

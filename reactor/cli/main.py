@@ -115,6 +115,13 @@ def _add_service_commands(sub: Any) -> None:
     )
     dev.add_argument("--port", type=int, default=27017, help="port to listen on (default: 27017)")
     dev.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    dev.add_argument(
+        "--server-version",
+        choices=("7.0", "8.0"),
+        default="8.0",
+        help="MongoDB release to pose as: its wire version, and 7.0 has no bulkWrite "
+        "(default: 8.0)",
+    )
     dev.set_defaults(func=cmd_dev_mongo)
     demo = sub.add_parser(
         "demo",
@@ -214,7 +221,7 @@ def cmd_dev_mongo(ns: argparse.Namespace) -> int:
 
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # the server thread inherits this
-    double = MongoDouble(ns.host, ns.port).start()
+    double = MongoDouble(ns.host, ns.port, server_version=ns.server_version).start()
     print(f"mongo-reactor test double listening; REACTOR_MONGO_URI={double.uri}", flush=True)
     try:
         signal.sigwait(stop_signals)

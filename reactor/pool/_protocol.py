@@ -63,6 +63,7 @@ class Reply(NamedTuple):
     ok: bool
     value: Any  # the return value, or a JobError / Retry
     rss_bytes: int  # the worker's resident memory after the task
+    left_processes: int = 0  # processes of the task's that outlived it, killed after it
     usage: Usage | None = None  # what the task cost (None: it never ran)
 
 

@@ -45,13 +45,15 @@ NAME: Final = b"pool-watchdog"  # what ps and top show for it (Linux)
 ORPHANED_EXIT_CODE: Final = 70  # the reactor died before the worker could ask to die with it
 
 
-def start_watchdog(control: socket.socket) -> socket.socket:
-    """Fork the watchdog (it takes ``control``); returns the socket to report finished tasks on.
+def start_watchdog(control: socket.socket) -> tuple[socket.socket, int]:
+    """Fork the watchdog (it takes ``control``); returns the socket to report finished tasks on,
+    and the watchdog's pid.
 
     Call it before the worker starts any thread, after it has its own process group.
     """
     finished, watchdog_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         try:
             _close_all_but({control.fileno(), watchdog_end.fileno()})
             _prctl(PR_SET_NAME, ctypes.c_char_p(NAME))
@@ -60,7 +62,7 @@ def start_watchdog(control: socket.socket) -> socket.socket:
             kill_group()
     control.close()
     watchdog_end.close()
-    return finished
+    return finished, pid
 
 
 class Watchdog:

@@ -29,6 +29,7 @@ from reactor.errors import JobError, Retry, WorkdirUnavailable
 from reactor.handler import JobContext
 from reactor.log_processors import DEFAULT_MAX_LINE_BYTES
 from reactor.pool._courier import Courier
+from reactor.pool._leftovers import end_leftovers
 from reactor.pool._protocol import (
     FINISHED,
     READY,
@@ -58,7 +59,7 @@ def main(
     os.environ.update(THREAD_LIMITS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     os.setpgid(0, 0)  # a group of its own, so a kill also reaches subprocesses such as tesseract
-    finished = start_watchdog(control)  # before any thread; it kills the group, now our own
+    finished, watchdog = start_watchdog(control)  # before any thread; it kills the group
     die_with_parent(parent_pid)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     reactor.logging.configure(
@@ -72,6 +73,7 @@ def main(
         while message := conn.recv_bytes():
             (seq,) = TASK_HEADER.unpack_from(message)
             reply = _serve(message[TASK_HEADER.size :], seq, courier, home)
+            reply = reply._replace(left_processes=end_leftovers(keep={watchdog}))
             finished.send(FINISHED.pack(seq))  # the deadline is over: the task ran in time
             courier.reply(_encode(reply))
     except (EOFError, OSError):
@@ -110,11 +112,11 @@ def _run(
     try:
         with working_directory(cwd, home), joblog.capture(log_target), meter.measure():
             value = fn(**kwargs)
-        return Reply(True, value, rss_bytes(), meter.usage)
+        return Reply(True, value, rss_bytes(), usage=meter.usage)
     except (JobError, Retry) as exc:
-        return Reply(False, exc, rss_bytes(), meter.usage)
+        return Reply(False, exc, rss_bytes(), usage=meter.usage)
     except Exception as exc:
-        return Reply(False, handler_failed(str(exc), exc), rss_bytes(), meter.usage)
+        return Reply(False, handler_failed(str(exc), exc), rss_bytes(), usage=meter.usage)
     finally:
         structlog.contextvars.clear_contextvars()
 
@@ -143,7 +145,7 @@ def _encode(reply: Reply) -> bytes:
         what = "return value" if reply.ok else "exception"
         message = f"the {what} of type {type_name(type(reply.value))} could not be sent back: {exc}"
         failure = handler_failed(message, exc)
-        return pickle.dumps(Reply(False, failure, reply.rss_bytes, reply.usage))
+        return pickle.dumps(Reply(False, failure, reply.rss_bytes, reply.left_processes, reply.usage))
 
 
 def rss_bytes() -> int:

@@ -293,6 +293,9 @@ class CpuPool:
             self._recycle_or_release(worker, rss_bytes=0)
             raise handler_failed(f"the reply could not be read: {exc}", exc) from exc
         self._recycle_or_release(worker, reply.rss_bytes)
+        if reply.left_processes:
+            _log.warning("job_left_processes", count=reply.left_processes, pid=worker.pid,
+                         note="processes the job started and left running were killed")  # fmt: skip
         if on_usage is not None and reply.usage is not None:
             on_usage(reply.usage)
         if not reply.ok:

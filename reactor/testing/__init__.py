@@ -11,8 +11,15 @@
 from typing import Any
 
 from reactor.testing.double.server import DoubleNotRunning, MongoDouble
+from reactor.testing.double.versions import UnknownServerVersion
 
-__all__ = ["DoubleNotRunning", "MongoDouble", "RunningReactor", "running_reactor"]
+__all__ = [
+    "DoubleNotRunning",
+    "MongoDouble",
+    "RunningReactor",
+    "UnknownServerVersion",
+    "running_reactor",
+]
 
 
 def __getattr__(name: str) -> Any:

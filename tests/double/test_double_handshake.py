@@ -43,7 +43,7 @@ async def test_hello_reply_shape(client: AsyncMongoClient[Doc], mongo_double: Mo
     assert reply["hosts"] == [address]
     assert reply["primary"] == reply["me"] == address
     assert reply["helloOk"] is True
-    assert reply["maxWireVersion"] == 21
+    assert reply["maxWireVersion"] == 25  # MongoDB 8.0
     assert "topologyVersion" not in reply
     assert isinstance(reply["operationTime"], bson.Timestamp)
     assert reply["$clusterTime"]["clusterTime"] == reply["operationTime"]

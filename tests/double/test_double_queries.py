@@ -110,6 +110,29 @@ async def test_expr_compares_fields(mongo_client: AsyncMongoClient[Doc]) -> None
     assert [doc["_id"] async for doc in coll.find({"$expr": {"$gt": ["$a", "$b"]}})] == [2]
 
 
+async def test_expr_with_an_undefined_variable_fails_to_parse(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """$$name that no $let, $map, $filter or $reduce defines fails with 17276, even on no data."""
+    with pytest.raises(OperationFailure) as caught:
+        await mongo_client.app.empty.find_one({"$expr": {"$eq": ["$_id", "$$id2"]}})
+    assert caught.value.code == 17276
+    assert "Use of undefined variable: id2" in str(caught.value)
+
+
+async def test_expr_variables_bound_inside_the_expression_are_defined(
+    mongo_client: AsyncMongoClient[Doc],
+) -> None:
+    """System variables, $let's vars and $filter's default $$this evaluate as usual."""
+    coll = mongo_client.app.vars
+    await coll.insert_many([{"_id": 1, "a": [1, 2]}, {"_id": 2, "a": [5]}])
+    short = {"$let": {"vars": {"limit": 2}, "in": {"$lt": [{"$size": "$a"}, "$$limit"]}}}
+    above_one = {"$filter": {"input": "$a", "cond": {"$gt": ["$$this", 1]}}}
+    clauses = [short, {"$gt": [{"$size": above_one}, 0]}, {"$eq": ["$$ROOT._id", "$_id"]}]
+    found = await coll.find({"$expr": {"$and": clauses}}).to_list()
+    assert [doc["_id"] for doc in found] == [2]
+
+
 async def test_dotted_paths_reach_into_arrays_of_documents(
     mongo_client: AsyncMongoClient[Doc],
 ) -> None:

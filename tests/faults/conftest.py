@@ -24,8 +24,10 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """Start a cluster (settings as keyword overrides); everything is torn down after the test."""
     made: list[Cluster] = []
 
-    def make(reactors: int = 3, **settings: Any) -> Cluster:
-        cluster = Cluster(tmp_path / f"c{len(made)}", reactors, **settings)
+    def make(
+        reactors: int = 3, extra_env: dict[str, dict[str, str]] | None = None, **settings: Any
+    ) -> Cluster:
+        cluster = Cluster(tmp_path / f"c{len(made)}", reactors, extra_env, **settings)
         made.append(cluster)
         return cluster.start()
 

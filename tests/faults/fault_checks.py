@@ -203,10 +203,11 @@ def check_recovery(
     graces: Iterable[Grace] = (),
     expected: str | dict[str, str] = "succeeded",
     tag: str,
+    ready_bound_s: float = READY_BOUND_S,
 ) -> None:
     """The four promises after a fault: not ready during it (for ``faulted`` reactors, default
-    all), ready after it, one final outcome per job, no overlap, and ``alive`` reactors (default
-    all) alive and processing fresh probes."""
+    all), ready after it (within ``ready_bound_s``), one final outcome per job, no overlap, and
+    ``alive`` reactors (default all) alive and processing fresh probes."""
     names = [r.name for r in cluster.reactors] if faulted is None else list(faulted)
     alive = cluster.reactors if alive is None else alive
     with checks.check("readiness during the fault"):
@@ -219,7 +220,7 @@ def check_recovery(
     with checks.check("no attempt on two processes at once"):
         check_no_overlap(cluster, graces)
     with checks.check("readiness after the fault"):
-        took = check_ready_after(cluster, [r.name for r in alive], window["end"], READY_BOUND_S)
+        took = check_ready_after(cluster, [r.name for r in alive], window["end"], ready_bound_s)
         checks.measured["ready_after_s"] = max(took.values(), default=0)
     with checks.check("alive and processing after the fault"):
         checks.measured["probes_s"] = round(
@@ -261,6 +262,9 @@ def run_outage(
     cut: Callable[[], None],
     heal: Callable[[], None],
     duration_s: float,
+    *,
+    ready_bound_s: float = READY_BOUND_S,
+    on_heal: Callable[[Checks], None] | None = None,
 ) -> tuple[Checks, list[str], dict[str, float]]:
     """Start the jobs (:func:`start_outage_jobs`), cut the link, hold the cut ``duration_s``
     (the scenario's parameter), heal, and run :func:`check_recovery`.
@@ -276,5 +280,7 @@ def run_outage(
     heal()
     checks = Checks(cluster, tag)
     checks.measured["fault_s"] = round(window["end"] - window["start"], 2)
-    check_recovery(checks, cluster, ids, window, tag=tag)
+    if on_heal is not None:
+        on_heal(checks)
+    check_recovery(checks, cluster, ids, window, tag=tag, ready_bound_s=ready_bound_s)
     return checks, ids, window

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import anyio
-from fault_records import TICK_S, Recorder
+from fault_records import TICK_S, Recorder, now
 
 from reactor.handler import JobContext, handler
 
@@ -26,7 +26,7 @@ async def loop_job(
     record = Recorder(ctx, "loop")
     deadline = until if until is not None else record.started + seconds
     try:
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - now()) > 0:
             await anyio.sleep(min(TICK_S, left))
             record.tick()
     except BaseException as exc:
@@ -45,7 +45,7 @@ async def probe(ctx: JobContext, seconds: float = 2.0) -> dict[str, Any]:
 def thread_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
     """Tick in a worker thread for ``seconds``."""
     record = Recorder(ctx, "thread")
-    while (left := record.started + seconds - time.monotonic()) > 0:
+    while (left := record.started + seconds - now()) > 0:
         time.sleep(min(TICK_S, left))
         record.tick()
     return record.end()
@@ -54,7 +54,7 @@ def thread_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
 def cpu_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
     """Tick in a CPU pool worker for ``seconds`` (sleeping, to leave the cores to the rest)."""
     record = Recorder(ctx, "process")
-    while (left := record.started + seconds - time.monotonic()) > 0:
+    while (left := record.started + seconds - now()) > 0:
         time.sleep(min(TICK_S, left))
         record.tick()
     return record.end()
@@ -67,7 +67,7 @@ def cpu_burn_job(ctx: JobContext, seconds: float = 0.0, child: bool = False) -> 
     if helper is not None:
         record.write("child", pid=helper.pid)
     try:
-        while (left := record.started + seconds - time.monotonic()) > 0:
+        while (left := record.started + seconds - now()) > 0:
             _burn(min(TICK_S, left))
             record.tick()
     finally:
@@ -78,6 +78,22 @@ def cpu_burn_job(ctx: JobContext, seconds: float = 0.0, child: bool = False) -> 
 
 
 def _burn(seconds: float) -> None:
-    until = time.monotonic() + seconds
-    while time.monotonic() < until:
+    until = now() + seconds
+    while now() < until:
         sum(range(1000))
+
+
+@handler(timeout_s=1)
+async def blocking_loop_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
+    """Block the event loop for ``seconds`` (a loop handler's mistake), past its 1 s timeout."""
+    record = Recorder(ctx, "loop")
+    time.sleep(seconds)  # noqa: ASYNC251 (the blocking is what this job is for)
+    return record.end()
+
+
+def child_leaving_job(ctx: JobContext, seconds: float = 0.0) -> dict[str, Any]:
+    """Start a long child process in a pool worker and return without waiting for it."""
+    record = Recorder(ctx, "process")
+    child = subprocess.Popen(["sleep", "313"])
+    record.write("child", pid=child.pid)
+    return {**record.end(), "child": child.pid}

@@ -165,7 +165,13 @@ DEFAULT_SETTINGS = {
 class Cluster:
     """The double in its own process, the proxy, and ``reactors`` reactor processes."""
 
-    def __init__(self, root: Path, reactors: int = 3, **settings: Any) -> None:
+    def __init__(
+        self,
+        root: Path,
+        reactors: int = 3,
+        extra_env: dict[str, dict[str, str]] | None = None,
+        **settings: Any,
+    ) -> None:
         self.root = root
         self.records = root / "records"
         self.records.mkdir(parents=True, exist_ok=True)
@@ -177,13 +183,14 @@ class Cluster:
         self.proxy.upstream = (DOUBLE_HOST, self.proxy.port)
         self.double = DoubleProcess(self.proxy.port, root / "double.log", self.base_env)
         self.settings = {**DEFAULT_SETTINGS, **settings}
+        self.extra_env = extra_env or {}  # by reactor name: a skewed clock, say
         self.reactors = [self._reactor(f"r{i + 1}") for i in range(reactors)]
         self.readiness = ReadinessLog()
         self.client: pymongo.MongoClient[Doc] | None = None
         self.submitted: dict[str, JobSpec] = {}
 
     def _reactor(self, name: str) -> ReactorProcess:
-        env = {**self.base_env, **self.reactor_env()}
+        env = {**self.base_env, **self.reactor_env(), **self.extra_env.get(name, {})}
         return ReactorProcess(name, env, self.root / f"{name}.log")
 
     def reactor_env(self) -> dict[str, str]:

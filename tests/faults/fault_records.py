@@ -4,7 +4,7 @@ Each execution of a handler appends JSON lines to its own file,
 ``$FAULT_RECORDS/<job_id>/<token>.jsonl``: a ``start`` line (job_id, attempt, run, pid, ppid,
 kind, token), a ``tick`` line every :data:`TICK_S` while it runs, optional ``child`` lines
 (pids of processes it started), and an ``end`` line when it returns, or a ``stop`` line when
-it is cancelled. Every line carries ``t``, ``time.monotonic()``: CLOCK_MONOTONIC on Linux, one
+it is cancelled. Every line carries ``t``, :func:`now`: CLOCK_MONOTONIC on Linux, one
 clock for every process on the machine, so records of different processes compare.
 
 The overlap rule. An execution is known to be running at each instant it wrote a line. Its
@@ -22,6 +22,7 @@ left out of its span; anything it writes later counts.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -37,6 +38,28 @@ TICK_S = 0.1
 IN_PROCESS_KINDS = frozenset({"loop", "thread"})  # handlers that run inside the reactor process
 
 
+_CLOCK_GETTIME = {"x86_64": 228, "aarch64": 113}  # the syscall's number on each machine
+
+
+def now() -> float:
+    """CLOCK_MONOTONIC read with the system call itself, not through libc: a reactor whose clocks
+    libfaketime skews (the clock-skew scenarios) still writes times every process agrees on."""
+    number = _CLOCK_GETTIME.get(os.uname().machine)
+    if number is None:
+        return time.monotonic()
+    spec = _Timespec()
+    if _LIBC.syscall(number, time.CLOCK_MONOTONIC, ctypes.byref(spec)) != 0:
+        return time.monotonic()
+    return spec.tv_sec + spec.tv_nsec / 1e9
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 class Recorder:
     """The record file of one execution (used by the handlers in ``fault_handlers.py``)."""
 
@@ -47,7 +70,7 @@ class Recorder:
         folder = Path(os.environ[RECORDS_ENV]) / self.job_id
         folder.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(folder / f"{self.token}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        self.started = time.monotonic()
+        self.started = now()
         self.write(
             "start",
             job_id=self.job_id,
@@ -61,7 +84,7 @@ class Recorder:
         )
 
     def write(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"ev": event, "t": time.monotonic(), **fields}) + "\n"
+        line = json.dumps({"ev": event, "t": now(), **fields}) + "\n"
         os.write(self._fd, line.encode())  # one O_APPEND write per line: lines never interleave
 
     def tick(self) -> None:

@@ -8,9 +8,11 @@ the link while they run, heals it, and checks ``fault_checks.check_recovery``.
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from fault_checks import check_single_execution, ended_between, run_outage
-from fault_harness import Cluster
+from fault_checks import Checks, check_single_execution, ended_between, run_outage
+from fault_harness import Cluster, JobSpec
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
@@ -47,9 +49,46 @@ def test_blackhole_for_15s_then_forward(make_cluster) -> None:
     checks.verify()
 
 
+RESET_BOUND_S = 5.0  # after a reset, every reactor is ready and claiming within this
+
+
 def test_blackhole_for_15s_then_reset(make_cluster) -> None:
-    """A 15 s blackhole ended by an RST on every held connection, then new ones work."""
-    cluster: Cluster = make_cluster()
+    """A 15 s blackhole ended by an RST on every held connection, then new ones work: within 5 s
+    of the reset every reactor answers /readyz 200 and has claimed a fresh job."""
+    cluster: Cluster = make_cluster(connect_timeout_s=10)
     proxy = cluster.proxy
-    checks, _, _ = run_outage(cluster, "holerst", proxy.blackhole, proxy.reset, 15)
+
+    def claiming(checks: Checks) -> None:
+        healed = time.monotonic()
+        probes = cluster.submit(
+            [JobSpec(f"holerst-claim-{i}", "probe", 8.0) for i in range(len(cluster.reactors))]
+        )
+        with checks.check("every reactor claimed a job within 5 s of the reset"):
+            took = wait_each_claimed(cluster, probes, healed, RESET_BOUND_S)
+            checks.measured["claiming_after_s"] = round(max(took.values()), 2)
+
+    checks, _, _ = run_outage(cluster, "holerst", proxy.blackhole, proxy.reset, 15,
+                              ready_bound_s=RESET_BOUND_S, on_heal=claiming)  # fmt: skip
     checks.verify()
+
+
+def wait_each_claimed(
+    cluster: Cluster, probes: list[str], since: float, bound_s: float
+) -> dict[str, float]:
+    """Each reactor started one of ``probes`` (one at a time per reactor, 8 s each, so no reactor
+    can take two in time) within ``bound_s`` of ``since``; how long each took."""
+    deadline = since + bound_s
+    took: dict[str, float] = {}
+    names = {r.pid: r.name for r in cluster.reactors}
+    while time.monotonic() < deadline + 1 and len(took) < len(names):
+        for runs in cluster.executions().values():
+            for run in runs:
+                name = names.get(run.host_pid)
+                if run.job_id in probes and name is not None:
+                    took.setdefault(name, run.start - since)
+        time.sleep(0.1)
+    late = {n: round(t, 2) for n, t in took.items() if t > bound_s}
+    idle = sorted(set(names.values()) - set(took))
+    assert not idle, f"claimed nothing within {bound_s:g} s: {idle} (late: {late})"
+    assert not late, f"claimed late (s): {late}"
+    return took

@@ -149,15 +149,18 @@ async def test_a_result_write_repeated_after_a_lost_reply_is_stored(
     assert job is not None
     now = datetime.now(UTC)
     lost_reply = Result(job, Status.SUCCEEDED, "only", now, value=1)
-    real_fenced = store._fenced
+    real_run = store._run
 
-    async def outage(*args: Any) -> None:
-        raise ConnectionResetError("the reply to the result write never came")
+    async def outage(name: str, call: Any) -> Any:
+        if name == "finish":  # the result write landed; the outage took what came after
+            call.close()
+            raise ConnectionResetError("the reply to the result write never came")
+        return await real_run(name, call)
 
-    monkeypatch.setattr(store, "_fenced", outage)
+    monkeypatch.setattr(store, "_run", outage)
     with pytest.raises(ConnectionResetError):
         await store.finish(lost_reply)
-    monkeypatch.setattr(store, "_fenced", real_fenced)
+    monkeypatch.setattr(store, "_run", real_run)
     await store.finish(Result(job, Status.SUCCEEDED, "only", now, value=2))
     doc = await db.jobs.find_one({"job_id": "echoed"})
     result = await db.results.find_one({"job_id": "echoed"})

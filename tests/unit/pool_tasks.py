@@ -201,3 +201,10 @@ def report_pid_then_return(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port)) as conn:
         conn.sendall(f"{os.getpid()}\n".encode())
     return os.getpid()
+
+
+def leave_children(count: int) -> list[int]:
+    """Start ``count`` long sleeps and return without waiting for them; their pids."""
+    import subprocess
+
+    return [subprocess.Popen(["sleep", "313"]).pid for _ in range(count)]

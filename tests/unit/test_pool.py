@@ -401,3 +401,16 @@ def test_worker_log_lines_carry_the_job_context(tmp_path: Path) -> None:
     assert line["attempt"] == 2
     assert line["detail"] == 7
     assert line["level"] == "info"
+
+
+async def test_processes_a_task_leaves_running_are_ended_with_it(pool: CpuPool) -> None:
+    """A task that starts subprocesses and returns leaves none running: they are killed when the
+    task ends, and the parent logs job_left_processes with their count."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        pids = await pool.run(pool_tasks.leave_children, {"count": 2}, timeout_s=30)
+    assert [pid for pid in pids if exists(pid)] == []
+    left = [entry for entry in logs if entry["event"] == "job_left_processes"]
+    assert [entry["count"] for entry in left] == [2]
+    assert await pool.run(pool_tasks.leave_children, {"count": 0}, timeout_s=30) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ class Recorder:
         self.cancels: list[tuple[Any, CancelRequest]] = []
         self.dues: list[datetime] = []
         self.reopens = 0
+        self.taken_away: list[tuple[Any, str, Any]] = []
 
     def wake(self, *tiers: Tier) -> None:
         self.tiers.extend(tiers)
@@ -31,6 +33,9 @@ class Recorder:
 
     def reopened(self) -> None:
         self.reopens += 1
+
+    def taken(self, doc_id: Any, change: str, claim_id: Any) -> None:
+        self.taken_away.append((doc_id, change, claim_id))
 
 
 def _update(**fields: Any) -> dict[str, Any]:
@@ -62,7 +67,8 @@ def test_an_event_reports_its_lag() -> None:
     """A job event raises its tier once and reports how late it arrived."""
     listener = Recorder()
     lags: list[float] = []
-    stream = JobStream(object(), listener, on_lag=lags.append)  # type: ignore[arg-type]
+    clock = SimpleNamespace(now=lambda: datetime.now(UTC))
+    stream = JobStream(clock, listener, on_lag=lags.append)  # type: ignore[arg-type]
     stream._on_change(
         {
             "operationType": "insert",
@@ -122,3 +128,23 @@ def test_only_client_steering_matches_the_pipeline() -> None:
         {"status": "cancelled", "cancelled_at": 1},
     ):
         assert not filter_applies(match, _update(**own_write)), own_write
+
+
+def test_a_client_taking_a_job_away_is_reported() -> None:
+    """A replacement (with the claim it names), a deletion and a client's status queued are
+    reported as taken away; the reactor's own re-queue, which drops the lease, is not."""
+    listener = Recorder()
+    dispatch({"operationType": "replace", "documentKey": {"_id": 1}, "fullDocument": {}}, listener)
+    dispatch({"operationType": "delete", "documentKey": {"_id": 2}}, listener)
+    dispatch(_update(status="queued") | {"documentKey": {"_id": 3}}, listener)
+    own = _update(status="queued") | {"documentKey": {"_id": 4}}
+    own["updateDescription"]["removedFields"] = ["lease_owner", "lease_expires_at"]
+    dispatch(own, listener)
+    assert listener.taken_away == [(1, "replace", None), (2, "delete", None), (3, "requeue", None)]
+
+
+def test_a_released_lease_raises_every_queued_tier() -> None:
+    """The release of a re-queued job's lease wakes the queued tiers (its priority is unknown)."""
+    listener = Recorder()
+    dispatch(_update(lease_released_at=datetime.now(UTC)), listener)
+    assert set(listener.tiers) == {Tier.POSITIVE, Tier.DEFAULT, Tier.NEGATIVE}

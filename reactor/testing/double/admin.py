@@ -18,7 +18,6 @@ from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 
 MAX_BSON_BYTES = 16 * 1024 * 1024
 MAX_MESSAGE_BYTES = 48_000_000
-VERSION = "8.0.0-double"
 _UNSUPPORTED_CREATE_OPTIONS = ("capped", "validator", "timeseries", "clusteredIndex", "viewOn")
 
 
@@ -42,7 +41,7 @@ async def hello(ctx: Context, cmd: Doc) -> Doc:
         "logicalSessionTimeoutMinutes": 30,
         "connectionId": ctx.connection_id,
         "minWireVersion": 0,
-        "maxWireVersion": 21,
+        "maxWireVersion": backend.server.max_wire_version,
         "readOnly": False,
     }
     if cmd.get("helloOk"):
@@ -57,9 +56,10 @@ async def ping(ctx: Context, cmd: Doc) -> Doc:
 
 @command("buildInfo", "buildinfo")
 async def build_info(ctx: Context, cmd: Doc) -> Doc:
+    server = ctx.backend.server
     return {
-        "version": VERSION,
-        "versionArray": [8, 0, 0, 0],
+        "version": server.version,
+        "versionArray": server.version_array,
         "gitVersion": "mongo-reactor-test-double",
         "bits": 64,
         "maxBsonObjectSize": MAX_BSON_BYTES,
@@ -69,7 +69,8 @@ async def build_info(ctx: Context, cmd: Doc) -> Doc:
 
 @command("getParameter")
 async def get_parameter(ctx: Context, cmd: Doc) -> Doc:
-    known: Doc = {"featureCompatibilityVersion": {"version": "8.0"}, "enableTestCommands": False}
+    fcv = {"version": ctx.backend.server.feature_compatibility}
+    known: Doc = {"featureCompatibilityVersion": fcv, "enableTestCommands": False}
     if cmd.get("getParameter") == "*":
         return dict(known)
     return {name: value for name, value in known.items() if name in cmd}

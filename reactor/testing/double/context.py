@@ -17,6 +17,7 @@ from reactor.testing.double.faults import Faults
 from reactor.testing.double.replies import CommandFailed, Doc
 from reactor.testing.double.retryable import RetryableWrites
 from reactor.testing.double.tokens import Clock
+from reactor.testing.double.versions import DEFAULT_SERVER_VERSION, ServerVersion, server_version
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Backend:
 
     replica_set: str
     address: str  # "host:port" as advertised in hello
+    server: ServerVersion = field(default_factory=lambda: server_version(DEFAULT_SERVER_VERSION))
     catalog: Catalog = field(default_factory=Catalog)
     clock: Clock = field(default_factory=Clock)
     cursors: CursorTable = field(default_factory=CursorTable)

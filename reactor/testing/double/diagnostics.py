@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import time
 
-from reactor.testing.double.admin import VERSION
 from reactor.testing.double.context import Context, command
 from reactor.testing.double.replies import Doc
 
@@ -36,7 +35,7 @@ async def server_status(ctx: Context, cmd: Doc) -> Doc:
     uptime_s = time.monotonic() - _STARTED_S
     return {
         "host": ctx.backend.address,
-        "version": VERSION,
+        "version": ctx.backend.server.version,
         "process": "mongod",
         "pid": os.getpid(),
         "uptime": float(int(uptime_s)),

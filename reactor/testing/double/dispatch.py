@@ -9,6 +9,7 @@ from bson.int64 import Int64
 
 from reactor.testing.double import (
     admin,
+    bulk_write,
     collmod,
     diagnostics,
     find_modify,
@@ -24,7 +25,17 @@ from reactor.testing.double.replies import CommandFailed, Doc, error_code, error
 from reactor.testing.double.write_concern import write_concern_error
 
 # Importing the handler modules registers their commands.
-HANDLER_MODULES = (admin, collmod, diagnostics, find_modify, indexes, reads, rename, writes)
+HANDLER_MODULES = (
+    admin,
+    bulk_write,
+    collmod,
+    diagnostics,
+    find_modify,
+    indexes,
+    reads,
+    rename,
+    writes,
+)
 
 _TRANSACTION_COMMANDS = frozenset({"commitTransaction", "abortTransaction"})
 _NO_SIGNATURE: Doc = {"hash": Binary(bytes(20)), "keyId": Int64(0)}
@@ -65,7 +76,8 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     if not isinstance(db, str) or not db:
         return error_reply(40571, "OP_MSG requests require a $db argument")
     change_stream = _is_change_stream(backend, name, body)
-    injected = backend.faults.take_failure(name)
+    target = body.get(name)
+    injected = backend.faults.take_failure(name, target if isinstance(target, str) else None)
     if injected is not None:
         reply = error_reply(injected.code, injected.message, injected.labels or ())
         if injected.labels is None:  # as MongoDB labels it; given labels replace the server's
@@ -80,6 +92,8 @@ async def _answer(backend: Backend, body: Doc, ctx: Context) -> Doc:
     if handler is None:
         message = f"no such command: '{name}' (not supported by the mongo-reactor test double)"
         return error_reply(59, message)
+    if not backend.server.offers(name):  # newer than the release the double poses as
+        return error_reply(59, f"no such command: '{name}'")
     ctx.db = db
     reply = await _run_retryable(handler, ctx, name, body)
     if reply is ANSWERED:

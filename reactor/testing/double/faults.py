@@ -23,8 +23,11 @@ class Failure:
     labels: tuple[str, ...] | None
     commands: frozenset[str] | None
     message: str
+    collections: frozenset[str] | None = None  # only commands on these collections
 
-    def matches(self, command: str) -> bool:
+    def matches(self, command: str, collection: str | None = None) -> bool:
+        if self.collections is not None and collection not in self.collections:
+            return False
         if self.commands is None:
             return command.lower() not in _UNNAMED_EXEMPT
         return command in self.commands
@@ -45,15 +48,18 @@ class Faults:
         labels: Sequence[str] | None,
         commands: Collection[str] | None,
         message: str,
+        collections: Collection[str] | None = None,
     ) -> None:
         names = None if commands is None else frozenset(commands)
         given = None if labels is None else tuple(labels)
-        self._failures.append(Failure(n, code, given, names, message))
+        where = None if collections is None else frozenset(collections)
+        self._failures.append(Failure(n, code, given, names, message, where))
 
-    def take_failure(self, command: str) -> Failure | None:
-        """The injected failure for ``command``, if one is queued for it (counted as used)."""
+    def take_failure(self, command: str, collection: str | None = None) -> Failure | None:
+        """The injected failure for ``command`` (on ``collection``), if one is queued for it
+        (counted as used)."""
         for failure in self._failures:
-            if failure.remaining > 0 and failure.matches(command):
+            if failure.remaining > 0 and failure.matches(command, collection):
                 failure.remaining -= 1
                 self._failures = [f for f in self._failures if f.remaining > 0]
                 return failure

@@ -21,6 +21,7 @@ CODE_NAMES: dict[int, str] = {
     11: "UserNotFound",
     13: "Unauthorized",
     14: "TypeMismatch",
+    16: "InvalidLength",
     20: "IllegalOperation",
     26: "NamespaceNotFound",
     27: "IndexNotFound",

@@ -16,7 +16,9 @@ import bson
 
 from reactor.testing.double.replies import CommandFailed, Doc
 
-RETRYABLE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify", "findandmodify"})
+RETRYABLE_COMMANDS = frozenset(
+    {"insert", "update", "delete", "findAndModify", "findandmodify", "bulkWrite"}
+)
 MAX_SESSIONS = 10_000
 
 Key = tuple[bytes, int]

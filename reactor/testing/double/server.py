@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import TypeVar
 
 from reactor.errors import ReactorError
-from reactor.testing.double import ttl
+from reactor.testing.double import ttl, versions
 from reactor.testing.double.connection import serve_connection
 from reactor.testing.double.context import Backend
+from reactor.testing.double.versions import DEFAULT_SERVER_VERSION
 
 T = TypeVar("T")
 _CALL_TIMEOUT_S = 10.0
@@ -28,6 +29,8 @@ class MongoDouble:
 
     ``start()`` serves from a background thread; ``serve_forever()`` serves from the caller's
     thread. The fault hooks may be called from any thread and take effect before they return.
+    ``server_version`` is the MongoDB release it poses as (``"8.0"``, or ``"7.0"``: wire version
+    21 and no ``bulkWrite``); an unknown one raises UnknownServerVersion here.
     """
 
     def __init__(
@@ -37,11 +40,13 @@ class MongoDouble:
         *,
         replica_set: str = "rs0",
         advertised_host: str | None = None,
+        server_version: str = DEFAULT_SERVER_VERSION,
     ) -> None:
         self.host = host
         self.port = port
         self.replica_set = replica_set
         self.advertised_host = advertised_host or _reachable(host)
+        self.server_version = versions.server_version(server_version)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._backend: Backend | None = None
@@ -109,8 +114,10 @@ class MongoDouble:
         labels: Sequence[str] | None = None,
         commands: Collection[str] | None = None,
         message: str = "injected failure",
+        collections: Collection[str] | None = None,
     ) -> None:
-        """Answer the next ``n`` commands (only those named, if given) with this error.
+        """Answer the next ``n`` commands (only those named, and on the collections named, if
+        given) with this error.
 
         ``labels`` None: the labels MongoDB would attach (``ResumableChangeStreamError`` on a
         change stream's aggregate or getMore for a resumable code, ``NonResumableChangeStreamError``
@@ -118,7 +125,8 @@ class MongoDouble:
         """
 
         async def arm() -> None:
-            self._require_backend().faults.fail_next(n, code, labels, commands, message)
+            faults = self._require_backend().faults
+            faults.fail_next(n, code, labels, commands, message, collections)
 
         self._call(arm)
 
@@ -166,7 +174,7 @@ class MongoDouble:
         try:
             self.port = server.sockets[0].getsockname()[1]
             address = f"{self.advertised_host}:{self.port}"
-            self._backend = Backend(self.replica_set, address)
+            self._backend = Backend(self.replica_set, address, server=self.server_version)
             expiry = asyncio.create_task(ttl.monitor(self._backend))
             self._ready.set()
             if not self._stop_requested:  # else stop() ran before the loop existed

@@ -73,13 +73,18 @@ async def insert(ctx: Context, cmd: Doc) -> Doc:
 
     def run(index: int, doc: Any) -> None:
         nonlocal inserted
-        if not isinstance(doc, dict):
-            raise CommandFailed(2, "a document to insert must be an object")
-        crud.insert(coll, doc, on_change)
+        insert_statement(coll, doc, on_change)
         inserted += 1
 
     errors = _run_batch(cmd, documents, run)
     return write_reply(inserted, errors)
+
+
+def insert_statement(coll: Collection, doc: Any, on_change: crud.OnChange) -> None:
+    """One document of an insert (stored with its change event, or an error raised)."""
+    if not isinstance(doc, dict):
+        raise CommandFailed(2, "a document to insert must be an object")
+    crud.insert(coll, doc, on_change)
 
 
 @command("update")
@@ -92,7 +97,7 @@ async def update(ctx: Context, cmd: Doc) -> Doc:
 
     def run(index: int, spec: Any) -> None:
         nonlocal matched, modified
-        result = _update_one_spec(ctx, cmd, spec)
+        result = update_statement(ctx, cmd, spec)
         if result.upserted:
             upserted.append({"index": index, "_id": result.upserted_id})
         matched, modified = matched + result.matched, modified + result.modified
@@ -104,7 +109,7 @@ async def update(ctx: Context, cmd: Doc) -> Doc:
     return write_reply(matched + len(upserted), errors, **extra)
 
 
-def _update_one_spec(ctx: Context, cmd: Doc, spec: Any) -> crud.UpdateResult:
+def update_statement(ctx: Context, cmd: Doc, spec: Any) -> crud.UpdateResult:
     """One update statement; a missing collection is created only by an upsert, as on MongoDB."""
     if not isinstance(spec, dict):
         raise CommandFailed(9, "an update statement must be an object")
@@ -136,16 +141,21 @@ async def delete(ctx: Context, cmd: Doc) -> Doc:
 
     def run(index: int, spec: Any) -> None:
         nonlocal deleted
-        if not isinstance(spec, dict):
-            raise CommandFailed(9, "a delete statement must be an object")
-        if spec.get("collation"):
-            raise not_supported("delete with collation")
-        if spec.get("limit", 0) not in (0, 1):
-            raise CommandFailed(9, "The limit field in delete objects must be 0 or 1")
-        just_one = spec.get("limit", 0) == 1
-        q = spec.get("q") or {}
-        hint = spec.get("hint") or None
-        deleted += crud.delete(coll, q, recorder(ctx, coll), just_one=just_one, hint=hint)
+        deleted += delete_statement(ctx, coll, spec)
 
     errors = _run_batch(cmd, statements, run)
     return write_reply(deleted, errors)
+
+
+def delete_statement(ctx: Context, coll: Collection, spec: Any) -> int:
+    """One delete statement ``{q, limit, hint}``: how many documents it deleted."""
+    if not isinstance(spec, dict):
+        raise CommandFailed(9, "a delete statement must be an object")
+    if spec.get("collation"):
+        raise not_supported("delete with collation")
+    if spec.get("limit", 0) not in (0, 1):
+        raise CommandFailed(9, "The limit field in delete objects must be 0 or 1")
+    just_one = spec.get("limit", 0) == 1
+    q = spec.get("q") or {}
+    hint = spec.get("hint") or None
+    return crud.delete(coll, q, recorder(ctx, coll), just_one=just_one, hint=hint)

@@ -11,5 +11,5 @@ Independent of the wire protocol:
 - :mod:`updates`, :mod:`operators`, :mod:`fieldpath`, :mod:`positional` update documents;
   :mod:`crud` inserts, updates and deletes with size limits.
 - :mod:`aggregation`, :mod:`pipeline` aggregation (mongomock's stage handlers for most stages);
-  :mod:`distinct`.
+  :mod:`distinct`; :mod:`variables` which ``$$names`` an expression may use.
 """

@@ -20,7 +20,7 @@ from typing import Any
 from mongomock.aggregate import _parse_expression
 from pymongo.errors import OperationFailure
 
-from reactor.testing.double.engine import types
+from reactor.testing.double.engine import types, variables
 from reactor.testing.double.engine.keystring import encode, rank_of
 from reactor.testing.double.engine.paths import MISSING, split, values_at
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
@@ -238,6 +238,8 @@ def _elem_match(parts: tuple[str, ...], arg: Any) -> Predicate:
 
 
 def _expr(expression: Any) -> Predicate:
+    variables.check_defined(expression)
+
     def predicate(doc: Any) -> bool:
         try:
             value = _parse_expression(expression, doc, ignore_missing_keys=True)  # type: ignore[no-untyped-call]
