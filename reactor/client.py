@@ -196,9 +196,12 @@ async def job_log(
     return shown, lines, next_line
 
 
-async def workers(db: AsyncDatabase[Doc], *, ttl_s: float) -> list[Doc]:
-    """The reactors seen within ``ttl_s`` (``reactor_workers``), by name."""
-    return await fleet.members(db, ttl_s)
+async def workers(
+    db: AsyncDatabase[Doc], *, ttl_s: float, now: datetime | None = None
+) -> list[Doc]:
+    """The reactors seen within ``ttl_s`` (``reactor_workers``), by name; ``now``: MongoDB's
+    clock when the caller knows it (``last_seen`` is written on it), else this host's."""
+    return await fleet.members(db, ttl_s, now)
 
 
 def run_of(doc: Mapping[str, Any] | None) -> int:

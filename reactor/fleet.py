@@ -108,6 +108,7 @@ class Heartbeat:
         queued: Callable[[], Any],
         period_s: float,
         ttl_s: float,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.collection = db[model.WORKERS_COLLECTION]
         self.calls = calls
@@ -116,6 +117,7 @@ class Heartbeat:
         self.queued = queued
         self.period_s = period_s
         self.ttl_s = ttl_s
+        self.clock = clock  # MongoDB's time as this reactor knows it: samples are read with it
         self.keep = max(1, math.ceil(model.SAMPLE_WINDOW_S / period_s))
         self.sampler = Sampler()
 
@@ -151,7 +153,7 @@ class Heartbeat:
         except PyMongoError:
             queued = None
         return model.FleetSample(
-            at=utcnow(),
+            at=self.clock(),
             cpu_percent=self.sampler.cpu_percent(),
             rss_mb=self.sampler.rss_mb(),
             in_flight=self.in_flight(),

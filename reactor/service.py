@@ -168,7 +168,7 @@ class Service:
         return Heartbeat(self.store.db, member, self.calls,
                          in_flight=lambda: self.admission.in_flight,
                          queued=self.store.count_queued, period_s=s.fleet_heartbeat_s,
-                         ttl_s=s.fleet_ttl_s)  # fmt: skip
+                         ttl_s=s.fleet_ttl_s, clock=self.store.now)  # fmt: skip
 
     def web(self) -> WebParts | None:
         """What the web layer serves besides the probes; ``None`` without an API token."""
@@ -177,7 +177,7 @@ class Service:
             return None
         api = ApiParts(self.store.db, self.registry, Auth(Tokens(s.api_token, s.api_read_token)),
                        s.jobs_collection, s.results_collection, s.jobs_root,
-                       s.fleet_ttl_s)  # fmt: skip
+                       s.fleet_ttl_s, self.store.now)  # fmt: skip
         return WebParts(api, s.api_max_body_bytes, s.ui_secure_cookie)
 
     def probes(self) -> Probes:

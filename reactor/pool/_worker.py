@@ -145,7 +145,9 @@ def _encode(reply: Reply) -> bytes:
         what = "return value" if reply.ok else "exception"
         message = f"the {what} of type {type_name(type(reply.value))} could not be sent back: {exc}"
         failure = handler_failed(message, exc)
-        return pickle.dumps(Reply(False, failure, reply.rss_bytes, reply.left_processes, reply.usage))
+        return pickle.dumps(
+            Reply(False, failure, reply.rss_bytes, reply.left_processes, reply.usage)
+        )
 
 
 def rss_bytes() -> int:

@@ -48,19 +48,25 @@ class BodyLimit:
             await self._refuse(send)
             return
         seen = 0
-        started = False
+        over = started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True
                     raise TooLarge
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if over:  # the app's own answer to the error (a 500) is replaced by the 413
+                if not started:
+                    started = True
+                    await self._refuse(send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ class ApiParts:
     results: str
     jobs_root: Path
     fleet_ttl_s: float
+    now: Callable[[], datetime]  # MongoDB's clock as this reactor knows it (fleet freshness)
 
 
 def routers() -> list[Callable[[ApiParts], APIRouter]]:

@@ -33,7 +33,7 @@ def router(parts: ApiParts) -> APIRouter:
         samples: Annotated[bool, Query(description="Include the last hour's samples.")] = False,
     ) -> dict[str, Any]:
         """The running reactors: host, pid, version, handlers, jobs in flight, CPU and memory."""
-        found = await client.workers(parts.db, ttl_s=parts.fleet_ttl_s)
+        found = await client.workers(parts.db, ttl_s=parts.fleet_ttl_s, now=parts.now())
         return {"workers": [shown(doc, samples) for doc in found]}
 
     return api

@@ -54,7 +54,7 @@ def buckets(times: Iterable[datetime], start: datetime, count: int) -> list[int]
     """How many of ``times`` fall in each of ``count`` ``BUCKET``-long slots from ``start``."""
     counts = [0] * count
     for when in times:
-        slot = int((aware(when) - start) / BUCKET)
+        slot = (aware(when) - start) // BUCKET  # floor: a time before the start is not slot 0
         if 0 <= slot < count:
             counts[slot] += 1
     return counts
@@ -110,7 +110,7 @@ class Overview:
 
 async def overview(parts: ApiParts, now: datetime | None = None) -> Overview:
     db = parts.db
-    now = now or datetime.now(UTC)
+    now = now or parts.now()
     start = now - WINDOW
     counts = await _counts(db, parts.jobs)
     statuses: dict[str, int] = {}
