@@ -131,14 +131,30 @@ class Dispatcher:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(lease.keep)
-                    outcome = await self._attempt(job, handler, watch, lease, tg)
-                    await self.recorder.record(job, handler, outcome, lease)
+                    target = self._log_target(job, handler)
+                    with joblog.capture(target):  # the job's own log: from start to record
+                        outcome = await self._attempt(job, handler, watch, lease, tg, target)
+                        await self.recorder.record(job, handler, outcome, lease)
                     tg.cancel_scope.cancel()
             finally:
                 parts.observer.job_left(job.key, job.command_name)
 
+    def _log_target(self, job: Job, handler: Handler | None) -> joblog.Target | None:
+        """Where this run's own log goes: in its job directory, for a job that can run."""
+        if handler is None or job.problem is not None or not job.has_job_id:
+            return None
+        directory = workdir.job_dir(self.settings.jobs_root, job.key)
+        return joblog.Target(str(joblog.path_of(directory, job.run)),
+                             self.settings.job_log_max_bytes)  # fmt: skip
+
     async def _attempt(
-        self, job: Job, handler: Handler | None, watch: Watch, lease: Lease, tg: TaskGroup
+        self,
+        job: Job,
+        handler: Handler | None,
+        watch: Watch,
+        lease: Lease,
+        tg: TaskGroup,
+        log_target: joblog.Target | None,
     ) -> Outcome:
         """This attempt's outcome (``LOST`` when the lease was lost: nothing to record)."""
         early = early_outcome(job, handler, self.parts.registry)
@@ -158,7 +174,7 @@ class Dispatcher:
                     refused = await self._start(job, alone)
                     if refused is not None:
                         return refused
-                    value = await self._call(job, handler, lease, tg, costs)
+                    value = await self._call(job, handler, lease, tg, costs, log_target)
             except Exception as exc:
                 error = exc
         outcome = self._sort(job, handler, watch, value, error)
@@ -197,12 +213,15 @@ class Dispatcher:
         return sort_exception(error, attempt=job.attempt, policy=handler.retry)
 
     async def _call(
-        self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup, costs: list[Usage]
+        self,
+        job: Job,
+        handler: Handler,
+        lease: Lease,
+        tg: TaskGroup,
+        costs: list[Usage],
+        log_target: joblog.Target | None,
     ) -> Any:
         directory = workdir.prepare(self.settings.jobs_root, job.key)
-        log_target = joblog.Target(
-            str(joblog.path_of(directory, job.run)), self.settings.job_log_max_bytes
-        )
         kwargs = handler.bind_args(job.args, directory)
         if handler.wants_context:
             kwargs["ctx"] = self._context(job, handler, directory)
@@ -215,19 +234,16 @@ class Dispatcher:
             spawn=tg.start_soon,
         )
         self.parts.observer.job_started(job.command_name)
+        log.info("job_started", runs=handler.runs.value, reclaimed=job.reclaimed or None)
         with (
             progress.ROUTER.route(job.key, writer.report),
             self.parts.handlers.running(job.key, handler.name, handler.runs.value,
                                         handler.timeout_s),
         ):  # fmt: skip
             if handler.runs is Runs.PROCESS:
-                with joblog.capture(log_target):  # this process's lines about the job
-                    log.info("job_started", runs=handler.runs.value,
-                             reclaimed=job.reclaimed or None)  # fmt: skip
                 run = PoolCall(handler, kwargs, job, lease, writer, directory, log_target)
                 return await self._in_pool(run, costs.append)
-            with joblog.capture(log_target), usage.wall_clock(costs):
-                log.info("job_started", runs=handler.runs.value, reclaimed=job.reclaimed or None)
+            with usage.wall_clock(costs):
                 return await self._in_process(handler, kwargs)
 
     def _context(self, job: Job, handler: Handler, directory: Path) -> JobContext:
@@ -281,7 +297,7 @@ class PoolCall:
     lease: Lease
     writer: progress.Writer
     directory: Path
-    log_target: joblog.Target
+    log_target: joblog.Target | None
 
 
 async def _on_the_loop(handler: Handler, kwargs: dict[str, Any]) -> Any:

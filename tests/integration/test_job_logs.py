@@ -58,6 +58,8 @@ async def test_what_a_handler_logs_and_prints_is_kept_with_the_job(
     assert ("handler_print", "printed t1 0") in found
     assert any(line["event"] == "library line t1 0" for line in lines)
     assert all(line.get("job_id") == "j1" for line in lines)
+    assert found[0][0] == "job_started"
+    assert found[-1][0] == "job_finished"
     if command == "loud_process":
         assert ("handler_print", "unterminated t1") in found
 
