@@ -132,14 +132,14 @@ async def test_cancel_and_retry_buttons_work(settings: Settings, db: Db) -> None
     """On a job's page, Cancel stops the running job and Retry runs it again to success."""
     jobs_lib.GATE["current"] = gate = jobs_lib.Gate()
     async with dashboard(settings) as port:
-        await db.jobs.insert_one({"job_id": "held", "command": "gated", "args": {}})
+        await db.jobs.insert_one({"job_id": "held-in-browser", "command": "gated", "args": {}})
         await gate.until_waiting(1)
 
         def scenario() -> None:
             from playwright.sync_api import expect
 
             with browser_page(port) as page:
-                page.goto(f"http://127.0.0.1:{port}/ui/jobs/held")
+                page.goto(f"http://127.0.0.1:{port}/ui/jobs/held-in-browser")
                 status = page.locator("#job-status")
                 expect(status).to_have_text("running")
                 page.click('button[data-action="cancel"]')
@@ -151,7 +151,7 @@ async def test_cancel_and_retry_buttons_work(settings: Settings, db: Db) -> None
                 expect(page.locator("#job-result")).to_contain_text("released")
 
         await in_browser(scenario)
-    result = await wait_for_result(db, "held", timeout_s=5, min_run=2)
+    result = await wait_for_result(db, "held-in-browser", timeout_s=5, min_run=2)
     assert result["history"][0]["status"] == "cancelled"
 
 

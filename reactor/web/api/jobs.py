@@ -27,6 +27,11 @@ from reactor.web.api.schemas import (
 
 MAX_PAGE = 200
 MAX_LOG_LINES = 5000
+Cursor = Annotated[
+    str | None,
+    Query(max_length=2000, pattern=r"^[A-Za-z0-9_-]*$",
+          description="next_cursor of the previous page (opaque)"),
+]  # fmt: skip
 JobId = Annotated[str, Path(min_length=1, max_length=1024, description="The job's job_id.")]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -58,11 +63,14 @@ def for_commands(names: list[str]) -> type[NewJob]:
 
 
 def router(parts: ApiParts) -> APIRouter:
-    api = APIRouter(
-        prefix="/api/jobs",
-        tags=["jobs"],
-        responses=ERROR_RESPONSES,
-    )
+    api = APIRouter(prefix="/api/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+    _submit_route(api, parts)
+    _read_routes(api, parts)
+    _action_routes(api, parts)
+    return api
+
+
+def _submit_route(api: APIRouter, parts: ApiParts) -> None:
     db, jobs, results = parts.db, parts.jobs, parts.results
 
     async def submit(new: NewJob, response: Response) -> dict[str, Any]:
@@ -81,19 +89,16 @@ def router(parts: ApiParts) -> APIRouter:
     api.post("", status_code=201, response_model=JobOut, dependencies=[parts.auth.writer],
              responses=taken)(submit)  # fmt: skip
 
+
+def _read_routes(api: APIRouter, parts: ApiParts) -> None:
+    db, jobs, results = parts.db, parts.jobs, parts.results
+
     @api.get("", response_model=JobPage, dependencies=[parts.auth.reader])
     async def list_jobs(
         status: StatusName | None = None,
         command: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=2000,
-                pattern=r"^[A-Za-z0-9_-]*$",
-                description="next_cursor of the previous page (opaque)",
-            ),
-        ] = None,
+        cursor: Cursor = None,
     ) -> dict[str, Any]:
         """Jobs newest first, by status and command; follow ``next_cursor`` for older ones."""
         before = decode_cursor(cursor) if cursor else None
@@ -114,20 +119,6 @@ def router(parts: ApiParts) -> APIRouter:
             raise ApiError(404, "job_not_found", f"no job with job_id {job_id!r}")
         return detail(job_id, job, result)
 
-    @api.post("/{job_id}/cancel", response_model=JobChanged, dependencies=[parts.auth.writer],
-              responses={**NOT_FOUND, **CONFLICT})  # fmt: skip
-    async def cancel(job_id: JobId) -> dict[str, Any]:
-        """Ask a queued or running job to stop (the reactor running it records ``cancelled``)."""
-        return {"job": enc.job(await client.cancel(db, job_id, jobs=jobs))}
-
-    @api.post("/{job_id}/retry", response_model=JobChanged, dependencies=[parts.auth.writer],
-              responses={**NOT_FOUND, **CONFLICT})  # fmt: skip
-    async def retry(job_id: JobId) -> dict[str, Any]:
-        """Queue a finished job again: its next run starts."""
-        await client.retry(db, job_id, jobs=jobs)
-        job, _ = await client.job_status(db, job_id, jobs=jobs, results=results)
-        return {"job": enc.job(job or {model.JOB_ID: job_id})}
-
     @api.get("/{job_id}/log", response_model=LogPage, dependencies=[parts.auth.reader],
              responses=NOT_FOUND)  # fmt: skip
     async def log(
@@ -142,7 +133,23 @@ def router(parts: ApiParts) -> APIRouter:
         )
         return {"job_id": job_id, "run": shown, "lines": enc.plain(lines), "next_line": next_line}
 
-    return api
+
+def _action_routes(api: APIRouter, parts: ApiParts) -> None:
+    db, jobs, results = parts.db, parts.jobs, parts.results
+
+    @api.post("/{job_id}/cancel", response_model=JobChanged, dependencies=[parts.auth.writer],
+              responses={**NOT_FOUND, **CONFLICT})  # fmt: skip
+    async def cancel(job_id: JobId) -> dict[str, Any]:
+        """Ask a queued or running job to stop (the reactor running it records ``cancelled``)."""
+        return {"job": enc.job(await client.cancel(db, job_id, jobs=jobs))}
+
+    @api.post("/{job_id}/retry", response_model=JobChanged, dependencies=[parts.auth.writer],
+              responses={**NOT_FOUND, **CONFLICT})  # fmt: skip
+    async def retry(job_id: JobId) -> dict[str, Any]:
+        """Queue a finished job again: its next run starts."""
+        await client.retry(db, job_id, jobs=jobs)
+        job, _ = await client.job_status(db, job_id, jobs=jobs, results=results)
+        return {"job": enc.job(job or {model.JOB_ID: job_id})}
 
 
 def detail(

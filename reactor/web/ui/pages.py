@@ -46,32 +46,41 @@ def render(name: str, **context: Any) -> str:
     return _templates.get_template(name).render(**context)
 
 
-class NotSignedIn(Exception):
-    pass
-
-
 def router(parts: ApiParts, *, secure_cookie: bool) -> APIRouter:
     ui = APIRouter(prefix="/ui", include_in_schema=False)
-    sessions = Sessions(parts.auth.tokens)
+    views = Views(parts, Sessions(parts.auth.tokens))
+    _session_routes(ui, views, secure_cookie)
+    _view_routes(ui, views)
+    _action_route(ui, views)
+    return ui
 
-    def role(request: Request) -> Role:
-        return sessions.role_of(request.cookies.get(COOKIE))
 
-    def page(request: Request, title: str, fragment_url: str, body: str) -> Response:
-        found = role(request)
-        if found is Role.NONE:
-            return RedirectResponse("/ui/login", status_code=303)
+class Views:
+    """Rendering a page or a fragment for the session a request carries."""
+
+    def __init__(self, parts: ApiParts, sessions: Sessions) -> None:
+        self.parts = parts
+        self.sessions = sessions
+
+    def role(self, request: Request) -> Role:
+        return self.sessions.role_of(request.cookies.get(COOKIE))
+
+    def page(self, request: Request, title: str, fragment_url: str, body: str) -> Response:
+        found = self.role(request)
         cookie = request.cookies.get(COOKIE, "")
         html = render("page.html", title=title, body=body, refresh_url=fragment_url,
-                      refresh_s=REFRESH_S, csrf=sessions.csrf_token(cookie),
+                      refresh_s=REFRESH_S, csrf=self.sessions.csrf_token(cookie),
                       can_write=found is Role.WRITE)  # fmt: skip
         return HTMLResponse(html)
 
-    def fragment(request: Request, body: str) -> Response:
-        if role(request) is Role.NONE:
-            return Response("signed out", status_code=401)
-        return HTMLResponse(body)
+    async def overview(self) -> str:
+        return render("overview.html", o=await data.overview(self.parts))
 
+    async def job(self, job_id: str, role: Role) -> str:
+        return await _job_fragment(self.parts, job_id, role)
+
+
+def _session_routes(ui: APIRouter, views: Views, secure_cookie: bool) -> None:
     @ui.get("/login")
     async def login_form(request: Request) -> Response:
         return HTMLResponse(render("login.html", failed=False))
@@ -79,12 +88,12 @@ def router(parts: ApiParts, *, secure_cookie: bool) -> APIRouter:
     @ui.post("/login")
     async def login(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        found = parts.auth.tokens.role_of((form.get("token") or [""])[0])
+        found = views.parts.auth.tokens.role_of((form.get("token") or [""])[0])
         if found is Role.NONE or not same_origin(request):
             return HTMLResponse(render("login.html", failed=True), status_code=401)
         response = RedirectResponse("/ui", status_code=303)
         secure = secure_cookie or request.url.scheme == "https"
-        response.set_cookie(COOKIE, sessions.issue(found), max_age=SESSION_S, path="/ui",
+        response.set_cookie(COOKIE, views.sessions.issue(found), max_age=SESSION_S, path="/ui",
                             httponly=True, samesite="strict", secure=secure)  # fmt: skip
         return response
 
@@ -94,35 +103,43 @@ def router(parts: ApiParts, *, secure_cookie: bool) -> APIRouter:
         response.delete_cookie(COOKIE, path="/ui")
         return response
 
+
+def _view_routes(ui: APIRouter, views: Views) -> None:
     @ui.get("")
     async def overview(request: Request) -> Response:
-        if role(request) is Role.NONE:
+        if views.role(request) is Role.NONE:
             return RedirectResponse("/ui/login", status_code=303)
-        body = render("overview.html", o=await data.overview(parts))
-        return page(request, "mongo-reactor", "/ui/fragments/overview", body)
+        return views.page(request, "mongo-reactor", "/ui/fragments/overview",
+                          await views.overview())  # fmt: skip
 
     @ui.get("/fragments/overview")
     async def overview_fragment(request: Request) -> Response:
-        if role(request) is Role.NONE:
-            return fragment(request, "")
-        return fragment(request, render("overview.html", o=await data.overview(parts)))
+        if views.role(request) is Role.NONE:
+            return Response("signed out", status_code=401)
+        return HTMLResponse(await views.overview())
 
     @ui.get("/jobs/{job_id}")
     async def job_page(request: Request, job_id: str) -> Response:
-        if role(request) is Role.NONE:
+        role = views.role(request)
+        if role is Role.NONE:
             return RedirectResponse("/ui/login", status_code=303)
-        body = await _job_fragment(parts, job_id, role(request))
-        return page(request, f"job {job_id}", f"/ui/fragments/jobs/{quote(job_id)}", body)
+        return views.page(request, f"job {job_id}", f"/ui/fragments/jobs/{quote(job_id)}",
+                          await views.job(job_id, role))  # fmt: skip
 
     @ui.get("/fragments/jobs/{job_id}")
     async def job_fragment(request: Request, job_id: str) -> Response:
-        if role(request) is Role.NONE:
-            return fragment(request, "")
-        return fragment(request, await _job_fragment(parts, job_id, role(request)))
+        role = views.role(request)
+        if role is Role.NONE:
+            return Response("signed out", status_code=401)
+        return HTMLResponse(await views.job(job_id, role))
+
+
+def _action_route(ui: APIRouter, views: Views) -> None:
+    parts = views.parts
 
     @ui.post("/jobs/{job_id}/{action}")
     async def act(request: Request, job_id: str, action: str) -> Response:
-        if role(request) is not Role.WRITE or not sessions.csrf_ok(request):
+        if views.role(request) is not Role.WRITE or not views.sessions.csrf_ok(request):
             return JSONResponse({"message": "not allowed (sign in again)"}, status_code=403)
         if action not in ("cancel", "retry"):
             return JSONResponse({"message": f"no action {action!r}"}, status_code=404)
@@ -136,8 +153,6 @@ def router(parts: ApiParts, *, secure_cookie: bool) -> APIRouter:
             status = error.status if error is not None else 400
             return JSONResponse({"message": str(exc)}, status_code=status)
         return JSONResponse({"message": f"{action} requested"})
-
-    return ui
 
 
 async def _job_fragment(parts: ApiParts, job_id: str, role: Role) -> str:
