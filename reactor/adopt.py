@@ -25,6 +25,7 @@ from pymongo.errors import OperationFailure
 
 from reactor import model, queries
 from reactor.errors import ConfigError
+from reactor.index_plan import Decision
 from reactor.logging import get_logger
 from reactor.store import Store
 
@@ -33,7 +34,6 @@ log = get_logger("reactor.adopt")
 BATCH = 500
 DUPLICATES_SHOWN = 10
 DUPLICATE_KEY = 11000
-_FAILURE_FIELDS = ("error", "exception", "traceback")
 
 
 @dataclass
@@ -56,13 +56,8 @@ class Plan:
 
 
 def adopted_status(result: dict[str, Any]) -> str:
-    """The status an old job takes from its result."""
-    status = result.get(model.STATUS)
-    if status in {s.value for s in model.TERMINAL_STATUSES}:
-        return str(status)
-    if any(result.get(name) is not None for name in _FAILURE_FIELDS):
-        return model.Status.FAILED.value
-    return model.Status.SUCCEEDED.value
+    """The status an old job takes from its result (``model.result_status``)."""
+    return model.result_status(result)
 
 
 async def adopt(
@@ -124,7 +119,7 @@ async def _results_of(store: Store, jobs: list[dict[str, Any]]) -> dict[str, dic
         model.JOB_ID: 1,
         model.STATUS: 1,
         model.FINISHED_AT: 1,
-        **dict.fromkeys(_FAILURE_FIELDS, 1),
+        **dict.fromkeys(model.FAILURE_FIELDS, 1),
     }
     cursor = store.results.find({model.JOB_ID: {"$in": ids}}, projection)
     docs = await store.calls.run("adopt_results", store.timeout_s, cursor.to_list())
@@ -146,10 +141,10 @@ async def duplicates(
     return [(str(doc["_id"]), int(doc["n"])) for doc in docs]
 
 
-async def ensure_indexes(store: Store) -> None:
+async def ensure_indexes(store: Store, *, replace: bool = False) -> list[Decision]:
     """``Store.ensure_indexes``, with duplicate ``job_id`` values explained (ConfigError)."""
     try:
-        await store.ensure_indexes()
+        return await store.ensure_indexes(replace=replace)
     except OperationFailure as exc:
         if exc.code != DUPLICATE_KEY:
             raise

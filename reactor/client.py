@@ -26,6 +26,7 @@ from pymongo.errors import DuplicateKeyError
 
 from reactor import fleet, joblog, model, queries, workdir
 from reactor.errors import (
+    ClientError,
     DuplicateJob,
     JobNotFound,
     JobNotStorable,
@@ -45,10 +46,16 @@ def new_job(
     args: Mapping[str, Any] | None = None,
     job_id: str | None = None,
     *,
-    priority: int | None = None,
+    priority: float | None = None,
     run_at: datetime | None = None,
 ) -> Doc:
-    """A job document in the format clients write (``priority`` and ``run_at`` only when given)."""
+    """A job document in the format clients write (``priority`` and ``run_at`` only when given).
+
+    ``priority`` is any finite number (:data:`reactor.model.PRIORITY_RULE`); anything else is
+    refused with :class:`ClientError`, in the words the reactor would use for the document.
+    """
+    if priority is not None and (problem := model.priority_problem(priority)) is not None:
+        raise ClientError(problem)
     doc: Doc = {
         model.JOB_ID: job_id or uuid.uuid4().hex,
         model.COMMAND: command,
@@ -68,7 +75,7 @@ async def submit(
     *,
     job_id: str | None = None,
     jobs: str = "jobs",
-    priority: int | None = None,
+    priority: float | None = None,
     run_at: datetime | None = None,
 ) -> str:
     """Insert one job and return its ``job_id``; :class:`DuplicateJob` if the id is taken."""

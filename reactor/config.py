@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="Extra handler modules: module names or .py paths, comma separated; "
         "each public top-level function becomes a command of its own name.",
     )
+    handler_import_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long reactor run and reactor handlers wait for one handler module (or "
+        "entry point) to import before they stop with exit code 2, naming it: a module that "
+        "runs a loop at import time never finishes.",
+    )
     drain_s: float = Field(
         60.0,
         ge=0,

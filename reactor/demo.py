@@ -1,10 +1,13 @@
-"""``reactor demo``: the double, one reactor, sample jobs (good and bad), their results, exit.
+"""``reactor demo``: the double, one reactor, sample jobs (good and bad), their results, then the
+lifecycle tour (``demo_tour``: cancel, re-run, priorities, delay, progress, retry), exit.
 
-Exits 0 when every job ended the way the demo expects (the bad ones must fail, with a message).
+Exits 0 when every job ended the way the demo expects (the bad ones must fail, with a message)
+and every step of the tour behaved as documented.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ import anyio
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from reactor import client, workdir
+from reactor import client, demo_tour, workdir
 from reactor.config import Settings, load_settings
 from reactor.logging import configure
 from reactor.registry import Registry, load_registry
@@ -37,8 +40,8 @@ class Sample:
         return str(self.doc.get("job_id") or self.doc["_id"])
 
 
-def run_demo() -> int:
-    """Run the demo; return the process exit code."""
+def run_demo(*, samples: bool = True, tour: bool = True) -> int:
+    """Run the demo (the sample jobs, then the lifecycle tour); return the exit code."""
     configure("console" if os.isatty(1) else "json", "error")
     from reactor.testing import MongoDouble
 
@@ -53,22 +56,31 @@ def run_demo() -> int:
             job_timeout_s=120,
             cpu_workers=min(2, os.cpu_count() or 1),
         )
-        return anyio.run(_demo, settings)
+        return anyio.run(functools.partial(_demo, settings, samples=samples, tour=tour))
 
 
-async def _demo(settings: Settings) -> int:
-    registry = load_registry()
-    samples = sample_jobs(settings.jobs_root, registry)
+async def _demo(settings: Settings, *, samples: bool, tour: bool) -> int:
+    registry = Registry([*load_registry(), *demo_tour.handlers()])
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_uri, tz_aware=True)
+    code = 0
     try:
         async with anyio.create_task_group() as tg:
             reactor = await tg.start(Reactor(settings, registry=registry).serve)
             db = mongo[settings.db]
-            await db[settings.jobs_collection].insert_many([s.doc for s in samples])
-            results = await client.wait_for_results(db, [s.key for s in samples], timeout_s=300)
+            if samples:
+                code |= await _samples(db, settings, registry)
+            if tour:
+                code |= await demo_tour.run_tour(db)
             reactor.stop()
     finally:
         await mongo.close()
+    return code
+
+
+async def _samples(db: Any, settings: Settings, registry: Registry) -> int:
+    samples = sample_jobs(settings.jobs_root, registry)
+    await db[settings.jobs_collection].insert_many([s.doc for s in samples])
+    results = await client.wait_for_results(db, [s.key for s in samples], timeout_s=300)
     return report(samples, results)
 
 

@@ -4,6 +4,7 @@
 
     ReactorError
     ├── ConfigError                 a setting is invalid or MongoDB cannot be reached at startup
+    │   └── IndexConflict           an existing index is in the way of one the reactor needs
     ├── RegistryError               entry points cannot be turned into handlers
     │   └── DuplicateHandler        two entry points claim one command name
     ├── StoreError                  MongoDB failed underneath a store operation
@@ -57,6 +58,11 @@ class ReactorError(Exception):
 
 class ConfigError(ReactorError):
     """A setting is invalid, or a required service cannot be reached at startup."""
+
+
+class IndexConflict(ConfigError):
+    """An existing index on ``jobs`` or ``results`` is in the way of one the reactor needs (a
+    plain ``job_id_1`` where a unique one is needed): ``reactor migrate --apply`` replaces it."""
 
 
 class RegistryError(ReactorError):

@@ -19,17 +19,29 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from reactor.errors import RegistryError
+from reactor.import_guard import ImportGuard
 
 SETTING = "REACTOR_HANDLER_MODULES"
 
 
-def import_handler_module(spec: str) -> ModuleType:
-    """Import the module named by ``spec`` (a module name or a ``.py`` path)."""
+def import_handler_module(spec: str, guard: ImportGuard | None = None) -> ModuleType:
+    """Import the module named by ``spec`` (a module name or a ``.py`` path).
+
+    With ``guard``, an import that does not finish in time ends the process, naming the module
+    (:mod:`reactor.import_guard`).
+    """
+    watching = guard.watching(f"handler module {spec!r} ({SETTING})") if guard else nullcontext()
+    with watching:
+        return _import(spec)
+
+
+def _import(spec: str) -> ModuleType:
     if spec.endswith(".py"):
         return _import_file(spec)
     try:

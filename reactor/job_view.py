@@ -122,6 +122,9 @@ def _job_lines(job: Doc) -> list[tuple[str, str]]:
         if job.get(field) is not None
     ]
     lines += times
+    if job.get(model.ADOPTED_AT) is not None:
+        adopted = when(job[model.ADOPTED_AT])
+        lines.append(("adopted", f"{adopted} (status from its existing result)"))
     for error in job.get(model.ERRORS) or []:
         if isinstance(error, Mapping):
             lines.append(("failed try", _error_line(error, error.get("attempt"))))
@@ -129,13 +132,16 @@ def _job_lines(job: Doc) -> list[tuple[str, str]]:
 
 
 def _result_lines(result: Doc) -> list[tuple[str, str]]:
-    status = str(result.get(model.STATUS, "-"))
+    status = model.result_status(result)
     duration = result.get("duration_ms")
     took = f" in {duration:g} ms" if isinstance(duration, int | float) else ""
-    lines = [("result", f"{status} (run {result.get(model.RUN, 1)}){took}")]
-    error = result.get(model.ERROR)
-    if isinstance(error, Mapping):
-        lines.append(("error", f"{error.get('type', '?')}: {_first_line(error.get('message'))}"))
+    run = f"run {result.get(model.RUN, 1)}"
+    if not model.is_own_result(result):  # a polling loop's, kept as it was at adoption
+        run += f", written before adoption at {when(model.result_finished_at(result))}"
+    lines = [("result", f"{status} ({run}){took}")]
+    error = model.result_error(result)
+    if error is not None:
+        lines.append(("error", f"{error[0]}: {_first_line(error[1])}"))
     if result.get(model.CANCELLED_VIA):
         via, at = result.get(model.CANCELLED_VIA), when(result.get(model.CANCELLED_AT))
         lines.append(("cancelled", f"at {at} through {via}"))

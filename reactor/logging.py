@@ -121,6 +121,37 @@ class JobAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+def configure_in_host(
+    log_format: LogFormat = "auto",
+    level: str = "info",
+    *,
+    show_locals: bool = False,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> None:
+    """Render lines as :func:`configure` does, but hand them to the host's own logging.
+
+    For a reactor inside another program, such as a test run by pytest: each line, already
+    rendered (JSON, or console), becomes the message of a stdlib record of its ``logger``, so it
+    goes wherever the host's handlers send it (pytest shows it in a failed test's captured log,
+    and prints nothing between tests). No handler is added; the ``reactor`` loggers get
+    ``level``, the host's handlers keep theirs.
+    """
+    fmt = resolve_format(log_format)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *_render(fmt, show_locals, max_line_bytes),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    logging.getLogger("reactor").setLevel(_LEVELS.get(level, logging.INFO))
+
+
 def _render(fmt: str, show_locals: bool, max_line_bytes: int) -> list[Any]:
     """The last processors: exceptions as data, the size cap, then the renderer."""
     if fmt == "console":

@@ -19,6 +19,7 @@ has none) and replaced by each run's::
 from __future__ import annotations
 
 import math
+import re
 import traceback as tb
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 import bson
+from bson import ObjectId
 
 from reactor.errors import HandlerFailed, JobError, ResultNotStorable
 
@@ -68,7 +70,7 @@ CANCELLED_AT = "cancelled_at"
 CANCELLED_VIA = "cancelled_via"  # "cancel_requested" or "status": how the cancel was asked for
 PROGRESS = "progress"  # {fraction, message, updated_at}
 ISOLATED = "isolated"  # a reclaimed job running alone: its reactor dying now makes it poison
-ERRORS = "errors"  # this run's failed attempts: [{attempt, type, message, at}]
+ERRORS = "errors"  # this run's unsuccessful attempts, Retry too: [{attempt, type, message, at}]
 ADOPTED_AT = "adopted_at"
 # Result fields beyond the job's.
 RESULT = "result"
@@ -175,8 +177,35 @@ def cancel_request(doc: Mapping[str, Any]) -> CancelRequest | None:
     return None
 
 
+# The one priority rule: the document check, ``reactor submit --priority`` and the client use it.
+PRIORITY_RULE = "an integer or a double such as 5, -1 or 2.5; higher runs first, absent counts as 0"
+
+
+def priority_problem(value: Any) -> str | None:
+    """Why ``value`` is not a priority (any finite number), or ``None`` when it is one."""
+    if is_priority(value):
+        return None
+    return f"priority {value!r} is not a finite number ({PRIORITY_RULE})"
+
+
 def document_problem(doc: Mapping[str, Any]) -> str | None:
-    """What is wrong with the reactor-read fields of a job document, or ``None``."""
+    """What is wrong with the reactor-read fields of a job document, or ``None``.
+
+    A missing ``job_id`` or ``command`` is left to the dispatcher ("job has no ..."); one of the
+    wrong type is named here with the type it has.
+    """
+    job_id = doc.get(JOB_ID)
+    if job_id is not None and not _name(job_id):
+        return (
+            f"job_id {job_id!r} is {type_phrase(job_id)}, not a non-empty string; its result is "
+            f"keyed by its _id {doc.get(ID)}"
+        )
+    command = doc.get(COMMAND)
+    if command is not None and not _name(command):
+        return (
+            f"command {command!r} is {type_phrase(command)}, not a non-empty string (the name "
+            "of a handler)"
+        )
     status = doc.get(STATUS)
     if status is not None and status not in STATUS_VALUES:
         accepted = ", ".join(STATUS_VALUES)
@@ -186,8 +215,8 @@ def document_problem(doc: Mapping[str, Any]) -> str | None:
         if value is not None and _count(value) is None:
             return f"{name} {value!r} is not a whole number from 0 to {MAX_ATTEMPT:,}"
     priority = doc.get(PRIORITY)
-    if priority is not None and not _is_priority(priority):
-        return f"priority {priority!r} is not an integer"
+    if priority is not None and (problem := priority_problem(priority)) is not None:
+        return problem
     run_at = doc.get(RUN_AT)
     if run_at is not None and not isinstance(run_at, datetime):
         return f"run_at {run_at!r} is not a date (use a BSON date, e.g. a Python datetime)"
@@ -217,11 +246,34 @@ def _int_or(value: Any, default: int) -> int:
     return default if number is None else number
 
 
-def _is_priority(value: Any) -> bool:
-    """A usable priority: any int or float but NaN (booleans are not numbers here)."""
+def is_priority(value: Any) -> bool:
+    """A usable priority (:data:`PRIORITY_RULE`): a finite int or float, not a boolean."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return not (isinstance(value, float) and math.isnan(value))
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+_TYPE_PHRASES: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a double",
+    str: "an empty string",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def type_phrase(value: Any) -> str:
+    """What a field holds, for messages: ``an integer``, ``a list``, ``a ObjectId``..."""
+    for kind, phrase in _TYPE_PHRASES.items():
+        if isinstance(value, kind):
+            return phrase
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 @dataclass(frozen=True)
@@ -336,15 +388,75 @@ def encoded_size(doc: Mapping[str, Any]) -> int:
 
 
 def history_entry(result_doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A finished run as kept in the next run's ``history``."""
-    error = result_doc.get(ERROR)
+    """A finished run as kept in the next run's ``history`` (a polling loop's result too)."""
+    error = result_error(result_doc)
+    attempts = result_doc.get(ATTEMPT)
     return {
         RUN: result_doc.get(RUN, 1),
-        STATUS: result_doc.get(STATUS),
-        "attempts": result_doc.get(ATTEMPT),
-        "error_type": error.get("type") if isinstance(error, Mapping) else None,
-        FINISHED_AT: result_doc.get(FINISHED_AT),
+        STATUS: result_status(result_doc),
+        "attempts": attempts if attempts is not None else 1,
+        "error_type": error[0] if error is not None else None,
+        FINISHED_AT: result_finished_at(result_doc),
     }
+
+
+# A result a polling loop wrote has no status; these fields of it mean its function raised.
+FAILURE_FIELDS = ("error", "exception", "traceback")
+UNTYPED_ERROR = "Error"  # the type of an old error whose text names none
+_ERROR_LINE = re.compile(r"([A-Za-z_][\w.]*)(?:: ?(.*))?", re.DOTALL)  # ValueError: no paper
+_ERROR_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.DOTALL)  # ValueError('no paper')
+
+
+def is_own_result(result_doc: Mapping[str, Any]) -> bool:
+    """Whether the reactor wrote this result (a polling loop's has no ``status`` of ours)."""
+    return result_doc.get(STATUS) in STATUS_VALUES
+
+
+def result_status(result_doc: Mapping[str, Any]) -> str:
+    """A result's status: its own, or for a polling loop's whether its function raised."""
+    status = result_doc.get(STATUS)
+    if status in {s.value for s in TERMINAL_STATUSES}:
+        return str(status)
+    if any(result_doc.get(name) is not None for name in FAILURE_FIELDS):
+        return Status.FAILED.value
+    return Status.SUCCEEDED.value
+
+
+def result_error(result_doc: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A result's error as ``(type, message)``: ours, or read from a polling loop's texts."""
+    error = result_doc.get(ERROR)
+    if isinstance(error, Mapping):
+        return str(error.get("type") or UNTYPED_ERROR), str(error.get("message") or "")
+    trace = result_doc.get("traceback")
+    if isinstance(trace, str) and trace.strip():
+        last = trace.strip().splitlines()[-1].strip()
+        if (line := _ERROR_LINE.fullmatch(last)) is not None and line.group(2) is not None:
+            return line.group(1), line.group(2).strip()
+    for name in (ERROR, "exception"):
+        text = result_doc.get(name)
+        if text is not None:
+            return _parse_error_text(str(text).strip())
+    return None if trace is None else (UNTYPED_ERROR, str(trace).strip())
+
+
+def _parse_error_text(text: str) -> tuple[str, str]:
+    """``ValueError('x')`` or ``ValueError: x``; any other text is an untyped message."""
+    if (found := _ERROR_REPR.fullmatch(text)) is not None:
+        inner = found.group(2).strip()
+        quoted = len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "'\""
+        return found.group(1), inner[1:-1] if quoted else inner
+    if (found := _ERROR_LINE.fullmatch(text)) is not None and found.group(2) is not None:
+        return found.group(1), found.group(2).strip()
+    return UNTYPED_ERROR, text
+
+
+def result_finished_at(result_doc: Mapping[str, Any]) -> datetime | None:
+    """When a result's run finished: its ``finished_at``, or when its document was written."""
+    finished = result_doc.get(FINISHED_AT)
+    if isinstance(finished, datetime):
+        return finished
+    doc_id = result_doc.get(ID)
+    return doc_id.generation_time if isinstance(doc_id, ObjectId) else None
 
 
 def _date_or_none(value: Any) -> datetime | None:

@@ -4,7 +4,8 @@
 ``SUCCEEDED``  the handler returned a storable value: a succeeded result
 ``FAILED``     a final failure: a failed result, with every attempt's error in ``errors``
 ``CANCELLED``  cancelled through the document: a cancelled result saying when and via what
-``RETRY``      another attempt, after ``delay_s``: back to queued with ``run_at`` set
+``RETRY``      another attempt, after ``delay_s``: back to queued with ``run_at`` set; its
+               error (a ``Retry``'s reason, or the failure) goes to ``errors``
 ``HAND_BACK``  stopped for a reason that is not the job's (drain, lost keep-alive): back to
                queued with the same attempt, runnable at once
 ``LOST``       another claim owns the job now (the fence failed): nothing to record
@@ -104,12 +105,18 @@ def sort_exception(exc: BaseException, *, attempt: int, policy: RetryRules) -> O
     """A handler's exception as an outcome: another attempt, or a final failure (pure)."""
     delay_s = retry_delay(exc, attempt, policy)
     if delay_s is not None:
-        error = None if isinstance(exc, Retry) else ErrorInfo.from_exception(exc)
-        return Outcome(Kind.RETRY, error=error, delay_s=delay_s)
+        return Outcome(Kind.RETRY, error=retry_reason(exc), delay_s=delay_s)
     if isinstance(exc, Retry):
         used = policy.max_attempts
         return failed(GaveUp(f"retry requested ({exc.reason}) but all {used} attempts are used"))
     return failed(exc)
+
+
+def retry_reason(exc: BaseException) -> ErrorInfo:
+    """What an attempt that runs again leaves in ``errors``: a ``Retry`` keeps its reason."""
+    if isinstance(exc, Retry):
+        return ErrorInfo("Retry", exc.reason, None, retryable=True)
+    return ErrorInfo.from_exception(exc)
 
 
 MAX_DEPTH = 99  # MongoDB stores documents nested at most 100 deep; the result document is one

@@ -63,6 +63,7 @@ Doc = dict[str, Any]
 Sort = list[tuple[str, int]]
 
 QUEUED_STATES: list[Any] = [None, Status.QUEUED.value]  # None also matches a missing field
+INF = float("inf")  # an infinite priority is malformed (model.PRIORITY_RULE), like NaN
 NON_NUMBER_TYPES = [
     "string", "object", "array", "binData", "objectId", "bool", "date", "regex",
     "javascript", "symbol", "timestamp", "decimal", "minKey", "maxKey",
@@ -133,7 +134,7 @@ def repair_branches(now: datetime, owner: str) -> list[Doc]:
         {STATUS: Status.CANCELLED.value, CANCELLED_AT: None, **_expired(now)},
         {STATUS: {"$nin": [None, *STATUS_VALUES]}},
         {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$type": NON_NUMBER_TYPES}},
-        {STATUS: {"$in": QUEUED_STATES}, PRIORITY: float("nan")},
+        {STATUS: {"$in": QUEUED_STATES}, PRIORITY: {"$in": [float("nan"), INF, -INF]}},
         {STATUS: {"$in": QUEUED_STATES}, CANCEL_REQUESTED: True},
         {STATUS: {"$in": QUEUED_STATES}, LEASE_EXPIRES_AT: {"$lte": now}, **_due(now)},
     ]

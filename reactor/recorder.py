@@ -158,8 +158,10 @@ class Recorder:
             return  # logged as job_lease_released
         if outcome.kind is Kind.RETRY:
             self.observer.job_retried(job.command_name)
+            error = outcome.error
             log.info("job_retry_queued", delay_s=round(outcome.delay_s, 3),
-                     error_type=outcome.error.type if outcome.error else None)  # fmt: skip
+                     error_type=error.type if error else None,
+                     error=error.message[:300] if error else None)  # fmt: skip
             return
         if outcome.kind is Kind.HAND_BACK:
             log.warning("job_handed_back")

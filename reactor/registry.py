@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -25,6 +26,7 @@ from reactor.config import Settings
 from reactor.errors import DuplicateHandler, RegistryError
 from reactor.handler import OPTIONS_ATTR, HandlerOptions, Runs, default_runs, options_of
 from reactor.handler_modules import import_handler_module, public_functions, reachable_by_name
+from reactor.import_guard import ImportGuard
 from reactor.retry import RetryRules
 
 GROUP = "reactor.handlers"
@@ -135,20 +137,24 @@ def load_registry(
     group: str = GROUP,
     modules: Sequence[str] = (),
     defaults: HandlerDefaults | None = None,
+    *,
+    guard: ImportGuard | None = None,
 ) -> Registry:
     """Load every entry point of ``group`` and every public function of ``modules``.
 
     ``modules`` are module names or ``.py`` paths (``REACTOR_HANDLER_MODULES``). Fails with a
     :class:`RegistryError` on a command name declared twice (naming both places) and on anything
     that cannot load: a missing file, a module that does not import, an unusable signature.
+    With ``guard``, an import that does not finish in time ends the process, naming it.
     """
     handlers: dict[str, Handler] = {}
     where: dict[str, str] = {}  # command -> where it was declared, for clash messages
     for ep in _unique_names(_unique(entry_points(group=group))):
-        handlers[ep.name] = _load(ep)
+        with guard.watching(f"entry point {_describe(ep)}") if guard else nullcontext():
+            handlers[ep.name] = _load(ep)
         where[ep.name] = f"the entry point {_describe(ep)}"
     for spec in dict.fromkeys(modules):
-        for found in module_handlers(spec):
+        for found in module_handlers(spec, guard):
             place = f"{found.source} (handler module {spec})"
             if found.name in handlers:
                 raise DuplicateHandler(
@@ -160,7 +166,7 @@ def load_registry(
     return Registry(handlers.values()).resolved(defaults or HandlerDefaults.standard())
 
 
-def module_handlers(spec: str) -> list[Handler]:
+def module_handlers(spec: str, guard: ImportGuard | None = None) -> list[Handler]:
     """The handlers of one handler module: a module name or a ``.py`` file path.
 
     Every public top-level function becomes a command of its own name (see
@@ -169,7 +175,7 @@ def module_handlers(spec: str) -> list[Handler]:
     (``@handler`` without ``runs`` keeps its own default, a thread); an ``async def`` runs on the
     loop.
     """
-    module = import_handler_module(spec)
+    module = import_handler_module(spec, guard)
     found = []
     for name, fn in public_functions(module).items():
         source = f"{fn.__module__}:{fn.__qualname__}"

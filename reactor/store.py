@@ -22,11 +22,18 @@ from gridfs.errors import NoFile
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from reactor import index_plan as indexes
 from reactor import model, queries
 from reactor.driver import Calls, is_transient
-from reactor.errors import CancelPending, JobRequeued, LeaseLost, ResultRefused
+from reactor.errors import (
+    CancelPending,
+    IndexConflict,
+    JobRequeued,
+    LeaseLost,
+    ResultRefused,
+)
 from reactor.logging import get_logger
 from reactor.model import Job, Result
 from reactor.queries import UNRESTRICTED, Doc, Restriction, Tier
@@ -36,6 +43,7 @@ log = get_logger("reactor.store")
 STATE_COLLECTION = "reactor_state"
 STREAM_STATE_ID = "jobs_stream"
 RESULTS_BUCKET = "results_fs"
+INDEX_CONFLICT_CODES = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
 
 
 def utcnow() -> datetime:
@@ -74,11 +82,44 @@ class Store:
     async def _run(self, name: str, call: Any) -> Any:
         return await self.calls.run(name, self.timeout_s, call)
 
-    async def ensure_indexes(self) -> None:
-        """The indexes of ``queries.INDEXES`` (idempotent: MongoDB skips existing ones)."""
+    async def index_decisions(self) -> list[indexes.Decision]:
+        """What :meth:`ensure_indexes` would do with the indexes the collections have now."""
+        decisions: list[indexes.Decision] = []
         for coll, specs in ((self.jobs, queries.INDEXES), (self.results, queries.RESULT_INDEXES)):
-            for name, (keys, options) in specs.items():
-                await self._run("create_index", coll.create_index(keys, name=name, **options))
+            cursor = await self._run("list_indexes", coll.list_indexes())
+            existing = await self._run("list_indexes", cursor.to_list())
+            decisions += indexes.decide(coll.name, specs, existing)
+        return decisions
+
+    async def ensure_indexes(self, *, replace: bool = False) -> list[indexes.Decision]:
+        """Create the indexes of ``queries.INDEXES`` and ``RESULT_INDEXES`` that are missing.
+
+        An existing index that does the same under another name is used as it is; unsuitable
+        ones in the way (``reactor.indexes``) raise :class:`IndexConflict`, or with ``replace``
+        (``reactor migrate --apply``) are dropped and replaced.
+        """
+        decisions = await self.index_decisions()
+        if not replace and any(d.action is indexes.Action.REPLACE for d in decisions):
+            raise IndexConflict(indexes.conflict_message(decisions))
+        for decision in decisions:
+            coll = self.db[decision.collection]
+            for name, _ in decision.drop:
+                await self._run("drop_index", coll.drop_index(name))
+            if decision.create:
+                keys, options = decision.spec
+                try:
+                    await self._run(
+                        "create_index", coll.create_index(keys, name=decision.name, **options)
+                    )
+                except OperationFailure as exc:
+                    if exc.code not in INDEX_CONFLICT_CODES:
+                        raise
+                    raise IndexConflict(
+                        f"{decision.collection}: MongoDB refused the index {decision.name} "
+                        f"({exc.code}: {exc.details.get('errmsg') if exc.details else exc}): "
+                        f"{indexes.FIX}"
+                    ) from None
+        return decisions
 
     # -- claims ----------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ a job this reactor runs takes the job away from its execution (``Listener.taken`
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -99,7 +98,7 @@ def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
     priority = fields.get(model.PRIORITY)
     if priority is None:
         return (Tier.DEFAULT,)
-    if isinstance(priority, bool) or not isinstance(priority, int | float) or math.isnan(priority):
+    if not model.is_priority(priority):
         return (Tier.REPAIR,)
     if priority > 0:
         return (Tier.POSITIVE,)

@@ -44,12 +44,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "faults"))
+sys.path.insert(0, str(ROOT))  # the fault suite's harness is the package tests.faults
 
-from fault_harness import TERMINAL, Cluster, JobSpec  # noqa: E402
-from fault_processes import ReactorProcess  # noqa: E402
-from fault_records import Grace, overlaps  # noqa: E402
 from pymongo.errors import DuplicateKeyError, PyMongoError  # noqa: E402
+
+from tests.faults.fault_harness import TERMINAL, Cluster, JobSpec  # noqa: E402
+from tests.faults.fault_processes import ReactorProcess  # noqa: E402
+from tests.faults.fault_records import Grace, overlaps  # noqa: E402
 
 FAULT_EVERY_S = 1.0
 SUBMIT_EVERY_S = 0.25

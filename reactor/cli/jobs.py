@@ -54,11 +54,13 @@ def _parser(sub: Sub, name: str, summary: str, description: str) -> argparse.Arg
 def _add_wait(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"wait for {what} and print it")
     parser.add_argument(
+        "--timeout-s",
         "--timeout",
+        dest="timeout_s",
         type=float,
         default=DEFAULT_WAIT_S,
         metavar="S",
-        help=f"seconds --wait waits (default: {DEFAULT_WAIT_S:g})",
+        help=f"seconds --wait waits (default: {DEFAULT_WAIT_S:g}); timeout_s in Python",
     )
 
 
@@ -73,7 +75,12 @@ def _add_submit(sub: Sub) -> None:
     p.add_argument("command", help="the handler name (see: reactor handlers)")
     p.add_argument("--args", default="{}", help="the job's args as a JSON object (default: {})")
     p.add_argument("--job-id", help="the job's id (default: a random one); must be unused")
-    p.add_argument("--priority", type=int, metavar="N", help="higher runs first (default: 0)")
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        metavar="N",
+        help="any finite number, such as 5, -1 or 2.5: higher runs first (default: 0)",
+    )
     when = p.add_mutually_exclusive_group()
     when.add_argument(
         "--run-at",
@@ -178,7 +185,7 @@ def cmd_submit(ns: argparse.Namespace) -> int:
         _with_db(settings, insert)
         print(job_id)
         return EXIT_OK
-    return _wait_around(settings, job_id, ns.timeout, insert, min_run=1)
+    return _wait_around(settings, job_id, ns.timeout_s, insert, min_run=1)
 
 
 def cmd_status(ns: argparse.Namespace) -> int:
@@ -212,7 +219,7 @@ def cmd_cancel(ns: argparse.Namespace) -> int:
         await request(db)
         return client.run_of(after)
 
-    return _wait_around(settings, ns.job_id, ns.timeout, request_then_run, wanted="cancelled")
+    return _wait_around(settings, ns.job_id, ns.timeout_s, request_then_run, wanted="cancelled")
 
 
 def cmd_retry(ns: argparse.Namespace) -> int:
@@ -226,7 +233,7 @@ def cmd_retry(ns: argparse.Namespace) -> int:
         run = _with_db(settings, requeue)
         print(f"{ns.job_id} queued again for run {run}")
         return EXIT_OK
-    return _wait_around(settings, ns.job_id, ns.timeout, requeue)
+    return _wait_around(settings, ns.job_id, ns.timeout_s, requeue)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:
@@ -316,6 +323,22 @@ def _iso_datetime(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _priority(text: str) -> float:
+    """``--priority``: an integer stays one; otherwise a finite number (model.PRIORITY_RULE)."""
+    value: Any
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = text
+    problem = model.priority_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value  # type: ignore[no-any-return]
 
 
 def _positive_int(text: str) -> int:

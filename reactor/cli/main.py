@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -17,6 +17,7 @@ from reactor.cli import migrate as cli_migrate
 from reactor.cli import observe as cli_observe
 from reactor.cli.support import (
     EXIT_CODES_TEXT,
+    EXIT_CONFIG,
     Formatter,
     exit_code,
     settings_flags,
@@ -25,6 +26,9 @@ from reactor.cli.support import (
 from reactor.config import Settings
 from reactor.errors import ReactorError
 from reactor.logging import configure, get_logger
+
+if TYPE_CHECKING:
+    from reactor.registry import Registry
 
 log = get_logger("reactor.cli")
 
@@ -102,7 +106,7 @@ def _add_service_commands(sub: Any) -> None:
         "each runs (loop, thread or process) and where it comes from.",
         formatter_class=Formatter,
     )
-    settings_flags(handlers, ("handler_modules",))
+    settings_flags(handlers, ("handler_modules", "handler_import_timeout_s"))
     handlers.set_defaults(func=cmd_handlers)
     dev = sub.add_parser(
         "dev-mongo",
@@ -125,11 +129,14 @@ def _add_service_commands(sub: Any) -> None:
     dev.set_defaults(func=cmd_dev_mongo)
     demo = sub.add_parser(
         "demo",
-        help="start the double and a reactor, run sample jobs, exit",
+        help="start the double and a reactor, run sample jobs and the lifecycle tour, exit",
         description="Start the MongoDB double and a reactor in this process, submit one job of\n"
-        "each kind (and each kind of bad input), print their results and exit.",
+        "each kind (and each kind of bad input) and print their results; then the lifecycle\n"
+        "tour: cancel of a running job, a re-run, priorities, a delayed job, progress and a\n"
+        "retry with back-off, each once, with its timing.",
         formatter_class=Formatter,
     )
+    demo.add_argument("--tour", action="store_true", help="the lifecycle tour only")
     demo.set_defaults(func=cmd_demo)
 
 
@@ -143,8 +150,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
     )
     from reactor.service import Reactor
 
+    registry = _load_handlers(settings)  # first: a module that never finishes importing ends here
+
     async def main() -> None:
-        reactor = Reactor(settings, exit_on_wedge=True)
+        reactor = Reactor(settings, registry=registry, exit_on_wedge=True)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, reactor)
             await reactor.serve()
@@ -201,15 +210,19 @@ async def _stop_on_signal(reactor: Any) -> None:
             reactor.stop()
 
 
-def cmd_handlers(ns: argparse.Namespace) -> int:
+def _load_handlers(settings: Settings) -> Registry:
+    """The registry, each import bounded by ``handler_import_timeout_s`` (exit 2 past it)."""
+    from reactor.import_guard import ImportGuard
     from reactor.registry import load_registry
 
+    guard = ImportGuard(settings.handler_import_timeout_s, exit_code=EXIT_CONFIG)
+    return load_registry(modules=settings.handler_module_list, guard=guard)
+
+
+def cmd_handlers(ns: argparse.Namespace) -> int:
     settings = settings_of(ns)
     rows = [("COMMAND", "RUNS", "SOURCE", "VERSION")]
-    rows += [
-        (h.name, h.runs.value, h.source, h.version or "-")
-        for h in load_registry(modules=settings.handler_module_list)
-    ]
+    rows += [(h.name, h.runs.value, h.source, h.version or "-") for h in _load_handlers(settings)]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -233,7 +246,7 @@ def cmd_dev_mongo(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     from reactor.demo import run_demo
 
-    return run_demo()
+    return run_demo(samples=not ns.tour)
 
 
 if __name__ == "__main__":

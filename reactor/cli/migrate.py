@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 
 from reactor import adopt
+from reactor import index_plan as indexes
 from reactor.cli.support import (
     CONNECTION_FIELDS,
     EXIT_CONFIG,
@@ -24,8 +25,10 @@ Adopt the jobs and results a polling loop left behind. A job without status whos
 already has a result is adopted: its status is set from that result (a result with error,
 exception or traceback counts as failed), so it is never run again. Jobs without status and
 without a result stay queued and will run. Duplicate job_id values stop startup; they are
-listed here. --check (the default) only reports; --apply ensures the indexes and adopts, as
-"reactor run" does at startup."""
+listed here. An existing index the reactor cannot use (a job_id index that is not unique, say)
+stops startup too: --check names it and what --apply does, --apply replaces it. --check (the
+default) only reports, and exits 2 when startup would stop; --apply ensures the indexes and
+adopts, as "reactor run" does at startup."""
 
 
 def add_command(sub: Any) -> None:
@@ -68,7 +71,15 @@ async def _migrate(store: Store, *, apply: bool) -> int:
         print(f"startup would stop: {await adopt.duplicates_message(store)}")
         return EXIT_CONFIG
     if apply:
-        await adopt.ensure_indexes(store)
+        decisions = await adopt.ensure_indexes(store, replace=True)
+    else:
+        decisions = await store.index_decisions()
+    for decision in decisions:
+        if decision.action is not indexes.Action.HAVE:
+            print(decision.describe(applied=apply))
+    in_the_way = [d for d in decisions if d.action is indexes.Action.REPLACE and not apply]
+    if in_the_way:
+        print(f"startup would stop: {indexes.conflict_message(in_the_way)}")
     plan = await adopt.adopt(store, apply=apply)
     print(plan.describe(applied=apply))
-    return EXIT_OK
+    return EXIT_CONFIG if in_the_way else EXIT_OK

@@ -40,6 +40,7 @@ from pymongo.database import Database
 from reactor import client as jobs_client
 from reactor import workdir
 from reactor.config import Settings, load_settings
+from reactor.logging import configure_in_host
 from reactor.registry import Registry, build_handler
 
 Handlers = Registry | Mapping[str, Callable[..., Any]] | None
@@ -84,7 +85,7 @@ class RunningReactor:
         args: Mapping[str, Any] | None = None,
         *,
         job_id: str | None = None,
-        priority: int | None = None,
+        priority: float | None = None,
         run_at: datetime | None = None,
     ) -> str:
         """Insert a job (as a client would) and return its ``job_id``."""
@@ -100,7 +101,10 @@ class RunningReactor:
             )
 
     async def wait_for(self, job_id: str, *, timeout_s: float = 30.0, min_run: int = 1) -> Doc:
-        """The job's result document, once written; ``TimeoutError`` after ``timeout_s``."""
+        """The job's result document, once written; ``TimeoutError`` after ``timeout_s``.
+
+        ``timeout_s`` is the CLI's ``--timeout-s`` (``reactor submit --wait``).
+        """
         async with self._database() as db:
             return await jobs_client.wait_for_result(
                 db,
@@ -117,10 +121,11 @@ class RunningReactor:
         *,
         job_id: str | None = None,
         timeout_s: float = 30.0,
-        priority: int | None = None,
+        priority: float | None = None,
         run_at: datetime | None = None,
     ) -> Doc:
-        """Submit a job and return its result document (``status``, ``result`` or ``error``)."""
+        """Submit a job and return its result document (``status``, ``result`` or ``error``),
+        waiting at most ``timeout_s`` (the CLI's ``--timeout-s``)."""
         key = await self.submit(command, args, job_id=job_id, priority=priority, run_at=run_at)
         return await self.wait_for(key, timeout_s=timeout_s)
 
@@ -158,6 +163,8 @@ async def running_reactor(
     database of a random name is used and dropped). ``jobs_root``: where job directories go
     (default: a temporary directory, removed afterwards). Other keywords are settings
     (``max_jobs=4``, ``handler_modules="app.py"``); :data:`TEST_DEFAULTS` fill the rest.
+    Log lines are rendered as ``log_format`` says and handed to the host's ``logging``
+    (:func:`reactor.logging.configure_in_host`), so pytest captures them.
     """
     from reactor.service import Reactor
 
@@ -165,6 +172,12 @@ async def running_reactor(
         uri = mongo_uri or stack.enter_context(_double()).uri
         root = jobs_root or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         config = _test_settings(uri, root, settings)
+        configure_in_host(
+            config.log_format,
+            config.log_level,
+            show_locals=config.log_locals,
+            max_line_bytes=config.log_max_line_bytes,
+        )
         sync_client = stack.enter_context(_sync_client(config, drop=mongo_uri is not None))
         reactor = Reactor(config, registry=registry_of(handlers))
         body_error: BaseException | None = None

@@ -274,3 +274,26 @@ async def test_update_pipelines_set_fields_a_path_cannot_name(
         ],
     )
     assert await coll.find_one({"_id": 1}) == {"_id": 1, "foo": {"a.b": 1}, "$d": 2, "copy": 1}
+
+
+@pytest.mark.parametrize(("stage", "code"), [({"$group": {"_id": 1}}, 72), ({"$nope": {}}, 40324)])
+async def test_update_pipeline_stage_outside_an_update_is_refused(
+    mongo_client: AsyncMongoClient[Doc], stage: Doc, code: int
+) -> None:
+    """An update pipeline refuses a stage it cannot run with 72, an unknown stage with 40324."""
+    jobs = mongo_client.app.jobs
+    await jobs.insert_one({"_id": 1})
+    with pytest.raises(WriteError) as caught:
+        await jobs.update_one({"_id": 1}, [stage])
+    assert caught.value.code == code
+
+
+async def test_changed_id_answers_immutable_field(mongo_client: AsyncMongoClient[Doc]) -> None:
+    """An update that would change _id answers 66 with MongoDB's code name, ImmutableField."""
+    jobs = mongo_client.app.jobs
+    await jobs.insert_one({"_id": 1})
+    with pytest.raises(OperationFailure) as caught:
+        await jobs.find_one_and_update({"_id": 1}, {"$set": {"_id": 2}})
+    assert caught.value.code == 66
+    assert caught.value.details is not None
+    assert caught.value.details["codeName"] == "ImmutableField"

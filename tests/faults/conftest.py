@@ -5,18 +5,13 @@ Marked ``faults`` and left out of ``make test``; ``make faults`` runs it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = str(Path(__file__).parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-from fault_harness import Cluster  # noqa: E402
+from tests.faults.fault_harness import Cluster
 
 
 @pytest.fixture

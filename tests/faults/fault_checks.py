@@ -14,9 +14,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
-from fault_processes import ReactorProcess, wait_until
-from fault_records import Grace, overlaps
+from tests.faults.fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
+from tests.faults.fault_processes import ReactorProcess, wait_until
+from tests.faults.fault_records import Grace, overlaps
 
 READY_BOUND_S = 30.0
 FINAL_BOUND_S = 60.0

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 import anyio
-from fault_records import TICK_S, Recorder, now
 
 from reactor.handler import JobContext, handler
+from tests.faults.fault_records import TICK_S, Recorder, now
 
 
 async def loop_job(

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pymongo
-from fault_processes import (
+
+from reactor.testing.proxy import TcpProxy
+from tests.faults.fault_processes import (
     DOUBLE_HOST,
     PROBE_TIMEOUT_S,
     PROXY_HOST,
@@ -33,9 +35,8 @@ from fault_processes import (
     process_alive,
     wait_until,
 )
-from fault_records import RECORDS_ENV, Execution, load
-
-from reactor.testing.proxy import TcpProxy
+from tests.faults.fault_records import RECORDS_ENV, Execution, load
+from tests.pythonpath import pythonpath
 
 HERE = Path(__file__).resolve().parent
 HANDLERS = HERE / "fault_handlers.py"
@@ -177,7 +178,8 @@ class Cluster:
         self.records.mkdir(parents=True, exist_ok=True)
         self.marker = f"{RECORDS_ENV}={self.records}"
         base = {k: v for k, v in os.environ.items() if not k.startswith("REACTOR_")}
-        self.base_env = {**base, RECORDS_ENV: str(self.records)}
+        # fault_handlers.py imports tests.faults.fault_records: reactors need the package
+        self.base_env = {**base, RECORDS_ENV: str(self.records), "PYTHONPATH": pythonpath(base)}
         self.db_name = "faults"
         self.proxy = TcpProxy(DOUBLE_HOST, 0, host=PROXY_HOST).start()
         self.proxy.upstream = (DOUBLE_HOST, self.proxy.port)

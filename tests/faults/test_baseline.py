@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fault_checks import (
+
+from tests.faults.fault_checks import (
     FINAL_BOUND_S,
     PROBE_BOUND_S,
     Checks,
@@ -11,7 +12,7 @@ from fault_checks import (
     check_no_overlap,
     check_one_outcome_each,
 )
-from fault_harness import Cluster, mixed_jobs
+from tests.faults.fault_harness import Cluster, mixed_jobs
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

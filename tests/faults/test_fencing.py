@@ -16,15 +16,16 @@ import time
 from typing import Any
 
 import pytest
-from fault_checks import (
+
+from tests.faults.fault_checks import (
     FINAL_BOUND_S,
     Checks,
     check_no_overlap,
     check_one_outcome_each,
 )
-from fault_harness import Cluster, JobSpec, mixed_jobs
-from fault_processes import process_alive, wait_until
-from fault_records import TICK_S
+from tests.faults.fault_harness import Cluster, JobSpec, mixed_jobs
+from tests.faults.fault_processes import process_alive, wait_until
+from tests.faults.fault_records import TICK_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -10,10 +10,11 @@ import time
 from typing import Any
 
 import pytest
-from fault_checks import FINAL_BOUND_S, Checks, check_recovery, fault_window
-from fault_harness import Cluster, JobSpec, mixed_jobs
-from fault_processes import wait_until
-from fault_records import TICK_S
+
+from tests.faults.fault_checks import FINAL_BOUND_S, Checks, check_recovery, fault_window
+from tests.faults.fault_harness import Cluster, JobSpec, mixed_jobs
+from tests.faults.fault_processes import wait_until
+from tests.faults.fault_records import TICK_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_checks import Checks, check_single_execution, ended_between, run_outage
-from fault_harness import Cluster, JobSpec
+
+from tests.faults.fault_checks import Checks, check_single_execution, ended_between, run_outage
+from tests.faults.fault_harness import Cluster, JobSpec
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

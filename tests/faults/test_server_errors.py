@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from fault_checks import Checks, check_recovery, fault_window, start_outage_jobs
-from fault_harness import Cluster, mixed_jobs
-from fault_processes import wait_until
+
+from tests.faults.fault_checks import Checks, check_recovery, fault_window, start_outage_jobs
+from tests.faults.fault_harness import Cluster, mixed_jobs
+from tests.faults.fault_processes import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

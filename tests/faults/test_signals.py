@@ -6,10 +6,11 @@ import signal
 import time
 
 import pytest
-from fault_checks import Checks, check_recovery, fault_window
-from fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
-from fault_processes import ReactorProcess, command_line, process_alive, wait_until
-from fault_records import Execution, Grace
+
+from tests.faults.fault_checks import Checks, check_recovery, fault_window
+from tests.faults.fault_harness import Cluster, JobSpec, long_jobs, mixed_jobs
+from tests.faults.fault_processes import ReactorProcess, command_line, process_alive, wait_until
+from tests.faults.fault_records import Execution, Grace
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 

@@ -6,12 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from page_helpers import BAD_IMAGES, SECOND_TEXT, SHORT_TEXT, SMALL_PAGE_IN, make_ctx, normalise
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 from reactor_handlers.samples import render_page, sample_text
 
 from reactor.handler import JobContext
+from tests.handlers.page_helpers import (
+    BAD_IMAGES,
+    SECOND_TEXT,
+    SHORT_TEXT,
+    SMALL_PAGE_IN,
+    make_ctx,
+    normalise,
+)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import ClassVar
 
 import anyio
 import pytest
@@ -37,9 +38,10 @@ _RealEvent = threading.Event
 
 
 class _RecordingEvent(_RealEvent):
-    """A threading.Event that remembers when a wait on it has returned."""
+    """A threading.Event that remembers when a wait on it has returned; the sleep's own Events
+    go to ``made``, a list of the test's own (see ``sleep_events``)."""
 
-    made: list[_RecordingEvent] = []
+    made: ClassVar[list[_RecordingEvent]]
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,19 +49,27 @@ class _RecordingEvent(_RealEvent):
 
     def wait(self, timeout: float | None = None) -> bool:
         if timeout == 60:  # the sleep's own wait (threads make Events of their own too)
-            _RecordingEvent.made.append(self)
+            type(self).made.append(self)
         try:
             return super().wait(timeout)
         finally:
             self.returned.set()
 
 
+@pytest.fixture
+def sleep_events(monkeypatch: pytest.MonkeyPatch) -> list[_RecordingEvent]:
+    """The Events the sleep handler waits on during this test (a fresh list per test)."""
+    made: list[_RecordingEvent] = []
+    recording = type("_RecordingEventOfThisTest", (_RecordingEvent,), {"made": made})
+    monkeypatch.setattr(basic.threading, "Event", recording)
+    return made
+
+
 async def test_a_timed_out_blocking_sleep_leaves_no_thread_sleeping(
-    monkeypatch: pytest.MonkeyPatch,
+    sleep_events: list[_RecordingEvent],
 ) -> None:
     """The abandoned thread is woken at the timeout instead of sleeping its 60 s to the end."""
-    monkeypatch.setattr(basic.threading, "Event", _RecordingEvent)
     with pytest.raises(TimeoutError), anyio.fail_after(0.2):
         await basic.sleep(60, blocking=True)
-    (event,) = _RecordingEvent.made
+    (event,) = sleep_events
     assert await anyio.to_thread.run_sync(event.returned.wait, 30)

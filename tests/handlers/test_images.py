@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from page_helpers import png_bytes
 from PIL import Image
 from reactor_handlers.images import (
     ImageSource,
@@ -20,6 +19,7 @@ from reactor_handlers.images import (
 )
 
 from reactor.errors import InputError
+from tests.handlers.page_helpers import png_bytes
 
 
 def test_multi_page_tiff_frames_are_all_checked(two_page_tiff: Path) -> None:

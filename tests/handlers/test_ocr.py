@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from page_helpers import SECOND_TEXT, SHORT_TEXT, make_ctx, normalise
 from PIL import Image, ImageSequence
 from reactor_handlers.ocr import FILE_NAMES, OcrOptions, ocr, parse_tsv
 from reactor_handlers.tesseract import run_tesseract
@@ -19,6 +18,7 @@ from reactor_handlers.tesseract import run_tesseract
 from reactor import progress
 from reactor.errors import InputError, JobTimeout, ToolMissing
 from reactor.handler import JobContext, Runs, options_of
+from tests.handlers.page_helpers import SECOND_TEXT, SHORT_TEXT, make_ctx, normalise
 
 Cer = Callable[[str, str], float]
 

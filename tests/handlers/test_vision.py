@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from page_helpers import LABEL_TEXT, make_ctx, render_label
 from PIL import Image
 from reactor_handlers.ocr import ocr
 from reactor_handlers.samples import make_skewed
@@ -25,6 +24,7 @@ from reactor_handlers.vision import (
 
 from reactor.errors import InputError, PathEscape
 from reactor.handler import JobContext, Runs, options_of
+from tests.handlers.page_helpers import LABEL_TEXT, make_ctx, render_label
 
 Cer = Callable[[str, str], float]
 

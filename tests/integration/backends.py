@@ -1,4 +1,4 @@
-"""The two MongoDB backends every integration test runs on: the double and a real replica set."""
+"""The MongoDB backends every integration test runs on: two separate doubles and a replica set."""
 
 from __future__ import annotations
 
@@ -59,9 +59,10 @@ def docker_unavailable_reason() -> str | None:
 
 
 @contextmanager
-def double_backend() -> Iterator[Backend]:
+def double_backend(name: str = "double") -> Iterator[Backend]:
+    """A fresh double of its own (a second one shares nothing with the first)."""
     with MongoDouble() as double:
-        yield Backend("double", double.uri, double)
+        yield Backend(name, double.uri, double)
 
 
 @contextmanager

@@ -1,35 +1,36 @@
-"""Fixtures for the integration suite: one suite, parametrized over both backends."""
+"""Fixtures for the integration suite: one suite, parametrized over the backends."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-HERE = str(Path(__file__).parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from reactor.config import Settings, load_settings
+from reactor.registry import Registry
+from tests.integration import jobs_lib
+from tests.integration.backends import (
+    Backend,
+    docker_unavailable_reason,
+    double_backend,
+    replica_set_backend,
+)
+from tests.integration.jobs_lib import Tally
 
-from backends import Backend, docker_unavailable_reason, double_backend, replica_set_backend  # noqa: E402
 
-from reactor.config import Settings, load_settings  # noqa: E402
-from reactor.registry import Registry  # noqa: E402
-from reactor.service import Reactor, Service  # noqa: E402
-
-
-@pytest.fixture(scope="session", params=["double", "replica-set"])
+@pytest.fixture(scope="session", params=["double", "double-twin", "replica-set"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """A MongoDB for the whole session: the double always, a replica set where Docker runs."""
-    if request.param == "double":
-        with double_backend() as found:
+    """A MongoDB for the session's cases on it: the double always; a second, separate double
+    standing in for the replica set, so that every case runs twice in one session and anything
+    the first leg leaves behind in this process shows on the second; a replica set where Docker
+    runs."""
+    if request.param != "replica-set":
+        with double_backend(request.param) as found:
             yield found
         return
     reason = docker_unavailable_reason()
@@ -75,16 +76,14 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
         await client.close()
 
 
-@asynccontextmanager
-async def running(
-    settings: Settings, registry: Registry | None = None, **overrides: Any
-) -> AsyncIterator[Service]:
-    """A reactor serving in the background of the test's task; stopped on exit."""
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    async with anyio.create_task_group() as tg:
-        reactor: Service = await tg.start(Reactor(settings, registry=registry).serve)
-        try:
-            yield reactor
-        finally:
-            reactor.stop()
+@pytest.fixture
+def tally() -> Tally:
+    """What this test's handlers did: fresh per test, so no count carries over to the next test
+    or to the same test on the next backend."""
+    return Tally()
+
+
+@pytest.fixture
+def registry(tally: Tally) -> Registry:
+    """The suite's handlers, the counting and gated ones noting into this test's tally."""
+    return jobs_lib.registry(tally)

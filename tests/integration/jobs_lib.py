@@ -1,10 +1,19 @@
-"""Handlers the integration tests register (top-level, so the CPU pool can import them)."""
+"""Handlers the integration tests register, and the per-test :class:`Tally` some of them note into.
+
+Handlers that count runs, starts or start order, or wait at a gate, are closures over one test's
+tally (built by :func:`registry`), so a test asserts on its own counts and nothing carries over to
+the next test or to the next backend's run of the same test. The rest are top-level functions;
+process handlers must be, so that the CPU pool's workers can import them by name (they share no
+memory with the test, so none of them counts).
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +23,6 @@ from reactor_handlers.basic import echo, sleep
 from reactor.errors import Retry
 from reactor.handler import JobContext, handler
 from reactor.registry import Registry, build_handler
-
-RUNS: Counter[str] = Counter()  # how often each job_id ran, across every reactor in this process
 
 
 class Gate:
@@ -40,27 +47,14 @@ class Gate:
             await self.changed.wait()
 
 
-GATE = {"current": Gate()}
+@dataclass
+class Tally:
+    """What one test's handlers did, across all of its reactors (a fixture, fresh per test)."""
 
-
-async def record(ctx: JobContext, **args: Any) -> dict[str, Any]:
-    """Count the run and return the job's identity."""
-    RUNS[ctx.job_id] += 1
-    return {"job_id": ctx.job_id, "attempt": ctx.attempt}
-
-
-async def gated(ctx: JobContext) -> str:
-    """Wait at the current gate."""
-    RUNS[ctx.job_id] += 1
-    await GATE["current"].wait()
-    return "released"
-
-
-@handler(max_concurrency=1)
-async def solo(ctx: JobContext) -> str:
-    """Like gated, but at most one at a time per reactor."""
-    await GATE["current"].wait()
-    return "released"
+    runs: Counter[str] = field(default_factory=Counter)  # job_id -> how often it ran
+    starts: dict[str, list[float]] = field(default_factory=dict)  # job_id -> monotonic starts
+    order: list[str] = field(default_factory=list)  # job_ids in the order they started
+    gate: Gate = field(default_factory=Gate)  # where gated handlers wait
 
 
 async def explode(message: str = "boom") -> None:
@@ -75,14 +69,6 @@ async def not_bson() -> Any:
 
 async def big(size: int) -> str:
     """Return a string of ``size`` bytes."""
-    return "x" * size
-
-
-async def big_after_gate(ctx: JobContext, size: int) -> str:
-    """Wait at the current gate on the first attempt, then return ``size`` bytes."""
-    RUNS[ctx.job_id] += 1
-    if ctx.attempt == 1:
-        await GATE["current"].wait()
     return "x" * size
 
 
@@ -148,25 +134,6 @@ def cpu_steps(ctx: JobContext, steps: int, step_s: float) -> dict[str, int]:
     return {"steps": steps}
 
 
-STARTS: dict[str, list[float]] = {}  # job_id -> monotonic start times, in this process
-
-
-async def retry_later(ctx: JobContext, delay_s: float) -> dict[str, int]:
-    """Ask for another attempt after ``delay_s`` the first time; note each start."""
-    STARTS.setdefault(ctx.job_id, []).append(time.monotonic())
-    if ctx.attempt == 1:
-        raise Retry("not yet", delay_s=delay_s)
-    return {"attempt": ctx.attempt}
-
-
-ORDER: list[str] = []  # job_ids in the order they started, in this process
-
-
-async def ordered(ctx: JobContext) -> None:
-    """Note the start order."""
-    ORDER.append(ctx.job_id)
-
-
 async def explode_big(size: int) -> None:
     """Raise an exception whose message is ``size`` characters long."""
     raise RuntimeError("m" * size)
@@ -180,38 +147,86 @@ async def deep(levels: int) -> Any:
     return value
 
 
-async def block_loop(ctx: JobContext, seconds: float) -> dict[str, int]:
-    """Block the event loop (what a loop handler must never do)."""
-    RUNS[ctx.job_id] += 1
-    time.sleep(seconds)  # noqa: ASYNC251 (the point of this handler)
-    return {"attempt": ctx.attempt}
+def _counting(tally: Tally) -> dict[str, Callable[..., Any]]:
+    """Handlers that note their runs, starts or start order into ``tally``."""
 
+    async def record(ctx: JobContext, **args: Any) -> dict[str, Any]:
+        """Count the run and return the job's identity."""
+        tally.runs[ctx.job_id] += 1
+        return {"job_id": ctx.job_id, "attempt": ctx.attempt}
 
-def registry() -> Registry:
-    """The handlers of the integration suite, by command name."""
-    funcs: dict[str, Any] = {
-        "echo": echo,
-        "sleep": sleep,
+    async def retry_later(ctx: JobContext, delay_s: float) -> dict[str, int]:
+        """Ask for another attempt after ``delay_s`` the first time; note each start."""
+        tally.starts.setdefault(ctx.job_id, []).append(time.monotonic())
+        if ctx.attempt == 1:
+            raise Retry("not yet", delay_s=delay_s)
+        return {"attempt": ctx.attempt}
+
+    async def ordered(ctx: JobContext) -> None:
+        """Note the start order."""
+        tally.order.append(ctx.job_id)
+
+    async def block_loop(ctx: JobContext, seconds: float) -> dict[str, int]:
+        """Block the event loop (what a loop handler must never do)."""
+        tally.runs[ctx.job_id] += 1
+        time.sleep(seconds)  # noqa: ASYNC251 (the point of this handler)
+        return {"attempt": ctx.attempt}
+
+    return {
         "record": record,
-        "gated": gated,
-        "solo": solo,
-        "explode": explode,
-        "not_bson": not_bson,
-        "big": big,
-        "big_after_gate": big_after_gate,
-        "retry_once": retry_once,
-        "read_text": read_text,
-        "cpu_square": cpu_square,
-        "cpu_hang": cpu_hang,
-        "cpu_exit": cpu_exit,
-        "cpu_nap": cpu_nap,
-        "thread_nap": thread_nap,
-        "loop_nap": loop_nap,
-        "cpu_steps": cpu_steps,
         "retry_later": retry_later,
         "ordered": ordered,
-        "explode_big": explode_big,
-        "deep": deep,
         "block_loop": block_loop,
     }
+
+
+def _gated(tally: Tally) -> dict[str, Callable[..., Any]]:
+    """Handlers that wait at ``tally.gate`` until the test opens it."""
+
+    async def gated(ctx: JobContext) -> str:
+        """Count the run and wait at the gate."""
+        tally.runs[ctx.job_id] += 1
+        await tally.gate.wait()
+        return "released"
+
+    @handler(max_concurrency=1)
+    async def solo(ctx: JobContext) -> str:
+        """Like gated, but at most one at a time per reactor."""
+        await tally.gate.wait()
+        return "released"
+
+    async def big_after_gate(ctx: JobContext, size: int) -> str:
+        """Wait at the gate on the first attempt, then return ``size`` bytes."""
+        tally.runs[ctx.job_id] += 1
+        if ctx.attempt == 1:
+            await tally.gate.wait()
+        return "x" * size
+
+    return {"gated": gated, "solo": solo, "big_after_gate": big_after_gate}
+
+
+STATELESS: Mapping[str, Callable[..., Any]] = {  # handlers that note nothing
+    "echo": echo,
+    "sleep": sleep,
+    "explode": explode,
+    "not_bson": not_bson,
+    "big": big,
+    "retry_once": retry_once,
+    "read_text": read_text,
+    "cpu_square": cpu_square,
+    "cpu_hang": cpu_hang,
+    "cpu_exit": cpu_exit,
+    "cpu_nap": cpu_nap,
+    "thread_nap": thread_nap,
+    "loop_nap": loop_nap,
+    "cpu_steps": cpu_steps,
+    "explode_big": explode_big,
+    "deep": deep,
+}
+
+
+def registry(tally: Tally) -> Registry:
+    """The handlers of the integration suite, by command name; the counting and gated ones
+    note into ``tally`` (every reactor of one test serves a registry over that test's tally)."""
+    funcs = {**STATELESS, **_counting(tally), **_gated(tally)}
     return Registry(build_handler(name, fn) for name, fn in funcs.items())

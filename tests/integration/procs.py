@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from backends import Backend
+
+from tests.integration.backends import Backend
 
 HANDLERS = Path(__file__).with_name("proc_handlers.py")
 

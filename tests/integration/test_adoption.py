@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import jobs_lib
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.cli import main as cli
 from reactor.client import wait_for_result
 from reactor.config import Settings
 from reactor.errors import ConfigError
+from reactor.registry import Registry
+from tests.integration.jobs_lib import Tally
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -35,16 +36,18 @@ async def _seed(db: Db) -> None:
     )
 
 
-async def test_old_jobs_with_results_are_adopted_not_rerun(settings: Settings, db: Db) -> None:
+async def test_old_jobs_with_results_are_adopted_not_rerun(
+    settings: Settings, db: Db, registry: Registry, tally: Tally
+) -> None:
     """100 old jobs with their 100 results: none runs again, all end adopted with the status
     their result implies; a new job still runs."""
     await _seed(db)
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         await db.jobs.insert_one({"job_id": "new", "command": "record"})
         await wait_for_result(db, "new", timeout_s=30)
         adopted = reactor.metrics.adopted._value.get()
     assert adopted == OLD
-    assert sum(jobs_lib.RUNS[f"old-{i}"] for i in range(OLD)) == 0
+    assert sum(tally.runs[f"old-{i}"] for i in range(OLD)) == 0
     statuses = {
         doc["job_id"]: doc["status"] async for doc in db.jobs.find({"job_id": {"$regex": "^old-"}})
     }
@@ -54,13 +57,15 @@ async def test_old_jobs_with_results_are_adopted_not_rerun(settings: Settings, d
     assert await db.results.count_documents({}) == OLD + 1  # the old results are kept as they were
 
 
-async def test_duplicate_job_ids_stop_startup_with_a_message(settings: Settings, db: Db) -> None:
+async def test_duplicate_job_ids_stop_startup_with_a_message(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """Two old results for one job_id stop startup naming it and saying how to fix it."""
     await db.results.insert_many(
         [{"job_id": "twice", "result": 1}, {"job_id": "twice", "result": 2}]
     )
     with pytest.raises(ExceptionGroup) as caught:
-        async with running(settings, jobs_lib.registry()):
+        async with running(settings, registry):
             pass
     errors = caught.value.exceptions
     assert isinstance(errors[0], ConfigError)

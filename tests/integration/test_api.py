@@ -9,8 +9,6 @@ from typing import Any
 
 import anyio
 import httpx
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_result
@@ -18,6 +16,8 @@ from reactor.config import Settings
 from reactor.registry import Registry, load_registry
 from reactor.service import Service
 from reactor.web.app import build_app
+from tests.integration.jobs_lib import Tally
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 TOKEN = "rw-token-for-tests"
@@ -32,18 +32,20 @@ def api_settings(settings: Settings, **more: Any) -> Settings:
 
 @asynccontextmanager
 async def serving(
-    settings: Settings, registry: Registry | None = None
+    settings: Settings, registry: Registry
 ) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     """A reactor with the API on, and an HTTP client talking to its app in-process."""
-    async with running(api_settings(settings), registry or jobs_lib.registry()) as reactor:
+    async with running(api_settings(settings), registry) as reactor:
         transport = httpx.ASGITransport(app=build_app(reactor.probes(), reactor.web()))
         async with httpx.AsyncClient(transport=transport, base_url="http://reactor") as http:
             yield reactor, http
 
 
-async def test_a_job_posted_runs_and_its_result_is_read_back(settings: Settings, db: Db) -> None:
+async def test_a_job_posted_runs_and_its_result_is_read_back(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """POST /api/jobs answers 201 with the job; GET returns its result once it ran."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         posted = await http.post(
             "/api/jobs", json={"command": "echo", "args": {"x": 1}, "job_id": "a1"}, headers=AUTH
         )
@@ -57,9 +59,11 @@ async def test_a_job_posted_runs_and_its_result_is_read_back(settings: Settings,
     assert found["history"] == []
 
 
-async def test_a_duplicate_job_id_is_409_in_the_error_shape(settings: Settings) -> None:
+async def test_a_duplicate_job_id_is_409_in_the_error_shape(
+    settings: Settings, registry: Registry
+) -> None:
     """A second POST with a taken job_id answers 409 with the one error shape."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         body = {"command": "echo", "job_id": "dup"}
         assert (await http.post("/api/jobs", json=body, headers=AUTH)).status_code == 201
         again = await http.post("/api/jobs", json=body, headers=AUTH)
@@ -68,7 +72,9 @@ async def test_a_duplicate_job_id_is_409_in_the_error_shape(settings: Settings) 
     assert set(again.json()["error"]) == {"status", "type", "message", "details"}
 
 
-async def test_invalid_args_are_422_before_anything_is_written(settings: Settings, db: Db) -> None:
+async def test_invalid_args_are_422_before_anything_is_written(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """Args that do not fit the handler's signature, or an unknown command, write nothing."""
     async with serving(settings, load_registry()) as (_, http):
         wrong_type = await http.post(
@@ -89,9 +95,11 @@ async def test_invalid_args_are_422_before_anything_is_written(settings: Setting
     assert unknown_command.json()["error"]["details"][0]["where"] == "body.command"
 
 
-async def test_requests_without_a_valid_token_are_401(settings: Settings) -> None:
+async def test_requests_without_a_valid_token_are_401(
+    settings: Settings, registry: Registry
+) -> None:
     """No header, a wrong token, or a token in the query string: 401 with WWW-Authenticate."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         answers = [
             await http.get("/api/jobs"),
             await http.get("/api/jobs", headers={"Authorization": "Bearer wrong"}),
@@ -103,18 +111,22 @@ async def test_requests_without_a_valid_token_are_401(settings: Settings) -> Non
     assert all(a.json()["error"]["type"] == "unauthorized" for a in answers)
 
 
-async def test_the_read_only_token_reads_but_cannot_write(settings: Settings) -> None:
+async def test_the_read_only_token_reads_but_cannot_write(
+    settings: Settings, registry: Registry
+) -> None:
     """The read-only token lists jobs and handlers; submitting with it is 403."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         listed = await http.get("/api/jobs", headers=READ)
         handlers = await http.get("/api/handlers", headers=READ)
         posted = await http.post("/api/jobs", json={"command": "echo"}, headers=READ)
     assert (listed.status_code, handlers.status_code, posted.status_code) == (200, 200, 403)
 
 
-async def test_without_a_token_configured_api_and_ui_answer_404(settings: Settings) -> None:
+async def test_without_a_token_configured_api_and_ui_answer_404(
+    settings: Settings, registry: Registry
+) -> None:
     """No REACTOR_API_TOKEN: /api, /openapi.json and /ui are not there; /healthz still is."""
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         transport = httpx.ASGITransport(app=build_app(reactor.probes(), reactor.web()))
         async with httpx.AsyncClient(transport=transport, base_url="http://reactor") as http:
             codes = [
@@ -126,9 +138,11 @@ async def test_without_a_token_configured_api_and_ui_answer_404(settings: Settin
     assert health.status_code == 200
 
 
-async def test_listing_pages_through_every_job_by_cursor(settings: Settings, db: Db) -> None:
+async def test_listing_pages_through_every_job_by_cursor(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """GET /api/jobs with limit and cursor visits every job of a command once, newest first."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         await db.jobs.insert_many(
             [{"job_id": f"p{i}", "command": "nothing_here", "status": "failed"} for i in range(7)]
         )
@@ -148,12 +162,13 @@ async def test_listing_pages_through_every_job_by_cursor(settings: Settings, db:
     assert garbage.status_code == 422
 
 
-async def test_cancel_and_retry_through_the_api(settings: Settings, db: Db) -> None:
+async def test_cancel_and_retry_through_the_api(
+    settings: Settings, db: Db, registry: Registry, tally: Tally
+) -> None:
     """A running job is cancelled, then retried to a new run; a second cancel is 409."""
-    jobs_lib.GATE["current"] = jobs_lib.Gate()
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         await http.post("/api/jobs", json={"command": "gated", "job_id": "c1"}, headers=AUTH)
-        await jobs_lib.GATE["current"].until_waiting(1)
+        await tally.gate.until_waiting(1)
         cancelled = await http.post("/api/jobs/c1/cancel", headers=AUTH)
         assert cancelled.status_code == 200
         assert cancelled.json()["job"]["cancel_requested"] is True
@@ -163,7 +178,7 @@ async def test_cancel_and_retry_through_the_api(settings: Settings, db: Db) -> N
             while (await http.post("/api/jobs/c1/cancel", headers=AUTH)).status_code != 409:  # noqa: ASYNC110
                 await anyio.sleep(0.05)  # the job's status lands just after its result: no event
         retried = await http.post("/api/jobs/c1/retry", headers=AUTH)
-        jobs_lib.GATE["current"].open.set()
+        tally.gate.open.set()
         second = await wait_for_result(db, "c1", timeout_s=20, min_run=2)
         missing = await http.post("/api/jobs/nope/retry", headers=AUTH)
     assert retried.status_code == 200
@@ -192,9 +207,11 @@ async def test_handler_discovery_lists_ocr_arguments_with_types_and_defaults(
     assert missing.status_code == 404
 
 
-async def test_request_bodies_over_the_limit_are_413(settings: Settings, db: Db) -> None:
+async def test_request_bodies_over_the_limit_are_413(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A body over api_max_body_bytes is refused with 413 and nothing is written."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         big = {"command": "echo", "args": {"blob": "x" * 2_000_000}}
         answer = await http.post("/api/jobs", json=big, headers=AUTH)
         assert await db.jobs.count_documents({}) == 0
@@ -202,9 +219,11 @@ async def test_request_bodies_over_the_limit_are_413(settings: Settings, db: Db)
     assert answer.json()["error"]["type"] == "too_large"
 
 
-async def test_the_openapi_document_describes_the_routes(settings: Settings) -> None:
+async def test_the_openapi_document_describes_the_routes(
+    settings: Settings, registry: Registry
+) -> None:
     """/openapi.json lists the job, handler and worker routes and the bearer scheme."""
-    async with serving(settings) as (_, http):
+    async with serving(settings, registry) as (_, http):
         document = (await http.get("/openapi.json")).json()
     paths = document["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/cancel",

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from backends import Backend
 from hypothesis import HealthCheck, given, settings
-from procs import free_port, reactor_process, until
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from tests.integration.backends import Backend
+from tests.integration.procs import free_port, reactor_process, until
 
 TOKEN = "schemathesis-token"
 HANDLERS = Path(__file__).with_name("api_handlers.py")

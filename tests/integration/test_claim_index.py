@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from backends import Backend
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import queries
 from reactor.queries import Tier
 from reactor.store import Store
+from tests.integration.backends import Backend
 
 Db = AsyncDatabase[dict[str, Any]]
 FINISHED = 100_000

@@ -12,14 +12,14 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import running
-from lifecycle_lib import wait_for_doc
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result
 from reactor.config import Settings
 from reactor.handler import handler
 from reactor.registry import Registry, build_handler
+from tests.integration.lifecycle_lib import wait_for_doc
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 Span = tuple[str, float, float]  # (tag, start, end) of one execution, on time.monotonic()

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
+from reactor.registry import Registry
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
 
-async def test_a_hung_cpu_job_is_killed_at_its_timeout(settings: Settings, db: Db) -> None:
+async def test_a_hung_cpu_job_is_killed_at_its_timeout(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A CPU job that never returns fails with 'timeout after 1 s' and the next CPU job runs."""
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         await db.jobs.insert_one(new_job("cpu_hang", {}, "hang"))
         hung = await wait_for_result(db, "hang", timeout_s=30)
         await db.jobs.insert_one(new_job("cpu_square", {"n": 3}, "next"))
@@ -28,9 +30,11 @@ async def test_a_hung_cpu_job_is_killed_at_its_timeout(settings: Settings, db: D
     assert restarts["timeout"] == 1
 
 
-async def test_a_crashing_worker_fails_only_its_own_job(settings: Settings, db: Db) -> None:
+async def test_a_crashing_worker_fails_only_its_own_job(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """os._exit(1) in one CPU job fails it with the exit code; three concurrent ones succeed."""
-    async with running(settings, jobs_lib.registry(), cpu_workers=4, max_jobs=8):
+    async with running(settings, registry, cpu_workers=4, max_jobs=8):
         naps = [new_job("cpu_nap", {"seconds": 1.0}, f"nap-{i}") for i in range(3)]
         await db.jobs.insert_many([*naps, new_job("cpu_exit", {"code": 1}, "crash")])
         results = await wait_for_results(db, ["crash"] + [j["job_id"] for j in naps], timeout_s=60)

@@ -12,10 +12,7 @@ from typing import Any
 import anyio
 import anyio.from_thread
 import httpx
-import jobs_lib
 import pytest
-from conftest import running
-from procs import free_port
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_result
@@ -24,6 +21,9 @@ from reactor.handler import JobContext
 from reactor.registry import Registry, build_handler
 from reactor.web.app import build_app
 from reactor.web.limits import CONTENT_SECURITY_POLICY
+from tests.integration.jobs_lib import Tally
+from tests.integration.procs import free_port
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 TOKEN = "dashboard-token"
@@ -58,9 +58,8 @@ async def stepper(ctx: JobContext, steps: int = 12, step_s: float = 0.5) -> int:
     return steps
 
 
-def registry() -> Registry:
-    extra = [build_handler("stepper", stepper)]
-    return Registry([*jobs_lib.registry(), *extra])
+def with_stepper(registry: Registry) -> Registry:
+    return Registry([*registry, build_handler("stepper", stepper)])
 
 
 @contextmanager
@@ -83,9 +82,9 @@ def browser_page(port: int) -> Iterator[Any]:
 
 
 @asynccontextmanager
-async def dashboard(settings: Settings) -> Any:
+async def dashboard(settings: Settings, registry: Registry) -> Any:
     port = free_port()
-    async with running(settings, registry(), http_host="127.0.0.1", http_port=port,
+    async with running(settings, with_stepper(registry), http_host="127.0.0.1", http_port=port,
                        api_token=TOKEN):  # fmt: skip
         yield port
 
@@ -101,10 +100,10 @@ async def in_browser(scenario: Callable[[], None]) -> None:
 
 
 @needs_browser
-async def test_progress_moves_and_a_failure_appears(settings: Settings) -> None:
+async def test_progress_moves_and_a_failure_appears(settings: Settings, registry: Registry) -> None:
     """The overview shows a running job's progress bar growing, then a failed job with its error
     type and message in the recent failures."""
-    async with dashboard(settings) as port:
+    async with dashboard(settings, registry) as port:
 
         def scenario() -> None:
             from playwright.sync_api import expect
@@ -128,10 +127,12 @@ async def test_progress_moves_and_a_failure_appears(settings: Settings) -> None:
 
 
 @needs_browser
-async def test_cancel_and_retry_buttons_work(settings: Settings, db: Db) -> None:
+async def test_cancel_and_retry_buttons_work(
+    settings: Settings, db: Db, registry: Registry, tally: Tally
+) -> None:
     """On a job's page, Cancel stops the running job and Retry runs it again to success."""
-    jobs_lib.GATE["current"] = gate = jobs_lib.Gate()
-    async with dashboard(settings) as port:
+    gate = tally.gate
+    async with dashboard(settings, registry) as port:
         await db.jobs.insert_one({"job_id": "held-in-browser", "command": "gated", "args": {}})
         await gate.until_waiting(1)
 
@@ -156,10 +157,10 @@ async def test_cancel_and_retry_buttons_work(settings: Settings, db: Db) -> None
 
 
 @needs_browser
-async def test_html_in_job_fields_is_shown_as_text(settings: Settings) -> None:
+async def test_html_in_job_fields_is_shown_as_text(settings: Settings, registry: Registry) -> None:
     """A job whose args and error hold markup shows it as text: no element is made, no script
     runs, on the job's page or in the failures list."""
-    async with dashboard(settings) as port:
+    async with dashboard(settings, registry) as port:
 
         def scenario() -> None:
             from playwright.sync_api import expect
@@ -183,12 +184,13 @@ def _http(reactor: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://reactor")
 
 
-async def test_the_session_cookie_csrf_and_csp(settings: Settings, db: Db) -> None:
+async def test_the_session_cookie_csrf_and_csp(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """Signing in sets an HttpOnly, SameSite=Strict cookie holding no token; an action without the
     CSRF token or from another origin is refused; pages carry the strict CSP."""
-    jobs_lib.GATE["current"] = jobs_lib.Gate()
     config = settings.model_copy(update={"api_token": TOKEN})
-    async with running(config, registry()) as reactor, _http(reactor) as http:
+    async with running(config, registry) as reactor, _http(reactor) as http:
         await db.jobs.insert_one({"job_id": "q1", "command": "gated", "args": {}})
         assert (await http.get("/ui")).status_code == 303
         refused = await http.post("/ui/login", data={"token": "wrong"})
@@ -212,10 +214,12 @@ async def test_the_session_cookie_csrf_and_csp(settings: Settings, db: Db) -> No
     assert (no_csrf.status_code, foreign.status_code, allowed.status_code) == (403, 403, 200)
 
 
-async def test_the_read_only_token_signs_in_without_buttons(settings: Settings, db: Db) -> None:
+async def test_the_read_only_token_signs_in_without_buttons(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A session from the read-only token shows jobs without action buttons and cannot act."""
     config = settings.model_copy(update={"api_token": TOKEN, "api_read_token": "ro"})
-    async with running(config, registry()) as reactor, _http(reactor) as http:
+    async with running(config, registry) as reactor, _http(reactor) as http:
         await db.jobs.insert_one({"job_id": "r1", "command": "nothing", "status": "failed"})
         await http.post("/ui/login", data={"token": "ro"})
         page = await http.get("/ui/jobs/r1")

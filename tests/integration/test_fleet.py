@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 import pymongo
-from backends import Backend
-from procs import free_port, reactor_process, until
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import __version__, fleet, model
 from reactor.driver import Calls
+from tests.integration.backends import Backend
+from tests.integration.procs import free_port, reactor_process, until
 
 TOKEN = "fleet-test-token"
 TTL_S = 3.0

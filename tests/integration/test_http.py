@@ -7,13 +7,13 @@ from typing import Any
 
 import anyio
 import httpx
-import jobs_lib
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
+from reactor.registry import Registry
 from reactor.web.health import build_app
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
@@ -29,11 +29,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_endpoints_are_served_on_the_configured_port(settings: Settings) -> None:
+async def test_endpoints_are_served_on_the_configured_port(
+    settings: Settings, registry: Registry
+) -> None:
     """The reactor listens on http_port and answers /healthz and /readyz."""
     port = _free_port()
     async with (
-        running(settings, jobs_lib.registry(), http_host="127.0.0.1", http_port=port),
+        running(settings, registry, http_host="127.0.0.1", http_port=port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
     ):
         assert (await http.get("/healthz")).json() == {"status": "alive", "reasons": []}
@@ -42,9 +44,9 @@ async def test_endpoints_are_served_on_the_configured_port(settings: Settings) -
     assert ready.json() == {"status": "ready", "reasons": []}
 
 
-async def test_metrics_move_as_jobs_run(settings: Settings, db: Db) -> None:
+async def test_metrics_move_as_jobs_run(settings: Settings, db: Db, registry: Registry) -> None:
     """/metrics counts started and finished jobs by command and status."""
-    async with running(settings, jobs_lib.registry()) as reactor, _client(reactor) as http:
+    async with running(settings, registry) as reactor, _client(reactor) as http:
         await db.jobs.insert_many(
             [new_job("echo", {}, "m1"), new_job("echo", {}, "m2"), new_job("explode", {}, "m3")]
         )
@@ -64,11 +66,11 @@ async def test_metrics_move_as_jobs_run(settings: Settings, db: Db) -> None:
 
 
 async def test_readiness_fails_when_the_stream_stalls_and_recovers(
-    settings: Settings, double: Any
+    settings: Settings, double: Any, registry: Registry
 ) -> None:
     """/readyz turns 503 naming the stalled stream, and 200 again once it advances."""
     async with (
-        running(settings, jobs_lib.registry(), ready_stall_s=1.0) as reactor,
+        running(settings, registry, ready_stall_s=1.0) as reactor,
         _client(reactor) as http,
     ):
         assert (await http.get("/readyz")).status_code == 200

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import observe_handlers
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 from reactor_handlers.ocr import OcrOptions
 from reactor_handlers.samples import sample_page
@@ -24,6 +22,8 @@ from reactor.client import new_job, wait_for_result, wait_for_results
 from reactor.config import Settings
 from reactor.pool._worker import THREAD_LIMITS
 from reactor.web.health import build_app
+from tests.integration import observe_handlers
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import observe_handlers
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import joblog, workdir
@@ -21,6 +19,8 @@ from reactor.cli.main import main as reactor_main
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
 from reactor.logging import configure
+from tests.integration import observe_handlers
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

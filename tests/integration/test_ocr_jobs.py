@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 from reactor_handlers.samples import sample_page
 
 from reactor.client import new_job, wait_for_result
 from reactor.config import Settings
 from reactor.store import load_large_result
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -11,8 +11,9 @@ from typing import Any
 
 import pymongo
 import pytest
-from backends import Backend
-from procs import reactor_process
+
+from tests.integration.backends import Backend
+from tests.integration.procs import reactor_process
 
 JOBS = 1000
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import jobs_lib
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import new_job, wait_for_result, wait_for_results
@@ -15,31 +13,36 @@ from reactor.config import Settings
 from reactor.errors import CancelPending, LeaseLost
 from reactor.model import Result, Status
 from reactor.queries import Tier
+from reactor.registry import Registry
 from reactor.store import STATE_COLLECTION, Store
+from tests.integration.jobs_lib import Tally
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 
 
 async def test_jobs_inserted_while_no_reactor_runs_are_processed_at_start(
-    settings: Settings, db: Db
+    settings: Settings, db: Db, registry: Registry
 ) -> None:
     """The startup catch-up claims every job that was queued before the reactor came up."""
     await db.jobs.insert_many([new_job("record", {}, f"early-{i}") for i in range(20)])
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         results = await wait_for_results(db, [f"early-{i}" for i in range(20)], timeout_s=30)
     assert len(results) == 20
 
 
-async def test_restart_resumes_from_the_stored_token(settings: Settings, db: Db) -> None:
+async def test_restart_resumes_from_the_stored_token(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A restarted reactor resumes its stream from the saved token and misses nothing."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_one(new_job("record", {}, "before"))
         await wait_for_result(db, "before", timeout_s=20)
     state = await db[STATE_COLLECTION].find_one({"_id": "jobs_stream"})
     assert state is not None
     assert isinstance(state["resume_token"], dict)
     await db.jobs.insert_many([new_job("record", {}, f"down-{i}") for i in range(5)])
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         results = await wait_for_results(db, [f"down-{i}" for i in range(5)], timeout_s=30)
         assert reactor.stream is not None
         resumed_from = state["resume_token"]
@@ -47,7 +50,9 @@ async def test_restart_resumes_from_the_stored_token(settings: Settings, db: Db)
     assert len(results) == 5
 
 
-async def test_an_expired_lease_is_claimed_again(settings: Settings, db: Db) -> None:
+async def test_an_expired_lease_is_claimed_again(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A job left running by a dead owner is re-run once its lease has expired."""
     past = datetime.now(UTC) - timedelta(seconds=5)
     await db.jobs.insert_one(
@@ -60,14 +65,16 @@ async def test_an_expired_lease_is_claimed_again(settings: Settings, db: Db) -> 
             "attempt": 1,
         }
     )
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         result = await wait_for_result(db, "orphan", timeout_s=30)
         assert reactor.metrics.lease_expiries._value.get() == 1
     # a reclaim is not charged: attempt 1 ran again, under a newer fence
     assert (result["status"], result["attempt"], result["fence"]) == ("succeeded", 1, 1)
 
 
-async def test_a_live_lease_is_not_taken(settings: Settings, db: Db) -> None:
+async def test_a_live_lease_is_not_taken(
+    settings: Settings, db: Db, registry: Registry, tally: Tally
+) -> None:
     """A job another owner holds with an unexpired lease is left alone."""
     future = datetime.now(UTC) + timedelta(minutes=5)
     await db.jobs.insert_one(
@@ -80,10 +87,10 @@ async def test_a_live_lease_is_not_taken(settings: Settings, db: Db) -> None:
             "attempt": 1,
         }
     )
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_one(new_job("record", {}, "marker"))
         await wait_for_result(db, "marker", timeout_s=20)
-    assert jobs_lib.RUNS["held"] == 0
+    assert tally.runs["held"] == 0
 
 
 async def test_a_stale_owner_cannot_overwrite_a_newer_attempt(settings: Settings, db: Db) -> None:
@@ -185,24 +192,26 @@ async def test_no_result_is_kept_for_a_job_the_database_no_longer_holds(
     assert await db.results.count_documents({"job_id": "vanished"}) == 0
 
 
-async def test_heartbeats_keep_a_long_job_leased(settings: Settings, db: Db) -> None:
+async def test_heartbeats_keep_a_long_job_leased(
+    settings: Settings, db: Db, registry: Registry
+) -> None:
     """A job running longer than its lease is renewed, not re-run."""
-    async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2):
+    async with running(settings, registry, lease_s=1.0, sweep_s=0.2):
         await db.jobs.insert_one({"job_id": "long", "command": "sleep", "args": {"seconds": 2.5}})
         result = await wait_for_result(db, "long", timeout_s=30)
     assert (result["status"], result["attempt"]) == ("succeeded", 1)
 
 
 async def test_lost_history_falls_back_to_the_catch_up_scan(
-    settings: Settings, db: Db, double: Any
+    settings: Settings, db: Db, double: Any, registry: Registry
 ) -> None:
     """When the stored token's history is gone (code 286) queued jobs are still processed."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_one(new_job("record", {}, "first"))
         await wait_for_result(db, "first", timeout_s=20)
     await db.jobs.insert_many([new_job("record", {}, f"gap-{i}") for i in range(3)])
     double.forget_history()
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         results = await wait_for_results(db, [f"gap-{i}" for i in range(3)], timeout_s=30)
     assert len(results) == 3
     state = await db[STATE_COLLECTION].find_one({"_id": "jobs_stream"})
@@ -210,10 +219,10 @@ async def test_lost_history_falls_back_to_the_catch_up_scan(
 
 
 async def test_dropped_connections_do_not_lose_jobs(
-    settings: Settings, db: Db, double: Any
+    settings: Settings, db: Db, double: Any, registry: Registry
 ) -> None:
     """After every connection drops, the stream resumes and new jobs are processed."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         await db.jobs.insert_one(new_job("record", {}, "pre"))
         await wait_for_result(db, "pre", timeout_s=20)
         double.drop_connections()
@@ -222,9 +231,11 @@ async def test_dropped_connections_do_not_lose_jobs(
     assert len(results) == 3
 
 
-async def test_failed_commands_are_survived(settings: Settings, db: Db, double: Any) -> None:
+async def test_failed_commands_are_survived(
+    settings: Settings, db: Db, double: Any, registry: Registry
+) -> None:
     """Injected failures on the stream's getMore are retried and the job still runs."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         double.fail_next(
             2,
             code=91,
@@ -238,10 +249,10 @@ async def test_failed_commands_are_survived(settings: Settings, db: Db, double: 
 
 
 async def test_a_failover_during_a_claim_is_retried_by_the_driver(
-    settings: Settings, db: Db, double: Any
+    settings: Settings, db: Db, double: Any, registry: Registry, tally: Tally
 ) -> None:
     """NotWritablePrimary with RetryableWriteError on a claim is retried; the job runs once."""
-    async with running(settings, jobs_lib.registry()):
+    async with running(settings, registry):
         double.fail_next(
             1,
             code=10107,
@@ -252,16 +263,16 @@ async def test_a_failover_during_a_claim_is_retried_by_the_driver(
         await db.jobs.insert_one(new_job("record", {}, "failover"))
         result = await wait_for_result(db, "failover", timeout_s=30)
     assert (result["status"], result["attempt"]) == ("succeeded", 1)
-    assert jobs_lib.RUNS["failover"] == 1
+    assert tally.runs["failover"] == 1
 
 
 async def test_a_result_that_cannot_be_written_is_kept_until_mongodb_takes_it(
-    settings: Settings, db: Db, double: Any
+    settings: Settings, db: Db, double: Any, registry: Registry, tally: Tally
 ) -> None:
     """When MongoDB refuses the finishing writes for a while, the outcome is kept and written
     later; the handler does not run again and the service keeps serving."""
-    gate = jobs_lib.GATE["current"] = jobs_lib.Gate()
-    async with running(settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2) as reactor:
+    gate = tally.gate
+    async with running(settings, registry, lease_s=1.0, sweep_s=0.2) as reactor:
         await db.jobs.insert_one(new_job("gated", {}, "unrecorded"))
         await gate.until_waiting(1)
         double.fail_next(4, code=11600, commands={"update"}, message="down")
@@ -271,24 +282,22 @@ async def test_a_result_that_cannot_be_written_is_kept_until_mongodb_takes_it(
         await wait_for_result(db, "still-serving", timeout_s=30)
         assert reactor.metrics.record_retries._value.get() >= 1
     assert (result["status"], result["attempt"], result["fence"]) == ("succeeded", 1, 1)
-    assert jobs_lib.RUNS["unrecorded"] == 1
+    assert tally.runs["unrecorded"] == 1
 
 
 async def test_a_failed_gridfs_upload_is_written_again(
-    settings: Settings, db: Db, double: Any
+    settings: Settings, db: Db, double: Any, registry: Registry, tally: Tally
 ) -> None:
     """A large result whose GridFS upload fails once is uploaded again; the handler ran once."""
-    gate = jobs_lib.GATE["current"] = jobs_lib.Gate()
-    async with running(
-        settings, jobs_lib.registry(), lease_s=1.0, sweep_s=0.2, result_inline_max_bytes=4096
-    ):
+    gate = tally.gate
+    async with running(settings, registry, lease_s=1.0, sweep_s=0.2, result_inline_max_bytes=4096):
         await db.jobs.insert_one(new_job("big_after_gate", {"size": 20_000}, "big-fail"))
         await gate.until_waiting(1)
         double.fail_next(1, code=11600, commands={"insert"}, message="interrupted")
         gate.open.set()  # the next insert is the GridFS upload of the result
         result = await wait_for_result(db, "big-fail", timeout_s=30)
     assert (result["status"], result["attempt"]) == ("succeeded", 1)
-    assert jobs_lib.RUNS["big-fail"] == 1
+    assert tally.runs["big-fail"] == 1
     assert result["result_ref"]["bytes"] > 20_000
 
 
@@ -330,13 +339,13 @@ def _overlapped(results: dict[str, Any]) -> bool:
 
 @pytest.mark.parametrize("outage", [False, True], ids=["after-a-death", "after-an-outage"])
 async def test_reclaims_run_alone_unless_an_outage_explains_their_expired_lease(
-    settings: Settings, db: Db, outage: bool
+    settings: Settings, db: Db, outage: bool, registry: Registry
 ) -> None:
     """Loop jobs whose owner's lease simply ran out run one at a time (their owner may have died
     of one of them); when the lease ran out while this reactor saw MongoDB unreachable, the
     outage explains it, and they run side by side."""
     names = ["orphan-a", "orphan-b"]
-    async with running(settings, jobs_lib.registry()) as reactor:
+    async with running(settings, registry) as reactor:
         if outage:
             reactor.connectivity.went_away()
             reactor.connectivity.came_back()

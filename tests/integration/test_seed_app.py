@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import running
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import workdir
 from reactor.client import new_job, wait_for_results
 from reactor.config import Settings
+from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pymongo
 import pytest
-from backends import Backend
-from procs import free_port, reactor_process, readyz, start, until
+
+from tests.integration.backends import Backend
+from tests.integration.procs import free_port, reactor_process, readyz, start, until
 
 Doc = dict[str, Any]
 

@@ -1,9 +1,7 @@
-"""Unit tests import helper modules from this folder (also inside spawned pool workers)."""
+"""Fixtures of the unit tests (their helper modules import as ``tests.unit.<name>``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +10,6 @@ from pymongo import AsyncMongoClient
 from reactor.testing.fixtures import mongo_client, mongo_double, mongo_uri
 
 __all__ = ["mongo_client", "mongo_double", "mongo_uri"]  # fixtures, used by name
-
-HERE = str(Path(__file__).parent)
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
 
 
 @pytest.fixture

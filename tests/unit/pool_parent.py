@@ -1,8 +1,8 @@
 """A stand-in reactor for the pool's lifeline tests: a process that runs a CPU pool.
 
-``python pool_parent.py MODE TASK PORT`` runs one task in a one-worker pool. ``TASK`` names a
-function in ``pool_tasks`` that reports its pids to ``PORT``, then keeps its worker busy. The
-test then kills or freezes this process. Modes:
+``python -m tests.unit.pool_parent MODE TASK PORT`` runs one task in a one-worker pool. ``TASK``
+names a function in ``tests.unit.pool_tasks`` that reports its pids to ``PORT``, then keeps its
+worker busy. The test then kills or freezes this process. Modes:
 
 * ``busy``: just run the task;
 * ``idle``: the task returns; the worker then waits for work until this process dies;
@@ -21,10 +21,9 @@ import sys
 import time
 from collections.abc import Callable
 
-import pool_tasks
-
 from reactor.errors import LeaseExpired
 from reactor.pool import CpuPool, KeepAlive
+from tests.unit import pool_tasks
 
 KEEPALIVE_S = 2.0
 SAYS = "pool_parent: "  # marks this script's own lines among the pool's log lines

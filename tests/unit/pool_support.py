@@ -10,9 +10,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-
-TASKS_DIR = Path(__file__).parent  # spawned workers and parent scripts import pool_tasks from here
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Top-level task functions for the CPU pool tests.
 
-Spawned workers import this module by name: pytest puts ``tests/unit`` on ``sys.path`` and
-multiprocessing's spawn start method hands the parent's ``sys.path`` to the child.
+Spawned workers import this module by name, ``tests.unit.pool_tasks``: pytest puts the
+repository root on ``sys.path`` and multiprocessing's spawn start method hands the parent's
+``sys.path`` to the child.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from reactor.cli.main import HARD_STOP_MARGIN_S
 from reactor.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +26,7 @@ COMPOSE_FILE = DEPLOY / "compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 K8S = DEPLOY / "k8s"
 PREFIX = "REACTOR_"
+GRACE_MARGIN_S = 15.0  # grace periods are REACTOR_DRAIN_S + this (README, "Drain")
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -287,13 +289,17 @@ def test_reactor_service_runs_the_way_operators_expect() -> None:
     assert dependencies(reactor)["mongo1"]["condition"] == "service_healthy"
 
 
-def test_reactor_stop_grace_period_covers_the_drain() -> None:
-    """Docker waits longer than the drain (REACTOR_DRAIN_S) plus the hand-back before it kills."""
+def test_reactor_stop_grace_period_is_the_fixed_drain_plus_the_margin() -> None:
+    """stop_grace_period is REACTOR_DRAIN_S + 15 s, past the hard stop, and the drain is not
+    taken from the shell (compose could not move the grace period with it)."""
     reactor = services()["reactor"]
-    settings = settings_from(environment(reactor))
-    drain_s = float(reactor["environment"]["REACTOR_DRAIN_S"].split(":-")[-1].rstrip("}"))
-    assert drain_s == settings.drain_s
-    assert duration_s(reactor["stop_grace_period"]) >= drain_s + 10
+    raw = str(reactor["environment"]["REACTOR_DRAIN_S"])
+    assert "$" not in raw, "REACTOR_DRAIN_S must be fixed: stop_grace_period depends on it"
+    drain_s = settings_from(environment(reactor)).drain_s
+    grace_s = duration_s(reactor["stop_grace_period"])
+    assert grace_s == drain_s + GRACE_MARGIN_S
+    assert grace_s > drain_s + HARD_STOP_MARGIN_S
+    assert_comment_agrees(COMPOSE_FILE, "stop_grace_period:", {"REACTOR_DRAIN_S": drain_s})
 
 
 def test_reactor_logs_rotate_and_carry_shipping_labels() -> None:
@@ -554,12 +560,41 @@ def test_probes_use_the_endpoints_on_the_configured_port() -> None:
     assert container_port(liveness["port"]) == port
 
 
-def test_termination_grace_period_covers_the_drain() -> None:
-    """terminationGracePeriodSeconds outlasts the drain (REACTOR_DRAIN_S) plus the hand-back."""
-    settings = settings_from(configmap_data())
-    drain_s = float(configmap_data()["REACTOR_DRAIN_S"])
-    assert drain_s == settings.drain_s
-    assert pod_spec()["terminationGracePeriodSeconds"] >= drain_s + 10
+def test_termination_grace_period_is_the_drain_plus_the_margin() -> None:
+    """terminationGracePeriodSeconds is REACTOR_DRAIN_S + 15 s, past the hard stop, and the
+    comments beside it and in the ConfigMap say so with the real numbers."""
+    drain_s = settings_from(configmap_data()).drain_s
+    grace_s = pod_spec()["terminationGracePeriodSeconds"]
+    assert grace_s == drain_s + GRACE_MARGIN_S
+    assert grace_s > drain_s + HARD_STOP_MARGIN_S
+    assert_comment_agrees(
+        K8S / "deployment.yaml", "terminationGracePeriodSeconds:", {"REACTOR_DRAIN_S": drain_s}
+    )
+    assert_comment_agrees(K8S / "configmap.yaml", "REACTOR_DRAIN_S:", {"REACTOR_DRAIN_S": drain_s})
+
+
+def comment_before(path: Path, key: str) -> str:
+    """The comment lines right above the line holding ``key``, and that line's own comment."""
+    lines = path.read_text().splitlines()
+    [at] = [i for i, line in enumerate(lines) if line.strip().startswith(key)]
+    start = at
+    while start > 0 and lines[start - 1].strip().startswith("#"):
+        start -= 1
+    block = [line.strip().lstrip("#").strip() for line in lines[start:at]]
+    inline = lines[at].partition("#")[2].strip()
+    return " ".join([*block, inline])
+
+
+def assert_comment_agrees(path: Path, key: str, values: dict[str, float]) -> None:
+    """The comment on ``key`` names only these settings, quotes their values right, and gives
+    the margin as "+ 15 s" (it once explained the grace with other settings entirely)."""
+    text = comment_before(path, key)
+    named = set(re.findall(r"REACTOR_[A-Z_]+", text))
+    assert named == set(values), (path.name, named)
+    for name, number in re.findall(r"(REACTOR_[A-Z_]+) \((\d+(?:\.\d+)?)\)", text):
+        assert float(number) == values[name], (path.name, name, number)
+    margins = {float(n) for n in re.findall(r"(?:\+|plus) (\d+) s\b", text)}
+    assert margins == {GRACE_MARGIN_S}, (path.name, text)
 
 
 def test_configmap_sets_only_real_settings_with_valid_values() -> None:

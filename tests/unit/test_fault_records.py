@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-FAULTS = str(Path(__file__).resolve().parent.parent / "faults")
-if FAULTS not in sys.path:
-    sys.path.insert(0, FAULTS)
-
-from fault_records import RECORDS_ENV, Execution, Grace, Recorder, load, overlaps  # noqa: E402
+from tests.faults.fault_records import RECORDS_ENV, Execution, Grace, Recorder, load, overlaps
 
 
 def execution(token: str, kind: str, pid: int, times: list[float]) -> Execution:

@@ -8,16 +8,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness_handlers import fail_loudly, shout, square, write_note
 
 from reactor.errors import RegistryError
 from reactor.testing.fixtures import reactor_harness
 from reactor.testing.harness import RunningReactor, running_reactor
+from tests.unit.harness_handlers import fail_loudly, shout, square, write_note
 
 __all__ = ["reactor_harness"]  # a fixture, used by name
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
 
 
 async def test_running_reactor_serves_a_mapping_of_handlers() -> None:
@@ -89,7 +88,7 @@ def reactor_handlers() -> dict[str, object]:
 
 PLUGIN_TEST = """
 import pytest
-from harness_handlers import shout, square
+from tests.unit.harness_handlers import shout, square
 from reactor.testing.fixtures import mongo_client, mongo_double, mongo_uri, reactor_harness
 from reactor.testing.harness import running_reactor
 
@@ -144,7 +143,7 @@ def run_pytest(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *options],
         cwd=folder,
-        env={"PYTHONPATH": str(HERE), "PATH": "/usr/bin:/bin", "HOME": str(folder)},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(folder)},
         capture_output=True,
         text=True,
         timeout=300,

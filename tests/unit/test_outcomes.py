@@ -103,9 +103,16 @@ def test_timeouts_retry_only_when_the_policy_says_so() -> None:
 
 
 def test_a_retry_request_uses_its_own_delay() -> None:
-    """Retry(delay_s=2) asks for exactly two seconds."""
+    """Retry(delay_s=2) asks for exactly two seconds, and its reason is kept for ``errors``."""
     outcome = sort_exception(Retry("busy", delay_s=2), attempt=1, policy=POLICY)
-    assert (outcome.kind, outcome.delay_s, outcome.error) == (Kind.RETRY, 2.0, None)
+    assert (outcome.kind, outcome.delay_s) == (Kind.RETRY, 2.0)
+    assert outcome.error is not None
+    assert outcome.error.summary(1, NOW) == {
+        "attempt": 1,
+        "type": "Retry",
+        "message": "busy",
+        "at": NOW,
+    }
 
 
 def test_a_retry_request_past_the_last_attempt_gives_up() -> None:

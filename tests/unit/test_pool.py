@@ -20,9 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import pool_tasks
 import pytest
-from pool_support import all_exited, exists, exited, reports_server, watchdog_of, watching
 
 from reactor.errors import (
     HandlerFailed,
@@ -35,6 +33,16 @@ from reactor.errors import (
 from reactor.errors import JobTimeout as JobTimeoutError
 from reactor.pool import CpuPool, KeepAlive
 from reactor.pool import cpu as pool_module
+from tests.pythonpath import pythonpath
+from tests.unit import pool_tasks
+from tests.unit.pool_support import (
+    all_exited,
+    exists,
+    exited,
+    reports_server,
+    watchdog_of,
+    watching,
+)
 
 PidReports = tuple[int, "asyncio.Queue[int]"]
 
@@ -374,7 +382,8 @@ async def test_recycled_worker_that_will_not_exit_is_killed_after_the_grace(
 def test_worker_log_lines_carry_the_job_context(tmp_path: Path) -> None:
     """A handler's log line inside a worker reaches stdout as JSON with the job's context."""
     script = textwrap.dedent("""
-        import asyncio, pool_tasks
+        import asyncio
+        from tests.unit import pool_tasks
         from reactor.pool import CpuPool, KeepAlive
 
         async def main():
@@ -384,7 +393,7 @@ def test_worker_log_lines_carry_the_job_context(tmp_path: Path) -> None:
 
         asyncio.run(main())
     """)
-    env = {**os.environ, "PYTHONPATH": str(Path(pool_tasks.__file__).parent)}
+    env = {**os.environ, "PYTHONPATH": pythonpath(os.environ)}
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,

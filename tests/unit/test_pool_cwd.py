@@ -6,11 +6,11 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pool_tasks
 import pytest
 
 from reactor.errors import HandlerFailed, WorkdirUnavailable
 from reactor.pool import CpuPool
+from tests.unit import pool_tasks
 
 
 @pytest.fixture

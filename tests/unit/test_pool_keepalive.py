@@ -9,13 +9,13 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
-import pool_tasks
 import pytest
-from pool_support import all_exited, reports_server, watchdog_of, watching
 
 from reactor.errors import LeaseExpired
 from reactor.pool import CpuPool, KeepAlive
 from reactor.pool import _keepalive as _pool_keepalive
+from tests.unit import pool_tasks
+from tests.unit.pool_support import all_exited, reports_server, watchdog_of, watching
 
 
 @pytest.fixture

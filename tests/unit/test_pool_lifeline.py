@@ -1,8 +1,9 @@
 """Pool workers and their subprocesses die with their reactor, and stop when it freezes.
 
-Each test runs a stand-in reactor (``pool_parent.py``) in its own process, kills or freezes that
-process with a real signal, and watches the worker's pids through pidfds. Tasks either spin in
-Python or sleep in native code holding the GIL, which no thread of the worker can interrupt.
+Each test runs a stand-in reactor (``tests.unit.pool_parent``) in its own process, kills or
+freezes that process with a real signal, and watches the worker's pids through pidfds. Tasks
+either spin in Python or sleep in native code holding the GIL, which no thread of the worker can
+interrupt.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from pool_parent import KEEPALIVE_S, SAYS
-from pool_support import TASKS_DIR, all_exited, reports_server, watchdog_of, watching
+
+from tests.pythonpath import pythonpath
+from tests.unit.pool_parent import KEEPALIVE_S, SAYS
+from tests.unit.pool_support import all_exited, reports_server, watchdog_of, watching
 
 GONE_WITHIN_S = 1.0  # the promise: no worker, and nothing it started, outlives its reactor more
 BUSY_TASKS = ["report_pids_then_spin", "report_pids_then_hold_gil"]
@@ -29,19 +32,19 @@ BUSY_TASKS = ["report_pids_then_spin", "report_pids_then_hold_gil"]
 async def stand_in_reactor(
     mode: str, task: str, port: int
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``pool_parent.py MODE TASK PORT`` running; killed and reaped on the way out.
+    """``python -m tests.unit.pool_parent MODE TASK PORT`` running; killed and reaped on exit.
 
     Its standard output is read to the end on the way out: every process that shares it (the
     pool's workers, their subprocesses) must be gone for that end to come.
     """
-    path = os.pathsep.join(filter(None, [str(TASKS_DIR), os.environ.get("PYTHONPATH")]))
     parent = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(TASKS_DIR / "pool_parent.py"),
+        "-m",
+        "tests.unit.pool_parent",
         mode,
         task,
         str(port),
-        env={**os.environ, "PYTHONPATH": path},
+        env={**os.environ, "PYTHONPATH": pythonpath(os.environ)},
         stdout=asyncio.subprocess.PIPE,
     )
     try:

@@ -7,12 +7,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pool_tasks
 import pytest
-from pool_support import reports_server
 
 from reactor.handler import JobContext
 from reactor.pool import CpuPool
+from tests.unit import pool_tasks
+from tests.unit.pool_support import reports_server
 
 Reports = list[tuple[float, "str | None"]]
 

@@ -12,7 +12,7 @@ from reactor.errors import DuplicateHandler, InvalidArguments, PathEscape, Regis
 from reactor.handler import Runs, handler
 from reactor.registry import build_handler, load_registry
 
-MOD = "sample_handlers"
+MOD = "tests.unit.sample_handlers"
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, *eps: EntryPoint) -> None:
@@ -62,7 +62,7 @@ def test_positional_only_parameters_are_rejected(monkeypatch: pytest.MonkeyPatch
 
 def test_how_a_handler_runs_follows_its_kind() -> None:
     """Coroutines run on the loop, plain functions in a thread, declared CPU work in the pool."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     assert build_handler("add", m.add).runs is Runs.LOOP
     assert build_handler("read", m.read_file).runs is Runs.THREAD
@@ -77,7 +77,7 @@ def test_how_a_handler_runs_follows_its_kind() -> None:
 
 def test_args_are_validated_against_type_hints(tmp_path: Path) -> None:
     """Arguments are converted by their hints; wrong, missing or extra ones are refused."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     add = build_handler("add", m.add)
     assert add.bind_args({"a": "2"}, tmp_path) == {"a": 2}
@@ -91,14 +91,14 @@ def test_args_are_validated_against_type_hints(tmp_path: Path) -> None:
 
 def test_var_keyword_handlers_accept_any_args(tmp_path: Path) -> None:
     """A handler with **kwargs receives every argument as given."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     assert build_handler("any", m.anything).bind_args({"x": [1]}, tmp_path) == {"x": [1]}
 
 
 def test_path_arguments_resolve_inside_the_job_directory(tmp_path: Path) -> None:
     """Path parameters resolve against the job directory and may not escape it."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     read = build_handler("read", m.read_file)
     assert read.wants_context
@@ -122,7 +122,7 @@ def test_decorator_rejects_inconsistent_options() -> None:
 
 def test_default_path_arguments_resolve_inside_the_job_directory(tmp_path: Path) -> None:
     """A Path default (``out: Path = Path("edges.png")``, or a str default) lands in the job dir."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     bound = build_handler("paths", m.with_paths).bind_args({"pages": []}, tmp_path)
     root = tmp_path.resolve()
@@ -133,7 +133,7 @@ def test_default_path_arguments_resolve_inside_the_job_directory(tmp_path: Path)
 
 def test_containers_of_paths_resolve_element_by_element(tmp_path: Path) -> None:
     """list[Path], tuple[Path, ...], dict[str, Path] and Path | None resolve each element."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     args = {
         "pages": ["a.txt", "sub/b.txt"],
@@ -161,7 +161,7 @@ def test_containers_of_paths_resolve_element_by_element(tmp_path: Path) -> None:
 )
 def test_an_escaping_path_in_any_container_fails(tmp_path: Path, args: dict[str, object]) -> None:
     """Every path, wherever it sits in the arguments, must stay inside the job directory."""
-    import sample_handlers as m
+    from tests.unit import sample_handlers as m
 
     with pytest.raises(PathEscape):
         build_handler("paths", m.with_paths).bind_args(args, tmp_path)

@@ -9,6 +9,7 @@ from bson.int64 import Int64
 
 from reactor.testing.double import (
     admin,
+    aggregate,
     bulk_write,
     collmod,
     diagnostics,
@@ -27,6 +28,7 @@ from reactor.testing.double.write_concern import write_concern_error
 # Importing the handler modules registers their commands.
 HANDLER_MODULES = (
     admin,
+    aggregate,
     bulk_write,
     collmod,
     diagnostics,

@@ -8,7 +8,7 @@ from reactor.testing.double.context import Context, command
 from reactor.testing.double.cursors import first_batch
 from reactor.testing.double.ddl_events import record_create_indexes, record_drop_index
 from reactor.testing.double.engine.collection import Collection, DuplicateKey
-from reactor.testing.double.engine.index import SPECIAL_KINDS, IndexSpec
+from reactor.testing.double.engine.index import ID_SPEC, SPECIAL_KINDS, IndexSpec
 from reactor.testing.double.engine.matcher import compile_filter
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 
@@ -68,26 +68,53 @@ def _parse(spec: Any) -> IndexSpec:
 
 
 def _is_new(coll: Collection, spec: IndexSpec) -> bool:
-    """False for an identical existing index; 85/86 for a conflicting one."""
+    """False for an identical existing index; 85/86 for a conflicting one (MongoDB 5.0+).
+
+    As ``IndexDescriptor::compareIndexOptions``: the signature (key, unique, sparse, partial
+    filter) tells indexes apart, so several may share a key pattern; the other options
+    (``expireAfterSeconds``, ``hidden``) only tell an identical index from an equivalent one.
+    """
     same_name = coll.indexes.get(spec.name)
     if same_name is not None:
-        if same_name.spec.key != spec.key:
+        existing = same_name.spec
+        if _signature(existing) != _signature(spec):
             raise CommandFailed(
                 86,
-                f"An existing index has the same name but another key: {spec.name}",
+                "An existing index has the same name as the requested index. When index names "
+                "are not specified, they are auto generated and can cause conflicts. Requested "
+                f"index: {spec.info()}, existing index: {existing.info()}",
             )
-        if same_name.spec != spec:
+        if _options(existing) != _options(spec):
             raise CommandFailed(
                 85,
-                f"An existing index has the same name but other options: {spec.name}",
+                "An equivalent index already exists with the same name but different options. "
+                f"Requested index: {spec.info()}, existing index: {existing.info()}",
             )
         return False
     for index in coll.indexes.values():
-        if index.spec.key == spec.key:
+        if _signature(index.spec) != _signature(spec):
+            continue
+        if _options(index.spec) == _options(spec):
             raise CommandFailed(
                 85, f"Index already exists with a different name: {index.spec.name}"
             )
+        raise CommandFailed(
+            85,
+            "An equivalent index already exists with a different name and options. Requested "
+            f"index: {spec.info()}, existing index: {index.spec.info()}",
+        )
     return True
+
+
+def _signature(spec: IndexSpec) -> tuple[Any, ...]:
+    """What tells two indexes apart (the _id index is unique whatever it says)."""
+    unique = spec.unique or spec.key == ID_SPEC.key
+    return spec.key, unique, spec.sparse, spec.partial
+
+
+def _options(spec: IndexSpec) -> tuple[Any, ...]:
+    """The options that make an index of the same signature identical or only equivalent."""
+    return spec.expire_after_s, spec.hidden
 
 
 def _build_all(coll: Collection, specs: list[IndexSpec]) -> None:

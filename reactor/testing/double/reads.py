@@ -1,15 +1,12 @@
-"""find, getMore, killCursors, count, distinct and aggregate (plain pipelines or change streams)."""
+"""find, getMore, killCursors, count and distinct (``aggregate`` is :mod:`aggregate`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from reactor.testing.double.changestream import ChangeStream, check_read_concern, open_stream
+from reactor.testing.double.changestream import ChangeStream
 from reactor.testing.double.context import Context, command
 from reactor.testing.double.cursors import cursor_reply, first_batch
 from reactor.testing.double.delivery import next_batch
 from reactor.testing.double.engine import query
-from reactor.testing.double.engine.aggregation import run_pipeline
 from reactor.testing.double.engine.distinct import distinct_values
 from reactor.testing.double.engine.projection import compile_projection
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
@@ -18,7 +15,7 @@ DEFAULT_AWAIT_MS = 1000
 _UNSUPPORTED_FIND_OPTIONS = ("collation", "tailable", "awaitData", "min", "max", "returnKey", "let")
 
 
-def _batch_size(cmd: Doc, key: str = "batchSize") -> int | None:
+def batch_size_of(cmd: Doc, key: str = "batchSize") -> int | None:
     size = cmd.get(key)
     if size is not None and (not isinstance(size, int) or size < 0):
         raise CommandFailed(2, f"{key} must be a non-negative integer")
@@ -45,7 +42,9 @@ async def find(ctx: Context, cmd: Doc) -> Doc:
     docs = [doc if project is None else project(doc) for _, doc in found]
     single = bool(cmd.get("singleBatch")) or limit < 0
     namespace = f"{ctx.db}.{cmd['find']}"
-    return first_batch(ctx.backend.cursors, namespace, docs, _batch_size(cmd), single_batch=single)
+    return first_batch(
+        ctx.backend.cursors, namespace, docs, batch_size_of(cmd), single_batch=single
+    )
 
 
 @command("getMore")
@@ -58,7 +57,7 @@ async def get_more(ctx: Context, cmd: Doc) -> Doc:
         cmd = {**cmd, "batchSize": None}
     if isinstance(cursor, ChangeStream):
         return await _change_stream_more(ctx, cursor_id, cursor, cmd)
-    batch = cursor.take(_batch_size(cmd))
+    batch = cursor.take(batch_size_of(cmd))
     if not cursor.docs:
         ctx.backend.cursors.discard(cursor_id)
         cursor_id = 0
@@ -67,7 +66,7 @@ async def get_more(ctx: Context, cmd: Doc) -> Doc:
 
 async def _change_stream_more(ctx: Context, cursor_id: int, stream: ChangeStream, cmd: Doc) -> Doc:
     max_wait_s = int(cmd.get("maxTimeMS") or DEFAULT_AWAIT_MS) / 1000
-    return await next_batch(ctx, cursor_id, stream, _batch_size(cmd), max_wait_s)
+    return await next_batch(ctx, cursor_id, stream, batch_size_of(cmd), max_wait_s)
 
 
 @command("killCursors")
@@ -109,57 +108,3 @@ async def distinct(ctx: Context, cmd: Doc) -> Doc:
         doc for _, doc in query.find(coll, cmd.get("query") or {}, hint=cmd.get("hint") or None)
     ]
     return {"values": distinct_values(docs, cmd["key"])}
-
-
-@command("aggregate")
-async def aggregate(ctx: Context, cmd: Doc) -> Doc:
-    pipeline = cmd.get("pipeline")
-    if not isinstance(pipeline, list):
-        raise CommandFailed(14, "'pipeline' option must be specified as an array")
-    cursor_options = cmd.get("cursor")
-    if not isinstance(cursor_options, dict):
-        raise CommandFailed(9, "The 'cursor' option is required, except for aggregate with explain")
-    batch_size = _batch_size(cursor_options)
-    if pipeline and isinstance(pipeline[0], dict) and "$changeStream" in pipeline[0]:
-        return _open_change_stream(ctx, cmd, pipeline, batch_size)
-    if any(isinstance(stage, dict) and "$changeStream" in stage for stage in pipeline):
-        raise CommandFailed(40602, "$changeStream is only valid as the first stage in a pipeline")
-    if not isinstance(cmd.get("aggregate"), str):
-        raise not_supported("aggregate: 1 without $changeStream")
-    for option in ("explain", "collation", "let"):
-        if cmd.get(option):
-            raise not_supported(f"aggregate with {option}")
-    _check_write_stage_concern(cmd, pipeline)
-    name = ctx.name(cmd, "aggregate")
-    docs = run_pipeline(ctx.backend.catalog, ctx.db, name, pipeline)
-    return first_batch(ctx.backend.cursors, f"{ctx.db}.{name}", docs, batch_size)
-
-
-def _check_write_stage_concern(cmd: Doc, pipeline: list[Any]) -> None:
-    """``$out``/``$merge`` refuse a linearizable read concern with 72, as on MongoDB."""
-    concern = cmd.get("readConcern")
-    if not isinstance(concern, dict) or concern.get("level") != "linearizable":
-        return
-    for stage in pipeline:
-        for name in ("$out", "$merge"):
-            if isinstance(stage, dict) and name in stage:
-                raise CommandFailed(
-                    72, f"{name} cannot be used with a 'linearizable' read concern level"
-                )
-
-
-def _open_change_stream(ctx: Context, cmd: Doc, pipeline: list[Any], batch_size: int | None) -> Doc:
-    target = cmd.get("aggregate")
-    if isinstance(target, str):
-        coll: str | None = ctx.name(cmd, "aggregate")
-    elif target == 1:
-        coll = None
-    else:
-        raise CommandFailed(73, f"invalid aggregate target: {target!r}")
-    check_read_concern(cmd)
-    backend = ctx.backend
-    stream = open_stream(backend.log, ctx.db, coll, pipeline[0]["$changeStream"], pipeline[1:])
-    batch = stream.collect(backend.log, backend.lookup, batch_size)
-    cursor_id = 0 if stream.invalidated else backend.cursors.add(stream)
-    token = stream.position.token()
-    return cursor_reply(stream.namespace, cursor_id, batch, "firstBatch", token)

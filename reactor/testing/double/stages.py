@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from reactor.testing.double.engine.matcher import compile_filter
+from reactor.testing.double.engine.pipeline import KNOWN_STAGES
 from reactor.testing.double.projection import (
     add_fields_stage,
     evaluate,
@@ -26,20 +27,6 @@ from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 
 Stage = Callable[[Doc], Doc | None]
 
-# Every aggregation stage MongoDB 8 knows; those not allowed after $changeStream answer 20.
-_KNOWN_STAGES = frozenset(
-    {
-        "$addFields", "$bucket", "$bucketAuto", "$changeStream", "$changeStreamSplitLargeEvent",
-        "$collStats", "$count", "$currentOp", "$densify", "$documents", "$facet", "$fill",
-        "$geoNear", "$graphLookup", "$group", "$indexStats", "$limit", "$listLocalSessions",
-        "$listSampledQueries", "$listSearchIndexes", "$listSessions", "$lookup", "$match",
-        "$merge", "$out", "$planCacheStats", "$project", "$querySettings", "$queryStats",
-        "$rankFusion", "$redact", "$replaceRoot", "$replaceWith", "$sample", "$score",
-        "$scoreFusion", "$search", "$searchMeta", "$set", "$setWindowFields",
-        "$shardedDataDistribution", "$skip", "$sort", "$sortByCount", "$unionWith", "$unset",
-        "$unwind", "$vectorSearch",
-    }
-)  # fmt: skip
 _REFUSED = frozenset({"$redact"})
 SPLIT_STAGE = "$changeStreamSplitLargeEvent"  # allowed only as the last stage (changestream.py)
 
@@ -85,7 +72,7 @@ def _compile(stage: Any) -> Stage:
         )
     if name in _REFUSED:
         raise not_supported(f"the stage {name} after $changeStream")
-    if name in _KNOWN_STAGES:
+    if name in KNOWN_STAGES:  # not allowed after $changeStream
         raise CommandFailed(20, f"{name} is not permitted in a $changeStream pipeline")
     raise CommandFailed(40324, f"Unrecognized pipeline stage name: '{name}'")
 

@@ -13,16 +13,19 @@ from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 from reactor.testing.double.write_errors import write_error
 
 
-def recorder(ctx: Context, coll: Collection, update: Any = None) -> crud.OnChange:
+def recorder(
+    ctx: Context, coll: Collection, update: Any = None, *, replacement: bool | None = None
+) -> crud.OnChange:
     """The ``on_change`` callback that appends each document write to the change-event log.
 
     ``update`` is the statement's update document or pipeline (None for inserts and deletes):
     a replacement document makes ``replace`` events, anything else ``update`` events whose
-    ``updateDescription`` is derived from it as MongoDB derives it. The engine calls back once
-    the write is stored, so a getMore answered from inside the call (and ``updateLookup``) sees
-    the write.
+    ``updateDescription`` is derived from it as MongoDB derives it (``replacement`` says which,
+    for a caller that already knows). The engine calls back once the write is stored, so a
+    getMore answered from inside the call (and ``updateLookup``) sees the write.
     """
-    replacement = update is not None and parse_update(update).is_replacement
+    if replacement is None:
+        replacement = update is not None and parse_update(update).is_replacement
 
     def on_change(before: Doc | None, after: Doc | None) -> None:
         if before is None:

@@ -4,7 +4,9 @@
 path cannot spell: names that start with ``$`` or contain dots. They are evaluated here, with
 their arguments evaluated recursively; every other expression goes to mongomock's evaluator.
 Inside another operator (``{"$cond": [..., {"$getField": ...}]}``) mongomock meets them and
-the expression answers 238, as everything mongomock cannot evaluate does.
+the expression answers 238, as everything mongomock cannot evaluate does. ``$switch`` is checked
+here for MongoDB's shape (40060-40068) before mongomock evaluates it, and its no-matching-branch
+failure answers MongoDB's 40066.
 
 :func:`evaluate` raises ``KeyError`` for a missing value, as mongomock's evaluator does with
 ``ignore_missing_keys``.
@@ -17,10 +19,12 @@ from typing import Any
 from mongomock.aggregate import _parse_expression
 from pymongo.errors import OperationFailure
 
+from reactor.testing.double.engine.types import type_name
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 
 _FIELD_OPERATORS = frozenset({"$getField", "$setField", "$unsetField"})
 _REMOVE = "$$REMOVE"
+_NO_BRANCH = "$switch could not find a matching branch for an input, and no default was specified."
 
 
 def evaluate(expression: Any, root: Doc) -> Any:
@@ -31,14 +35,63 @@ def evaluate(expression: Any, root: Doc) -> Any:
             return _field_operator(name, arg, root)
     if isinstance(expression, str) and expression.startswith(_REMOVE):
         raise KeyError(_REMOVE)
+    check_switches(expression)
     try:
         return _parse_expression(expression, root, ignore_missing_keys=True)  # type: ignore[no-untyped-call]
     except OperationFailure as exc:
         if str(exc).startswith("Unrecognized expression"):
             raise not_supported(f"the expression {expression!r} ({exc})") from exc
-        raise CommandFailed(exc.code or 2, str(exc)) from exc
+        raise failure(exc) from exc
     except NotImplementedError as exc:
         raise not_supported(f"the expression {expression!r} ({exc})") from exc
+
+
+def failure(exc: OperationFailure) -> CommandFailed:
+    """MongoDB's error for one mongomock raised while evaluating an expression."""
+    if str(exc).startswith("$switch could not find a matching branch"):
+        return CommandFailed(40066, _NO_BRANCH)
+    return CommandFailed(exc.code or 2, str(exc))
+
+
+def check_switches(expression: Any) -> None:
+    """Every ``$switch`` in ``expression`` shaped as MongoDB's parser requires (40060-40068)."""
+    if isinstance(expression, list):
+        for item in expression:
+            check_switches(item)
+    elif isinstance(expression, dict) and set(expression) != {"$literal"}:
+        for name, arg in expression.items():
+            if name == "$switch":
+                _check_switch(arg)
+            check_switches(arg)
+
+
+def _check_switch(arg: Any) -> None:
+    if not isinstance(arg, dict):
+        raise CommandFailed(
+            40060, f"$switch requires an object as an argument, found: {type_name(arg)}"
+        )
+    for name in arg:
+        if name not in ("branches", "default"):
+            raise CommandFailed(40067, f"$switch found an unknown argument: {name}")
+    branches = arg.get("branches", [])
+    if not isinstance(branches, list):
+        raise CommandFailed(
+            40061, f"$switch expected an array for 'branches', found: {type_name(branches)}"
+        )
+    for branch in branches:
+        if not isinstance(branch, dict):
+            raise CommandFailed(
+                40062, f"$switch expected each branch to be an object, found: {type_name(branch)}"
+            )
+        for name in branch:
+            if name not in ("case", "then"):
+                raise CommandFailed(40063, f"$switch found an unknown argument to a branch: {name}")
+        if "case" not in branch:
+            raise CommandFailed(40064, "$switch requires each branch have a 'case' expression")
+        if "then" not in branch:
+            raise CommandFailed(40065, "$switch requires each branch have a 'then' expression.")
+    if not branches:
+        raise CommandFailed(40068, "$switch requires at least one branch.")
 
 
 def _field_operator(name: str, arg: Any, root: Doc) -> Any:

@@ -4,7 +4,8 @@
 ``$replaceRoot``/``$replaceWith`` are the engine's (the last two with MongoDB's path rules and
 :mod:`expressions`, which knows ``$getField``/``$setField``/``$unsetField``); the other stages
 are mongomock's handlers. What mongomock cannot
-evaluate (an expression or stage it lacks) answers 238; an unknown stage name 40324.
+evaluate (an expression or a stage of :data:`KNOWN_STAGES` it lacks) answers 238; an unknown stage
+name 40324.
 """
 
 from __future__ import annotations
@@ -14,11 +15,27 @@ from typing import Any
 from mongomock import aggregate as mongomock_aggregate
 from pymongo.errors import OperationFailure
 
+from reactor.testing.double.engine.expressions import failure
 from reactor.testing.double.engine.matcher import compile_filter
 from reactor.testing.double.engine.projection import compile_projection
 from reactor.testing.double.engine.sorting import parse_sort, sort_key
 from reactor.testing.double.projection import add_fields_stage, evaluate
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
+
+# Every aggregation stage MongoDB 8 knows: one mongomock lacks answers 238, an unknown name 40324.
+KNOWN_STAGES = frozenset(
+    {
+        "$addFields", "$bucket", "$bucketAuto", "$changeStream", "$changeStreamSplitLargeEvent",
+        "$collStats", "$count", "$currentOp", "$densify", "$documents", "$facet", "$fill",
+        "$geoNear", "$graphLookup", "$group", "$indexStats", "$limit", "$listLocalSessions",
+        "$listSampledQueries", "$listSearchIndexes", "$listSessions", "$lookup", "$match",
+        "$merge", "$out", "$planCacheStats", "$project", "$querySettings", "$queryStats",
+        "$rankFusion", "$redact", "$replaceRoot", "$replaceWith", "$sample", "$score",
+        "$scoreFusion", "$search", "$searchMeta", "$set", "$setWindowFields",
+        "$shardedDataDistribution", "$skip", "$sort", "$sortByCount", "$unionWith", "$unset",
+        "$unwind", "$vectorSearch",
+    }
+)  # fmt: skip
 
 
 def split_stage(stage: Any) -> tuple[str, Any]:
@@ -72,9 +89,9 @@ def _replace_root(operator: str, options: Any, doc: Doc) -> Doc:
 
 def _mongomock_stage(docs: list[Doc], operator: str, options: Any, database: Any) -> list[Doc]:
     handlers: dict[str, Any] = mongomock_aggregate._PIPELINE_HANDLERS
-    if operator not in handlers:
+    if operator not in KNOWN_STAGES:
         raise CommandFailed(40324, f"Unrecognized pipeline stage name: '{operator}'")
-    handler = handlers[operator]
+    handler = handlers.get(operator)
     if handler is None:
         raise not_supported(f"the aggregation stage {operator}")
     try:
@@ -82,6 +99,6 @@ def _mongomock_stage(docs: list[Doc], operator: str, options: Any, database: Any
     except OperationFailure as exc:
         if str(exc).startswith("Unrecognized expression"):
             raise not_supported(f"{operator} as used here ({exc})") from exc
-        raise CommandFailed(exc.code or 2, str(exc)) from exc
+        raise failure(exc) from exc
     except NotImplementedError as exc:
         raise not_supported(f"{operator} as used here ({exc})") from exc

@@ -19,7 +19,7 @@ from reactor.testing.double.engine.fieldpath import child_of, parent, put, remov
 from reactor.testing.double.engine.matcher import is_operator_doc
 from reactor.testing.double.engine.operators import OPERATORS, UpdateContext
 from reactor.testing.double.engine.paths import MISSING, deep_copy, same, split
-from reactor.testing.double.engine.pipeline import apply_stage, split_stage
+from reactor.testing.double.engine.pipeline import KNOWN_STAGES, apply_stage, split_stage
 from reactor.testing.double.engine.positional import matched_position
 from reactor.testing.double.replies import CommandFailed, Doc, not_supported
 
@@ -42,9 +42,13 @@ class Update:
 def parse_update(spec: Any) -> Update:
     if isinstance(spec, list):
         for stage in spec:
-            name = next(iter(stage), None) if isinstance(stage, dict) else None
+            if not isinstance(stage, dict):
+                raise CommandFailed(14, "Each element of the 'pipeline' array must be an object")
+            name, _ = split_stage(stage)
+            if name not in KNOWN_STAGES:
+                raise CommandFailed(40324, f"Unrecognized pipeline stage name: '{name}'")
             if name not in _PIPELINE_STAGES:
-                raise CommandFailed(2, f"{name} is not allowed to be used within an update")
+                raise CommandFailed(72, f"{name} is not allowed to be used within an update")
         return Update(pipeline=spec)
     if not isinstance(spec, dict):
         raise CommandFailed(9, "Update argument must be either an object or an array")

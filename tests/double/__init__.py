@@ -1,0 +1,1 @@
+"""The wire double's own tests."""

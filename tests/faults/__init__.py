@@ -1,0 +1,1 @@
+"""The fault suite: real reactor processes, the double in its own process, a cuttable proxy."""

@@ -1,0 +1,1 @@
+"""Tests of the built-in handlers, with pages rendered at test time."""

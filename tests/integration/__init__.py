@@ -1,0 +1,1 @@
+"""The integration suite: one suite, parametrized over the MongoDB backends."""
