@@ -22,8 +22,9 @@ def jobs(*existing: dict[str, Any]) -> dict[str, Any]:
 
 
 def results(*existing: dict[str, Any]) -> Any:
-    [decision] = decide("results", queries.RESULT_INDEXES, [ID_INDEX, *existing])
-    return decision
+    """The decision about the results' unique job_id index (the others are listing indexes)."""
+    decisions = decide("results", queries.RESULT_INDEXES, [ID_INDEX, *existing])
+    return {d.name: d for d in decisions}["job_id_unique"]
 
 
 def test_an_empty_collection_gets_every_index() -> None:
