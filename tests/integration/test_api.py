@@ -3,6 +3,8 @@ error shape; handlers discovered with their argument schemas."""
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,9 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_result
 from reactor.config import Settings
+from reactor.logging import configure
 from reactor.registry import Registry, load_registry
 from reactor.service import Service
 from reactor.web.app import build_app
+from tests.integration import observe_handlers
 from tests.integration.jobs_lib import Tally
 from tests.integration.reactors import running
 
@@ -185,6 +189,30 @@ async def test_cancel_and_retry_through_the_api(
     assert second["status"] == "succeeded"
     assert missing.status_code == 404
     assert missing.json()["error"]["type"] == "job_not_found"
+
+
+async def test_a_jobs_log_is_read_through_the_api(settings: Settings, db: Db) -> None:
+    """GET /api/jobs/{id}/log pages through what the job's handler logged and printed."""
+    configure("json", "info", stream=io.StringIO())  # the reactor's own logging, as in `run`
+    try:
+        async with serving(settings, observe_handlers.registry()) as (_, http):
+            body = {"command": "loud_loop", "job_id": "lg", "args": {"tag": "t", "lines": 3}}
+            await http.post("/api/jobs", json=body, headers=AUTH)
+            await wait_for_result(db, "lg", timeout_s=20)
+            first = (await http.get("/api/jobs/lg/log", params={"limit": 2}, headers=AUTH)).json()
+            rest = await http.get(
+                "/api/jobs/lg/log", params={"after": first["next_line"]}, headers=AUTH
+            )
+            missing = await http.get("/api/jobs/nope/log", headers=AUTH)
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = first["lines"] + rest.json()["lines"]
+    assert (first["run"], first["next_line"], len(first["lines"])) == (1, 2, 2)
+    assert lines[0]["event"] == "job_started"
+    assert [line["text"] for line in lines if line["event"] == "handler_print"] == [
+        "printed t 0", "printed t 1", "printed t 2",
+    ]  # fmt: skip
+    assert missing.status_code == 404
 
 
 async def test_handler_discovery_lists_ocr_arguments_with_types_and_defaults(
