@@ -36,8 +36,9 @@
     ├── ClientError                 a client's request about a job cannot be done (CLI exits 4-6)
     │   ├── DuplicateJob            a job with that job_id exists already
     │   ├── JobNotFound             no job has that job_id
-    │   └── JobStateConflict        the job's status does not allow it (cancel a finished job,
-    │                               retry a queued or running one)
+    │   ├── JobStateConflict        the job's status does not allow it (cancel a finished job,
+    │   │                           retry a queued or running one)
+    │   └── JobNotStorable          a submitted job cannot be stored as BSON (not UTF-8, ...)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
                                     start()), UnknownServerVersion (a release it cannot pose
                                     as); CommandFailed and MalformedMessage never leave it
@@ -272,3 +273,8 @@ class JobNotFound(ClientError):
 
 class JobStateConflict(ClientError):
     """The job's status does not allow the request (cancel a finished job, retry a running one)."""
+
+
+class JobNotStorable(ClientError):
+    """A submitted job cannot be stored as a BSON document (text that is not UTF-8, a key with a
+    NUL byte, an integer over 64 bits)."""

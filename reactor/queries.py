@@ -393,3 +393,73 @@ def queued() -> Doc:
 
 def adopt_update(status: str, finished_at: datetime, now: datetime) -> Doc:
     return {"$set": {STATUS: status, FINISHED_AT: finished_at, ADOPTED_AT: now}}
+
+
+# -- reading jobs (the API, the dashboard) ---------------------------------------------------
+
+# The listing indexes: newest first within a status, a command, or both (cursor on ``_id``).
+LISTING_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "status_recent": ([(STATUS, 1), (ID, -1)], {}),
+    "command_recent": ([(COMMAND, 1), (ID, -1)], {}),
+    "status_command_recent": ([(STATUS, 1), (COMMAND, 1), (ID, -1)], {}),
+}
+RESULT_LISTING_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "finished_recent": ([(FINISHED_AT, -1)], {}),
+    "status_finished_recent": ([(STATUS, 1), (FINISHED_AT, -1)], {}),
+}
+
+
+def job_listing(status: str | None, command: str | None, before_id: Any = None) -> Doc:
+    """Jobs of a status and a command (either may be ``None``), older than ``before_id``."""
+    query: Doc = {}
+    if status is not None:
+        query[STATUS] = {"$in": QUEUED_STATES} if status == Status.QUEUED.value else status
+    if command is not None:
+        query[COMMAND] = command
+    if before_id is not None:
+        query[ID] = {"$lt": before_id}
+    return query
+
+
+NEWEST_FIRST: Sort = [(ID, -1)]
+RECENTLY_FINISHED: Sort = [(FINISHED_AT, -1)]
+
+
+def counts_by_status_and_command() -> list[Doc]:
+    """How many jobs of each status and command (a missing status counts as queued)."""
+    return [
+        {"$group": {"_id": {"status": f"${STATUS}", "command": f"${COMMAND}"}, "n": {"$sum": 1}}}
+    ]
+
+
+def finished_since(since: datetime, status: str | None = None) -> Doc:
+    """Results finished at ``since`` or later (of one status)."""
+    query: Doc = {FINISHED_AT: {"$gte": since}}
+    if status is not None:
+        query[STATUS] = status
+    return query
+
+
+# -- the fleet ---------------------------------------------------------------------------------
+
+WORKER_INDEXES_NAME = "last_seen_ttl"
+
+
+def fleet_beat(member: Doc, sample: Doc, in_flight: int, keep: int) -> Doc:
+    """The upsert of one heartbeat: who it is, the latest sample (the last ``keep`` kept)."""
+    return {
+        "$set": {**member, "in_flight": in_flight},
+        "$currentDate": {"last_seen": True},
+        "$push": {"samples": {"$each": [sample], "$slice": -keep}},
+    }
+
+
+def fleet_alive(now: datetime, ttl_s: float) -> Doc:
+    """Members seen within ``ttl_s`` (the TTL monitor deletes the rest within a minute)."""
+    return {"last_seen": {"$gte": now - timedelta(seconds=ttl_s)}}
+
+
+# The listing indexes are the reactor's like the claim indexes: ensured at startup and after
+# every reconnect with the others.
+INDEXES.update(LISTING_INDEXES)
+RESULT_INDEXES.update(RESULT_LISTING_INDEXES)
