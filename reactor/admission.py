@@ -26,10 +26,11 @@ precisely). If that reactor dies too, the job is known poison and the next claim
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import anyio
 
@@ -75,6 +76,36 @@ class Admission:
         slot = Slot(self)
         await self._jobs.acquire_on_behalf_of(slot)
         return slot
+
+    def reserve_now(self, most: int) -> list[Slot]:
+        """Up to ``most`` more job slots, those free right now (for a batch claim)."""
+        slots: list[Slot] = []
+        while len(slots) < most and self.has_room:
+            slot = Slot(self)
+            self._jobs.acquire_on_behalf_of_nowait(slot)
+            slots.append(slot)
+        return slots
+
+    def choose(self, commands: Sequence[Any], slots: int) -> list[int]:
+        """Which of these claim candidates (their commands, in claim order) fit in ``slots``
+        held slots and every command's limit: their indexes."""
+        running = Counter(self._running)
+        cpu_held = self._cpu_held
+        chosen: list[int] = []
+        for index, command in enumerate(commands):
+            if len(chosen) == slots:
+                break
+            name = command if isinstance(command, str) else repr(command)
+            limit = self._limits.per_command.get(name)
+            in_pool = name in self._limits.cpu_commands
+            if (limit is not None and running[name] >= limit) or (
+                in_pool and cpu_held >= self._limits.cpu_slots
+            ):
+                continue
+            running[name] += 1
+            cpu_held += in_pool
+            chosen.append(index)
+        return chosen
 
     def restriction(self) -> Restriction:
         """The commands a claim must leave out now (at their limit, or while one runs alone)."""

@@ -19,6 +19,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import pydantic
+import pydantic.json_schema
 
 from reactor.errors import InvalidArguments
 from reactor.handler import CONTEXT_PARAM
@@ -62,6 +63,18 @@ class Arguments:
         model = pydantic.create_model(f"{name}_args", __config__=config, **fields)
         return cls(model, frozenset(paths), _path_defaults(model, paths), wants_context)
 
+    def check(self, name: str, args: Mapping[str, Any]) -> None:
+        """Validate ``args`` without binding them (:class:`InvalidArguments` when they fail)."""
+        try:
+            self.model.model_validate(dict(args))
+        except pydantic.ValidationError as exc:
+            raise InvalidArguments(f"invalid args for {name!r}: {explain(exc)}") from None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The arguments as a JSON Schema (types, defaults, required); a type JSON Schema cannot
+        express is described as any value, with its Python name."""
+        return self.model.model_json_schema(schema_generator=_LenientSchema)
+
     def bind(self, name: str, args: Mapping[str, Any], workdir: Path | Place) -> dict[str, Any]:
         """Validate ``args``; resolve path arguments (given or defaulted) inside ``workdir`` (a
         directory, or a job's :class:`~reactor.workdir.Place`)."""
@@ -79,6 +92,15 @@ class Arguments:
             elif values.get(key) is not None:
                 values[key] = resolve_paths(workdir, values[key])
         return values
+
+
+class _LenientSchema(pydantic.json_schema.GenerateJsonSchema):
+    """JSON Schema generation that describes an arbitrary Python type instead of failing."""
+
+    def handle_invalid_for_json_schema(
+        self, schema: Any, error_info: str
+    ) -> pydantic.json_schema.JsonSchemaValue:
+        return {"description": f"a Python value ({error_info})"}
 
 
 def mentions_path(hint: Any) -> bool:

@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup
 from pymongo.errors import PyMongoError
 
 from reactor.admission import Admission, Slot
-from reactor.claims import Bell, Claimer
+from reactor.claims import BATCH_MAX, Bell, Claimer
 from reactor.connectivity import Connectivity
 from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher
@@ -54,7 +54,12 @@ class ClaimLoop:
 
     def __init__(self, intake: Intake) -> None:
         self._in = intake
-        self._claimer = Claimer(intake.store, intake.bell.tiers, lambda: intake.shutdown.requested)
+        self._claimer = Claimer(
+            intake.store,
+            intake.bell.tiers,
+            lambda: intake.shutdown.requested,
+            intake.admission.choose,
+        )
         self.last_claim = time.monotonic()  # the last completed claim (for liveness)
 
     async def run(self, tg: TaskGroup) -> None:
@@ -67,39 +72,45 @@ class ClaimLoop:
 
     async def _round(self, tg: TaskGroup) -> None:
         while not self._in.shutdown.requested:
-            slot = await self._in.admission.reserve()
-            job = await self._claim()
-            if job is None:
+            first = await self._in.admission.reserve()
+            slots = [first, *self._in.admission.reserve_now(BATCH_MAX - 1)]
+            jobs = await self._claim(len(slots))
+            for job, slot in zip(jobs, slots, strict=False):
+                tg.start_soon(self._run, job, slot.take(job.command_name))
+            for slot in slots[len(jobs) :]:
                 slot.release()
+            if not jobs:
                 return
-            tg.start_soon(self._run, job, slot.take(job.command_name))
 
     async def _run(self, job: Job, slot: Slot) -> None:
         with slot:
             await self._in.dispatcher.run(job)
         self._in.bell.ring()
 
-    async def _claim(self) -> Job | None:
+    async def _claim(self, most: int) -> list[Job]:
         if self._in.shutdown.requested:
-            return None
+            return []
         try:
             await self._in.indexes.ensure_if_due()
-            job = await self._claimer.next(
+            jobs = await self._claimer.next(
                 self._in.admission.restriction(),
                 reclaim=self._in.connectivity.reclaim_allowed(),
+                most=most,
             )
         except PyMongoError as exc:
             await self._claim_failed(exc)
-            return None
+            return []
         finally:
             self.last_claim = time.monotonic()
-        if job is not None and self._in.shutdown.requested:
-            await self._hand_back_now(job)  # claimed while the stop came: not ours to start
-            return None
-        if job is not None and job.reclaimed:
-            self._in.metrics.lease_expiries.inc()
-            log.info("job_reclaimed", job_id=job.key, attempt=job.attempt, fence=job.fence)
-        return job
+        if jobs and self._in.shutdown.requested:
+            for job in jobs:  # claimed while the stop came: not ours to start
+                await self._hand_back_now(job)
+            return []
+        for job in jobs:
+            if job.reclaimed:
+                self._in.metrics.lease_expiries.inc()
+                log.info("job_reclaimed", job_id=job.key, attempt=job.attempt, fence=job.fence)
+        return jobs
 
     async def _claim_failed(self, exc: PyMongoError) -> None:
         log.warning("claim_failed", error=str(exc), error_type=type(exc).__name__,

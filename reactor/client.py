@@ -10,18 +10,30 @@ the reactor does the rest (stops the run and writes a ``cancelled`` result; star
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
+import bson
+import bson.errors
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from reactor import model
-from reactor.errors import ClientError, DuplicateJob, JobNotFound, JobStateConflict
+from reactor import fleet, joblog, model, queries, workdir
+from reactor.errors import (
+    ClientError,
+    DuplicateJob,
+    JobNotFound,
+    JobNotStorable,
+    JobStateConflict,
+    UnknownCommand,
+)
+from reactor.registry import Handler, Registry
 
 Doc = dict[str, Any]
 
@@ -69,6 +81,7 @@ async def submit(
     """Insert one job and return its ``job_id``; :class:`DuplicateJob` if the id is taken."""
     doc = new_job(command, args, job_id, priority=priority, run_at=run_at)
     key = str(doc[model.JOB_ID])
+    check_storable(doc)
     # The unique index (ensured by the reactor) decides; the look-up first also catches a
     # duplicate in a database no reactor has prepared yet.
     if await db[jobs].find_one({model.JOB_ID: key}, {model.ID: 1}) is not None:
@@ -134,19 +147,69 @@ async def list_jobs(
     command: str | None = None,
     limit: int = 20,
     jobs: str = "jobs",
+    before: Any = None,
 ) -> list[Doc]:
-    """Jobs newest first (by insertion), optionally of one status and one command.
+    """Jobs newest first (by insertion), optionally of one status and one command, and only
+    those inserted before the job whose ``_id`` is ``before`` (the next page).
 
     ``status="queued"`` includes jobs without a status; ``status="failed"`` lists the dead
-    letters: jobs that used up their attempts or failed for good.
+    letters: jobs that used up their attempts or failed for good. Served by the listing
+    indexes (``queries.LISTING_INDEXES``).
     """
-    query: Doc = {}
-    if status is not None:
-        query[model.STATUS] = {"$in": [None, status]} if status == "queued" else status
-    if command is not None:
-        query[model.COMMAND] = command
-    cursor = db[jobs].find(query, sort=[(model.ID, -1)], limit=limit)
+    query = queries.job_listing(status, command, before)
+    cursor = db[jobs].find(query, sort=queries.NEWEST_FIRST, limit=limit)
     return [doc async for doc in cursor]
+
+
+def check_storable(doc: Mapping[str, Any]) -> None:
+    """:class:`JobNotStorable` unless ``doc`` encodes as BSON (checked before it is sent)."""
+    try:
+        bson.encode(doc)
+    except (bson.errors.BSONError, UnicodeError, OverflowError, ValueError, TypeError) as exc:
+        raise JobNotStorable(
+            f"the job cannot be stored as a BSON document: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+
+
+def check_args(registry: Registry, command: str, args: Mapping[str, Any]) -> Handler:
+    """The handler of ``command`` after checking ``args`` against its signature, before anything
+    is written: :class:`UnknownCommand` or :class:`InvalidArguments`."""
+    handler = registry.get(command)
+    if handler is None:
+        known = ", ".join(registry.names()) or "none"
+        raise UnknownCommand(f"unknown command {command!r}; known commands: {known}")
+    handler.arguments.check(command, args)
+    return handler
+
+
+async def job_log(
+    db: AsyncDatabase[Doc],
+    jobs_root: Path,
+    job_id: str,
+    *,
+    run: int | None = None,
+    after: int = 0,
+    limit: int = 1000,
+    jobs: str = "jobs",
+) -> tuple[int, list[Doc], int]:
+    """A job's own log (:mod:`reactor.joblog`): the run shown (its latest by default), up to
+    ``limit`` lines from line ``after`` on, and the next line number. :class:`JobNotFound`."""
+    job = await _existing(db, job_id, jobs)
+    shown = run if run is not None else run_of(job)
+    directory = workdir.place(jobs_root, job_id, job.get(model.WORKFLOW)).directory
+    path = joblog.path_of(directory, shown)
+    lines, next_line = await anyio.to_thread.run_sync(
+        functools.partial(joblog.read_lines, path, after=after, limit=limit)
+    )
+    return shown, lines, next_line
+
+
+async def workers(
+    db: AsyncDatabase[Doc], *, ttl_s: float, now: datetime | None = None
+) -> list[Doc]:
+    """The reactors seen within ``ttl_s`` (``reactor_workers``), by name; ``now``: MongoDB's
+    clock when the caller knows it (``last_seen`` is written on it), else this host's."""
+    return await fleet.members(db, ttl_s, now)
 
 
 def run_of(doc: Mapping[str, Any] | None) -> int:

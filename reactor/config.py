@@ -151,6 +151,39 @@ class Settings(BaseSettings):
         description="How often large results' GridFS files that no result refers to any more "
         "are looked for and deleted (also once at startup).",
     )
+    api_token: str = Field(
+        "",
+        repr=False,
+        description="Bearer token of /api and the dashboard (/ui); empty: both answer 404.",
+    )
+    api_read_token: str = Field(
+        "",
+        repr=False,
+        description="A second, read-only token: GET routes only (empty: none).",
+    )
+    api_max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest request body /api and /ui accept (413 above)."
+    )
+    ui_secure_cookie: bool = Field(
+        False,
+        description="Mark the dashboard's session cookie Secure (on when TLS ends in a proxy in "
+        "front; requests that arrive over HTTPS get it anyway).",
+    )
+    job_log_max_bytes: int = Field(
+        1_000_000,
+        ge=0,
+        description="Largest log kept per run of a job in its directory (0: keep none); lines "
+        "past it are dropped, one note says so.",
+    )
+    fleet_heartbeat_s: float = Field(
+        10.0, gt=0, description="Period of this reactor's entry in reactor_workers."
+    )
+    fleet_ttl_s: float = Field(
+        60.0,
+        gt=0,
+        description="A reactor unseen for this long leaves the fleet (readers filter; a TTL index "
+        "deletes it).",
+    )
     result_inline_max_bytes: int = Field(
         8_000_000,
         ge=1024,
@@ -164,6 +197,20 @@ class Settings(BaseSettings):
             object.__setattr__(self, "sweep_s", self.lease_s / 2)
         return self
 
+    def check_service(self) -> None:
+        """What ``reactor run`` needs beyond each field's own rule (:class:`ConfigError`)."""
+        if self.fleet_ttl_s < 2 * self.fleet_heartbeat_s:
+            raise ConfigError(
+                f"REACTOR_FLEET_TTL_S ({self.fleet_ttl_s:g}) must be at least twice "
+                f"REACTOR_FLEET_HEARTBEAT_S ({self.fleet_heartbeat_s:g}): a live reactor would "
+                "drop out of the fleet between two heartbeats"
+            )
+        if self.api_read_token and not self.api_token:
+            raise ConfigError(
+                "REACTOR_API_READ_TOKEN is set without REACTOR_API_TOKEN: the API is off "
+                "without the read-write token"
+            )
+
     @property
     def heartbeat_s(self) -> float:
         """Lease renewal period: three renewals fit in one lease."""
@@ -173,6 +220,11 @@ class Settings(BaseSettings):
     def handler_module_list(self) -> list[str]:
         """``handler_modules`` split at commas, blanks dropped."""
         return [part.strip() for part in self.handler_modules.split(",") if part.strip()]
+
+    @property
+    def api_enabled(self) -> bool:
+        """Whether /api and /ui are served (a token is configured)."""
+        return bool(self.api_token)
 
     def handler_options(self) -> dict[str, Any]:
         """The settings a handler may read through ``JobContext.settings`` (picklable)."""

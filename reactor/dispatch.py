@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pymongo.errors import PyMongoError
 
-from reactor import progress, workdir
+from reactor import joblog, progress, usage, workdir
 from reactor.admission import Admission
 from reactor.cancel import CancelBoard, Reason, Watch
 from reactor.connectivity import Connectivity
@@ -35,6 +35,7 @@ from reactor.errors import (
     Retry,
     UnknownCommand,
 )
+from reactor.finisher import Finisher
 from reactor.handler import JobContext, Runs
 from reactor.lease import Lease
 from reactor.liveness import BLOCKED_LOG_S, RunningHandlers
@@ -55,6 +56,7 @@ from reactor.pool import KeepAlive
 from reactor.recorder import Observer, Recorder
 from reactor.registry import Handler, Registry
 from reactor.store import Store
+from reactor.usage import Usage
 
 log = get_logger("reactor.dispatch")
 
@@ -72,6 +74,8 @@ class Pool(Protocol):
         cwd: Path | None = None,
         on_progress: Any = None,
         keepalive: Any = None,
+        log_target: joblog.Target | None = None,
+        on_usage: Any = None,
     ) -> Any: ...
 
 
@@ -83,6 +87,7 @@ class JobSettings:
     lease_s: float
     heartbeat_s: float
     handler_settings: Mapping[str, Any]
+    job_log_max_bytes: int = 0
     progress_interval_s: float = 1.0
 
 
@@ -98,6 +103,7 @@ class Parts:
     admission: Admission
     connectivity: Connectivity
     handlers: RunningHandlers
+    finisher: Finisher
 
 
 class Dispatcher:
@@ -106,7 +112,7 @@ class Dispatcher:
     def __init__(self, parts: Parts, settings: JobSettings) -> None:
         self.parts = parts
         self.settings = settings
-        self.recorder = Recorder(parts.store, parts.observer)
+        self.recorder = Recorder(parts.store, parts.observer, parts.finisher)
 
     async def run(self, job: Job) -> None:
         """Run one claimed job to a recorded outcome (or leave it to its lease)."""
@@ -127,14 +133,30 @@ class Dispatcher:
             try:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(lease.keep)
-                    outcome = await self._attempt(job, handler, watch, lease, tg)
-                    await self.recorder.record(job, handler, outcome, lease)
+                    target = self._log_target(job, handler)
+                    with joblog.capture(target):  # the job's own log: from start to record
+                        outcome = await self._attempt(job, handler, watch, lease, tg, target)
+                        await self.recorder.record(job, handler, outcome, lease)
                     tg.cancel_scope.cancel()
             finally:
                 parts.observer.job_left(job.key, job.command_name)
 
+    def _log_target(self, job: Job, handler: Handler | None) -> joblog.Target | None:
+        """Where this run's own log goes: in its job directory, for a job that can run."""
+        if handler is None or job.problem is not None or not job.has_job_id:
+            return None
+        directory = workdir.place(self.settings.jobs_root, job.key, job.workflow).directory
+        return joblog.Target(str(joblog.path_of(directory, job.run)),
+                             self.settings.job_log_max_bytes)  # fmt: skip
+
     async def _attempt(
-        self, job: Job, handler: Handler | None, watch: Watch, lease: Lease, tg: TaskGroup
+        self,
+        job: Job,
+        handler: Handler | None,
+        watch: Watch,
+        lease: Lease,
+        tg: TaskGroup,
+        log_target: joblog.Target | None,
     ) -> Outcome:
         """This attempt's outcome (``LOST`` when the lease was lost: nothing to record)."""
         early = early_outcome(job, handler, self.parts.registry)
@@ -145,6 +167,7 @@ class Dispatcher:
         alone = job.reclaimed and in_process and not explained
         value: Any = None
         error: BaseException | None = None
+        costs: list[Usage] = []
         with watch.scope:
             try:
                 async with self.parts.admission.run_slot(in_process=in_process, alone=alone):
@@ -153,10 +176,11 @@ class Dispatcher:
                     refused = await self._start(job, alone)
                     if refused is not None:
                         return refused
-                    value = await self._call(job, handler, lease, tg)
+                    value = await self._call(job, handler, lease, tg, costs, log_target)
             except Exception as exc:
                 error = exc
-        return self._sort(job, handler, watch, value, error)
+        outcome = self._sort(job, handler, watch, value, error)
+        return replace(outcome, usage=costs[-1]) if costs and outcome.status else outcome
 
     async def _start(self, job: Job, alone: bool) -> Outcome | None:
         """Write the start, if one is needed; what to record instead when it cannot be."""
@@ -190,7 +214,15 @@ class Dispatcher:
             log_handler_failure(log, error, event="handler_raised")
         return sort_exception(error, attempt=job.attempt, policy=handler.retry)
 
-    async def _call(self, job: Job, handler: Handler, lease: Lease, tg: TaskGroup) -> Any:
+    async def _call(
+        self,
+        job: Job,
+        handler: Handler,
+        lease: Lease,
+        tg: TaskGroup,
+        costs: list[Usage],
+        log_target: joblog.Target | None,
+    ) -> Any:
         place = workdir.prepare_place(self.settings.jobs_root, job.key, job.workflow)
         directory = place.directory
         kwargs = handler.bind_args(job.args, place)
@@ -211,7 +243,11 @@ class Dispatcher:
             self.parts.handlers.running(job.key, handler.name, handler.runs.value,
                                         handler.timeout_s),
         ):  # fmt: skip
-            return await self._invoke(handler, kwargs, job, lease, writer, directory)
+            if handler.runs is Runs.PROCESS:
+                run = PoolCall(handler, kwargs, job, lease, writer, directory, log_target)
+                return await self._in_pool(run, costs.append)
+            with usage.wall_clock(costs):
+                return await self._in_process(handler, kwargs)
 
     def _context(self, job: Job, handler: Handler, place: workdir.Place) -> JobContext:
         return JobContext(
@@ -226,28 +262,25 @@ class Dispatcher:
             root=place.root,
         )
 
-    async def _invoke(
-        self,
-        handler: Handler,
-        kwargs: dict[str, Any],
-        job: Job,
-        lease: Lease,
-        writer: progress.Writer,
-        directory: Path,
-    ) -> Any:
-        if handler.runs is Runs.PROCESS:
-            keepalive = KeepAlive(lease.deadline)
-            lease.on_extend(keepalive.extend)
-            context = {"job_id": job.key, "command": handler.name, "attempt": job.attempt}
-            return await self.parts.pool.run(
-                handler.fn,
-                kwargs,
-                timeout_s=handler.timeout_s,
-                log_context=context,
-                cwd=directory,
-                on_progress=writer.report,
-                keepalive=keepalive,
-            )
+    async def _in_pool(self, run: PoolCall, on_usage: Callable[[Usage], None]) -> Any:
+        keepalive = KeepAlive(run.lease.deadline)
+        run.lease.on_extend(keepalive.extend)
+        job = run.job
+        context = {"job_id": job.key, "command": run.handler.name, "attempt": job.attempt,
+                   "run": job.run}  # fmt: skip
+        return await self.parts.pool.run(
+            run.handler.fn,
+            run.kwargs,
+            timeout_s=run.handler.timeout_s,
+            log_context=context,
+            cwd=run.directory,
+            on_progress=run.writer.report,
+            keepalive=keepalive,
+            log_target=run.log_target,
+            on_usage=on_usage,
+        )
+
+    async def _in_process(self, handler: Handler, kwargs: dict[str, Any]) -> Any:
         if handler.runs is Runs.LOOP:
             return await _on_the_loop(handler, kwargs)
         try:
@@ -256,6 +289,19 @@ class Dispatcher:
                 return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
         except TimeoutError:
             raise JobTimeout(handler.timeout_s) from None
+
+
+@dataclass(frozen=True)
+class PoolCall:
+    """A process handler's call, as handed to the pool."""
+
+    handler: Handler
+    kwargs: dict[str, Any]
+    job: Job
+    lease: Lease
+    writer: progress.Writer
+    directory: Path
+    log_target: joblog.Target | None
 
 
 async def _on_the_loop(handler: Handler, kwargs: dict[str, Any]) -> Any:

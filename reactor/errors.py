@@ -47,8 +47,9 @@
     │   │                           retry a queued or running one)
     │   ├── DuplicateWorkflow       a workflow with that workflow_id exists already
     │   ├── WorkflowNotFound        no workflow has that workflow_id (or no template that name)
-    │   └── WorkflowStateConflict   the workflow's status does not allow it (cancel a finished
-    │                               workflow, re-run one that did not fail)
+    │   ├── WorkflowStateConflict   the workflow's status does not allow it (cancel a finished
+    │   │                           workflow, re-run one that did not fail)
+    │   └── JobNotStorable          a submitted job cannot be stored as BSON (not UTF-8, ...)
     └── (reactor.testing)           the double's own: DoubleNotRunning (a fault hook before
                                     start()), UnknownServerVersion (a release it cannot pose
                                     as); CommandFailed and MalformedMessage never leave it
@@ -319,3 +320,8 @@ class WorkflowNotFound(ClientError):
 class WorkflowStateConflict(ClientError):
     """The workflow's status does not allow the request (cancel a finished one, re-run one that
     has not failed)."""
+
+
+class JobNotStorable(ClientError):
+    """A submitted job cannot be stored as a BSON document (text that is not UTF-8, a key with a
+    NUL byte, an integer over 64 bits)."""

@@ -55,7 +55,8 @@ class StreamListener:
         self._workflows, self._callbacks = workflows, callbacks
 
     def wake(self, *tiers: Tier) -> None:
-        self._bell.ring(*tiers)
+        """One job, in one of ``tiers``, became claimable."""
+        self._bell.ring(*tiers, count=1)
 
     def cancel(self, doc_id: Any, request: CancelRequest) -> None:
         held = self._board.request(doc_id, request)

@@ -27,6 +27,7 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from reactor import joblog
 from reactor.log_processors import DEFAULT_MAX_LINE_BYTES, LineCap
 
 LogFormat = Literal["auto", "json", "console"]
@@ -73,20 +74,51 @@ def configure(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared[1:],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *_render(fmt, show_locals, max_line_bytes),
-        ],
+    handler = JobAwareHandler(
+        joblog.unwrapped(stream or sys.stdout),
+        _formatter(shared, fmt, show_locals, max_line_bytes),
+        _formatter(shared, "json", False, max_line_bytes),
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS.get(level, logging.INFO))
     for noisy in ("pymongo", "uvicorn.access", "uvicorn.error"):  # uvicorn: our http_listening
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _formatter(
+    shared: list[Any], fmt: str, show_locals: bool, max_line_bytes: int
+) -> logging.Formatter:
+    # A library's stdlib line inside a job carries the job's fields too (merge_contextvars), and
+    # a stdlib line's ``extra`` fields are kept (a printed line's ``stream`` and ``text``).
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *_render(fmt, show_locals, max_line_bytes),
+        ],
+    )
+
+
+class JobAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each line to the stream, and as JSON to the running job's own log
+    (:mod:`reactor.joblog`) when the line is written inside a job."""
+
+    def __init__(
+        self, stream: TextIO, formatter: logging.Formatter, job_formatter: logging.Formatter
+    ) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        self.job_formatter = job_formatter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if joblog.CURRENT.get() is None:
+            return
+        try:
+            joblog.write_current(self.job_formatter.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def configure_in_host(

@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from reactor.model import Status
+from reactor.usage import Usage
 
 DURATION_BUCKETS_S = (0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+RSS_BUCKETS_MB = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class Metrics:
@@ -54,6 +56,28 @@ class Metrics:
             "Time from claim to result, by command.",
             ["command"],
             buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.wall = Histogram(
+            "reactor_job_wall_seconds",
+            "Wall time of the handler's call (one attempt), by command.",
+            ["command"],
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.cpu = Histogram(
+            "reactor_job_cpu_seconds",
+            "CPU time of a CPU-pool job (its worker and the worker's children), by command.",
+            ["command"],
+            buckets=DURATION_BUCKETS_S,
+            registry=r,
+        )
+        self.max_rss = Histogram(
+            "reactor_job_max_rss_megabytes",
+            "Memory peak of a CPU-pool job (its worker or a child, whichever is larger), by "
+            "command.",
+            ["command"],
+            buckets=RSS_BUCKETS_MB,
             registry=r,
         )
         self.progress = Gauge(
@@ -134,6 +158,13 @@ class Metrics:
     def job_finished(self, command: str, status: Status, duration_s: float) -> None:
         self.finished.labels(command, status.value).inc()
         self.duration.labels(command).observe(duration_s)
+
+    def job_cost(self, command: str, usage: Usage) -> None:
+        self.wall.labels(command).observe(usage.wall_s)
+        if usage.cpu_s is not None:
+            self.cpu.labels(command).observe(usage.cpu_s)
+        if usage.max_rss_mb is not None:
+            self.max_rss.labels(command).observe(usage.max_rss_mb)
 
     def job_progress(self, job_id: str, command: str, fraction: float) -> None:
         self.progress.labels(job_id, command).set(fraction)

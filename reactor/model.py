@@ -169,6 +169,23 @@ class Job:
             callback_url=before.get(CALLBACK_URL),
         )
 
+    @classmethod
+    def from_batch_claim(
+        cls,
+        after: Mapping[str, Any],
+        attempt: Any,
+        owner: str,
+        now: datetime,
+        claimed_at: float,
+        claim_id: Any,
+    ) -> Job:
+        """A job of a batch claim, from the document as the claim left it and its ``attempt``
+        as it was before (a batch takes only queued jobs no claim held, so the rest of what it
+        was before follows from what it is now)."""
+        before = {**after, STATUS: None, FENCE: _int_or(after.get(FENCE), 1) - 1,
+                  ATTEMPT: attempt, LEASE_OWNER: None, LEASE_EXPIRES_AT: None}  # fmt: skip
+        return cls.from_claim(before, owner, now, claimed_at=claimed_at, claim_id=claim_id)
+
     @property
     def command_name(self) -> str:
         """The command as a string for logs and results, whatever the document held."""
@@ -511,3 +528,65 @@ def _format(exc: BaseException) -> str:
         return "".join(tb.format_exception(exc)).rstrip()
     except Exception:  # RecursionError and friends while formatting
         return f"{_qualified(type(exc))}: (traceback could not be formatted)"
+
+
+# -- the fleet: one document per running reactor in ``reactor_workers`` (``reactor/fleet.py``) --
+#
+#     {"_id": <owner>, "name", "host", "pid", "version", "handlers": [...], "in_flight",
+#      "max_jobs", "cpu_workers", "started_at", "last_seen",
+#      "samples": [{"at", "cpu_percent", "rss_mb", "in_flight", "queued"}, ...]}
+#
+# ``last_seen`` is the server's clock at the latest heartbeat; a TTL index on it deletes an entry
+# ``fleet_ttl_s`` after it; readers also skip entries older than that (the TTL monitor runs once a
+# minute). ``samples`` keeps the last hour, oldest first.
+WORKERS_COLLECTION = "reactor_workers"
+LAST_SEEN = "last_seen"
+SAMPLES = "samples"
+SAMPLE_WINDOW_S = 3600.0
+
+
+@dataclass(frozen=True)
+class FleetSample:
+    """One heartbeat's measurements of a reactor (its pool workers included)."""
+
+    at: datetime
+    cpu_percent: float
+    rss_mb: float
+    in_flight: int
+    queued: int | None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "cpu_percent": round(self.cpu_percent, 1),
+            "rss_mb": round(self.rss_mb, 1),
+            "in_flight": self.in_flight,
+            "queued": self.queued,
+        }
+
+
+@dataclass(frozen=True)
+class FleetMember:
+    """What a reactor says about itself in ``reactor_workers``; fixed for its lifetime."""
+
+    owner: str
+    name: str
+    host: str
+    pid: int
+    version: str
+    handlers: tuple[str, ...]
+    max_jobs: int
+    cpu_workers: int
+    started_at: datetime
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "pid": self.pid,
+            "version": self.version,
+            "handlers": list(self.handlers),
+            "max_jobs": self.max_jobs,
+            "cpu_workers": self.cpu_workers,
+            "started_at": self.started_at,
+        }

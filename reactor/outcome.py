@@ -26,6 +26,7 @@ from typing import Any
 from reactor.errors import GaveUp, ResultNotStorable, ResultRefused, Retry
 from reactor.model import CancelRequest, ErrorInfo, Status
 from reactor.retry import RetryRules, retry_delay
+from reactor.usage import Usage
 
 
 class Kind(enum.Enum):
@@ -63,6 +64,7 @@ class Outcome:
     delay_s: float = 0.0
     cancel: CancelRequest | None = None
     started: bool = True  # False: the handler never started (a cancellation before the start)
+    usage: Usage | None = None  # what the handler's call cost, when it ran
     record: Record = Record.RESULT
 
     @property

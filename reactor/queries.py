@@ -54,6 +54,7 @@ from reactor.model import (
     STARTED_AT,
     STATUS,
     STATUS_VALUES,
+    TERMINAL_STATUSES,
     CancelRequest,
     Job,
     Status,
@@ -129,6 +130,12 @@ def tier_query(
         return {**_claimable(now), PRIORITY: {"$lt": 0}}, BY_PRIORITY
     branches = repair_branches(now, owner)
     return {"$or": branches if reclaim else branches[1:]}, None
+
+
+def batch_claimable(query: Doc) -> Doc:
+    """A queued tier's query for a batch claim: only jobs no claim ever held without finishing
+    (a job re-queued while it ran takes the single claim, which reads what it was before)."""
+    return {"$and": [query, {LEASE_OWNER: {"$exists": False}}]}
 
 
 def repair_branches(now: datetime, owner: str) -> list[Doc]:
@@ -351,6 +358,39 @@ def hand_back_update(run_at: datetime | None = None) -> Doc:
     return update
 
 
+def _merge_into(into: str) -> Doc:
+    return {"$merge": {
+        "into": into,
+        "on": [JOB_ID, JOB_DOC_ID],
+        "whenMatched": [{"$replaceWith": "$$new"}],  # the _id stays, as in every update
+        "whenNotMatched": "insert",
+    }}  # fmt: skip
+
+
+def _literal(doc: Doc) -> Doc:
+    return {"$literal": {k: v for k, v in doc.items() if k != ID}}
+
+
+def results_merge(written: list[tuple[Job, Doc]], *, into: str) -> list[Doc]:
+    """:func:`result_merge` for several jobs in one aggregation: each matched job (under its
+    own claim) becomes its own result document."""
+    branches = [{"case": {"$eq": ["$_id", job.doc_id]}, "then": _literal(doc)}
+                for job, doc in written]  # fmt: skip
+    return [
+        {"$match": {"$or": [_claim(job) for job, _ in written]}},
+        {"$replaceWith": {"$switch": {"branches": branches}}},
+        _merge_into(into),
+    ]
+
+
+def finished_under_claim(jobs: list[Job]) -> Doc:
+    """The jobs that a final status was written for under their own claim (the lease dropped,
+    the claim's id kept)."""
+    final = [status.value for status in TERMINAL_STATUSES]
+    return {"$or": [{ID: job.doc_id, CLAIM_ID: job.claim_id, LEASE_OWNER: {"$exists": False},
+                     STATUS: {"$in": final}} for job in jobs]}  # fmt: skip
+
+
 def result_merge(job: Job, doc: Doc, *, into: str) -> list[Doc]:
     """The aggregation over ``jobs`` that writes ``doc`` as the job's result while, and only
     while, this claim holds the job: the job matches under the claim (whatever status a client
@@ -358,16 +398,7 @@ def result_merge(job: Job, doc: Doc, *, into: str) -> list[Doc]:
     ``{job_id, job_doc_id}``, replacing this job's earlier result (an update, so that clients
     watching for updates see each run's). A slot held by another job document's result fails
     the insert on the ``job_id`` index (11000): :func:`reactor.store.Store.finish` then looks."""
-    return [
-        {"$match": _claim(job)},
-        {"$replaceWith": {"$literal": {k: v for k, v in doc.items() if k != ID}}},
-        {"$merge": {
-            "into": into,
-            "on": [JOB_ID, JOB_DOC_ID],
-            "whenMatched": [{"$replaceWith": "$$new"}],  # the _id stays, as in every update
-            "whenNotMatched": "insert",
-        }},
-    ]  # fmt: skip
+    return [{"$match": _claim(job)}, {"$replaceWith": _literal(doc)}, _merge_into(into)]
 
 
 def own_result(job: Job) -> Doc:
@@ -385,3 +416,73 @@ def queued() -> Doc:
 
 def adopt_update(status: str, finished_at: datetime, now: datetime) -> Doc:
     return {"$set": {STATUS: status, FINISHED_AT: finished_at, ADOPTED_AT: now}}
+
+
+# -- reading jobs (the API, the dashboard) ---------------------------------------------------
+
+# The listing indexes: newest first within a status, a command, or both (cursor on ``_id``).
+LISTING_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "status_recent": ([(STATUS, 1), (ID, -1)], {}),
+    "command_recent": ([(COMMAND, 1), (ID, -1)], {}),
+    "status_command_recent": ([(STATUS, 1), (COMMAND, 1), (ID, -1)], {}),
+}
+RESULT_LISTING_INDEXES: dict[str, tuple[Sort, Doc]] = {
+    "finished_recent": ([(FINISHED_AT, -1)], {}),
+    "status_finished_recent": ([(STATUS, 1), (FINISHED_AT, -1)], {}),
+}
+
+
+def job_listing(status: str | None, command: str | None, before_id: Any = None) -> Doc:
+    """Jobs of a status and a command (either may be ``None``), older than ``before_id``."""
+    query: Doc = {}
+    if status is not None:
+        query[STATUS] = {"$in": QUEUED_STATES} if status == Status.QUEUED.value else status
+    if command is not None:
+        query[COMMAND] = command
+    if before_id is not None:
+        query[ID] = {"$lt": before_id}
+    return query
+
+
+NEWEST_FIRST: Sort = [(ID, -1)]
+RECENTLY_FINISHED: Sort = [(FINISHED_AT, -1)]
+
+
+def counts_by_status_and_command() -> list[Doc]:
+    """How many jobs of each status and command (a missing status counts as queued)."""
+    return [
+        {"$group": {"_id": {"status": f"${STATUS}", "command": f"${COMMAND}"}, "n": {"$sum": 1}}}
+    ]
+
+
+def finished_since(since: datetime, status: str | None = None) -> Doc:
+    """Results finished at ``since`` or later (of one status)."""
+    query: Doc = {FINISHED_AT: {"$gte": since}}
+    if status is not None:
+        query[STATUS] = status
+    return query
+
+
+# -- the fleet ---------------------------------------------------------------------------------
+
+WORKER_INDEXES_NAME = "last_seen_ttl"
+
+
+def fleet_beat(member: Doc, sample: Doc, in_flight: int, keep: int) -> Doc:
+    """The upsert of one heartbeat: who it is, the latest sample (the last ``keep`` kept)."""
+    return {
+        "$set": {**member, "in_flight": in_flight},
+        "$currentDate": {"last_seen": True},
+        "$push": {"samples": {"$each": [sample], "$slice": -keep}},
+    }
+
+
+def fleet_alive(now: datetime, ttl_s: float) -> Doc:
+    """Members seen within ``ttl_s`` (the TTL monitor deletes the rest within a minute)."""
+    return {"last_seen": {"$gte": now - timedelta(seconds=ttl_s)}}
+
+
+# The listing indexes are the reactor's like the claim indexes: ensured at startup and after
+# every reconnect with the others.
+INDEXES.update(LISTING_INDEXES)
+RESULT_INDEXES.update(RESULT_LISTING_INDEXES)

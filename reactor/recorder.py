@@ -26,12 +26,14 @@ from reactor.errors import (
     ResultNotStorable,
     ResultRefused,
 )
+from reactor.finisher import Finisher
 from reactor.lease import Lease
 from reactor.logging import get_logger
 from reactor.model import CancelRequest, Job, Result, Status
 from reactor.outcome import Kind, Outcome, Record, cancelled, failed, refused
 from reactor.registry import Handler
 from reactor.store import Store
+from reactor.usage import Usage
 
 log = get_logger("reactor.recorder")
 
@@ -43,6 +45,7 @@ class Observer(Protocol):
 
     def job_started(self, command: str) -> None: ...
     def job_finished(self, command: str, status: Status, duration_s: float) -> None: ...
+    def job_cost(self, command: str, usage: Usage) -> None: ...
     def job_retried(self, command: str) -> None: ...
     def lease_lost(self) -> None: ...
     def recording(self, delta: int) -> None: ...
@@ -52,9 +55,10 @@ class Observer(Protocol):
 
 
 class Recorder:
-    def __init__(self, store: Store, observer: Observer) -> None:
+    def __init__(self, store: Store, observer: Observer, finisher: Finisher) -> None:
         self.store = store
         self.observer = observer
+        self.finisher = finisher  # final outcomes go through it, in batches
 
     async def record(
         self, job: Job, handler: Handler | None, outcome: Outcome, lease: Lease
@@ -117,7 +121,7 @@ class Recorder:
             assert outcome.error is not None
             await self.store.fail_without_result(job, outcome.error.to_doc())
         else:
-            await self.store.finish(self._result(job, handler, outcome), renew=not fresh)
+            await self.finisher.finish(self._result(job, handler, outcome), renew=not fresh)
 
     def _refused(self, outcome: Outcome, exc: BaseException) -> Outcome:
         after = refused(outcome, exc)
@@ -148,6 +152,7 @@ class Recorder:
             errors=tuple(errors),
             cancel=outcome.cancel,
             started=outcome.started,
+            extra=outcome.usage.to_doc() if outcome.usage is not None else {},
         )
 
     def _report(self, job: Job, outcome: Outcome) -> None:
@@ -166,6 +171,8 @@ class Recorder:
         assert outcome.status is not None
         duration_s = (self.store.now() - job.started_at).total_seconds()
         self.observer.job_finished(job.command_name, outcome.status, duration_s)
+        if outcome.usage is not None:
+            self.observer.job_cost(job.command_name, outcome.usage)
         fields: dict[str, Any] = {
             "status": outcome.status.value,
             "duration_ms": round(duration_s * 1000, 3),

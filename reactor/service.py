@@ -39,6 +39,8 @@ from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher, JobSettings, Parts, Pool
 from reactor.driver import SHUTDOWN_TIMEOUT_S, Calls, install_lock_fix, is_transient
 from reactor.errors import ConfigError
+from reactor.finisher import Finisher
+from reactor.fleet import Heartbeat, member_of
 from reactor.handler import Runs
 from reactor.indexes import IndexKeeper
 from reactor.listener import StreamListener
@@ -52,7 +54,9 @@ from reactor.shutdown import Shutdown, drain
 from reactor.store import Store
 from reactor.strays import StraySweep
 from reactor.stream import JobStream
-from reactor.web.health import Probes, build_app, serve_http
+from reactor.web.api import ApiParts, Auth, Tokens
+from reactor.web.app import WebParts, build_app
+from reactor.web.health import Probes, serve_http
 from reactor.workflows import queries as workflow_queries
 from reactor.workflows import stream as workflow_stream
 from reactor.workflows.advancer import Advancer
@@ -69,6 +73,7 @@ class Reactor:
     def __init__(
         self, settings: Settings, *, registry: Registry | None = None, exit_on_wedge: bool = False
     ) -> None:
+        settings.check_service()
         self.settings = settings
         found = (
             registry
@@ -120,6 +125,7 @@ class Service:
         self.board = CancelBoard()
         self.bell = Bell()
         self.handlers = RunningHandlers()
+        self.finisher = Finisher(self.store, client)
         self.dispatcher = Dispatcher(self._parts(), _job_settings(s))
         self.delays = DueTimer(functools.partial(self.bell.ring, *QUEUED_TIERS), now=clock.now)
         self.indexes = IndexKeeper(self.store)
@@ -142,6 +148,7 @@ class Service:
         self.liveness = self._liveness()
         self.watchdog = Watchdog(self.liveness, exit_on_wedge=reactor.exit_on_wedge,
                                  on_blocked=self.metrics.loop_blocked.inc)  # fmt: skip
+        self.heartbeat = self._heartbeat()
 
     def stop(self, *, force: bool = False) -> None:
         """Stop claiming and drain (``force``: stop at once, hand nothing back)."""
@@ -157,7 +164,7 @@ class Service:
     def _parts(self) -> Parts:
         pool: Pool = self.pool
         return Parts(self.store, self.registry, pool, self.metrics, self.board, self.admission,
-                     self.connectivity, self.handlers)  # fmt: skip
+                     self.connectivity, self.handlers, self.finisher)  # fmt: skip
 
     def _intake(self) -> Intake:
         return Intake(self.store, self.bell, self.admission, self.connectivity, self.indexes,
@@ -176,6 +183,25 @@ class Service:
 
     def _work_waiting(self) -> bool:
         return self.bell.tiers.any and self.admission.has_room and not self.shutdown.requested
+
+    def _heartbeat(self) -> Heartbeat:
+        s = self.settings
+        member = member_of(self.store.owner, s.worker_name, self.registry.names(), s.max_jobs,
+                           self.pool.workers)  # fmt: skip
+        return Heartbeat(self.store.db, member, self.calls,
+                         in_flight=lambda: self.admission.in_flight,
+                         queued=self.store.count_queued, period_s=s.fleet_heartbeat_s,
+                         ttl_s=s.fleet_ttl_s, clock=self.store.now)  # fmt: skip
+
+    def web(self) -> WebParts | None:
+        """What the web layer serves besides the probes; ``None`` without an API token."""
+        s = self.settings
+        if not s.api_enabled:
+            return None
+        api = ApiParts(self.store.db, self.registry, Auth(Tokens(s.api_token, s.api_read_token)),
+                       s.jobs_collection, s.results_collection, s.jobs_root,
+                       s.fleet_ttl_s, self.store.now)  # fmt: skip
+        return WebParts(api, s.api_max_body_bytes, s.ui_secure_cookie)
 
     def probes(self) -> Probes:
         return Probes(self.liveness, self.shutdown, self.store, self.stream, self.pool,
@@ -217,11 +243,14 @@ class Service:
             self.workflow_stream.run,
             self.advancer.run,
             self.deliverer.run,
+            self.strays.run,
+            self.finisher.run,
+            self.heartbeat.run,
         ):
-            tg.start_soon(task)  # fmt: skip
+            tg.start_soon(task)
         tg.start_soon(self._stop_at_once, tg)
         if self.settings.http_port:
-            app = build_app(self.probes())
+            app = build_app(self.probes(), self.web())
             s = self.settings
             await tg.start(serve_http, app, s.http_host, s.http_port)
         tg.start_soon(self.claims.run, tg)
@@ -329,4 +358,5 @@ def _job_settings(s: Settings) -> JobSettings:
         lease_s=s.lease_s,
         heartbeat_s=s.heartbeat_s,
         handler_settings=s.handler_options(),
+        job_log_max_bytes=s.job_log_max_bytes,
     )

@@ -174,6 +174,41 @@ class Store:
         query, sort = queries.tier_query(tier, self.now(), self.owner, reclaim=reclaim)
         return await self.claim(queries.restrict(query, restriction), sort)
 
+    async def claim_batch(
+        self,
+        tier: Tier,
+        restriction: Restriction,
+        most: int,
+        choose: Callable[[list[Any]], list[int]],
+    ) -> list[Job] | None:
+        """Claim up to ``most`` queued jobs of ``tier`` in three round trips, whatever their
+        number: the first ``most`` candidates in claim order, those ``choose`` admits (by their
+        commands), claimed together under one claim id (every job's fence still its own), and
+        read back as claimed. ``None``: there were candidates, but none was claimed (restricted,
+        or taken by another reactor meanwhile); empty: the tier had none."""
+        now, sent, claim_id = self.now(), time.monotonic(), ObjectId()
+        query, sort = queries.tier_query(tier, now, self.owner)
+        query = queries.batch_claimable(queries.restrict(query, restriction))
+        bound_s = min(self.timeout_s, self.lease_s / 2)  # as a single claim: inside the lease
+        projection = {model.COMMAND: 1, model.ATTEMPT: 1}  # the claim's $max changes attempt
+        found = self.jobs.find(query, projection, sort=sort, limit=most).to_list()
+        candidates = await self.calls.run("claim_find", bound_s, found)
+        chosen = [candidates[i] for i in choose([c.get(model.COMMAND) for c in candidates])]
+        if not chosen:
+            return None if candidates else []
+        picked = [candidate[model.ID] for candidate in chosen]
+        update = queries.claim_update(self.owner, claim_id, now, self.lease_s)
+        claim = self.jobs.update_many({**query, model.ID: {"$in": picked}}, update)
+        await self.calls.run("claim", bound_s, claim)
+        read = self.jobs.find({model.ID: {"$in": picked}, model.CLAIM_ID: claim_id}).to_list()
+        claimed = {doc[model.ID]: doc for doc in await self.calls.run("claim_read", bound_s, read)}
+        jobs = [
+            Job.from_batch_claim(claimed[c[model.ID]], c.get(model.ATTEMPT), self.owner, now,
+                                 claimed_at=sent, claim_id=claim_id)
+            for c in chosen if c[model.ID] in claimed
+        ]  # fmt: skip
+        return jobs or None
+
     async def claim_for_cancel(self, doc_id: Any) -> Job | None:
         return await self.claim(queries.targeted(doc_id, self.now(), self.owner), None)
 
@@ -238,49 +273,79 @@ class Store:
 
     async def finish(self, result: Result, *, renew: bool = True) -> None:
         """Write the result, derived from the job document in one command, then the final
-        status, each only while this claim holds the job.
+        status, each only while this claim holds the job (``finisher.py`` does the same for
+        many jobs at once).
 
         The result is written by an aggregation over ``jobs`` that matches the job under this
         claim and ``$merge``s the result document into ``results``: if the claim is gone (a newer
         claim, a document the client replaced or deleted, a database that came back empty), no
         result lands. ``renew`` first checks the fence and extends the lease over the writes; a
-        caller whose lease is still fresh may skip it. When the status write finds the claim
-        gone, a result that landed meanwhile is deleted, unless a client re-queued the job: then
-        the run is over and the lease is given up for the next run.
+        caller whose lease is still fresh may skip it.
         """
         job = result.job
         if renew:
             await self.renew(job)
+        doc, _ = await self.result_doc(result)
+        await self.write_result(job, doc)
+        update = queries.finish_update(
+            job, result.status, result.finished_at, result.cancel, started=result.started
+        )
+        if not await self.write_status(job, update):
+            await self.finish_lost(job, doc)
+
+    async def result_doc(self, result: Result) -> tuple[Doc, int]:
+        """The result document to write (a large value in GridFS) and its size in bytes."""
+        job = result.job
         previous = None
         if job.run > 1:
             previous = await self._run(
                 "result_read", self.results.find_one({model.JOB_ID: job.key})
             )
-        doc = await self._storable(result, model.next_history(previous, job.run))
-        await self._write_result(job, doc)
-        update = queries.finish_update(
-            job, result.status, result.finished_at, result.cancel, started=result.started
-        )
+        return await self._storable(result, model.next_history(previous, job.run))
+
+    async def write_status(self, job: Job, update: Doc) -> bool:
+        """The final status, fenced on the claim; whether the claim still held."""
         outcome = await self._run("finish", self.jobs.update_one(queries.fence(job), update))
-        if outcome.matched_count:
-            return
+        return bool(outcome.matched_count)
+
+    async def finish_lost(self, job: Job, doc: Doc) -> None:
+        """The final status found the claim gone: unless a client re-queued the job (the run is
+        over, the lease given up for the next run), delete a result that landed meanwhile and
+        raise :class:`LeaseLost`."""
         if await self.release(job, finished=True):
             return
         await self._drop_own_result(job, doc.get("result_ref"))
         raise LeaseLost(f"job {job.key!r} (fence {job.fence}) is no longer ours (finish)")
 
-    async def _write_result(self, job: Job, doc: Doc) -> None:
-        merge = queries.result_merge(job, doc, into=self.results.name)
+    async def merge_results(self, written: list[tuple[Job, Doc]]) -> None:
+        """Write the results of several jobs with one command, each derived from its own job
+        under its own claim (a job whose claim is gone gets none)."""
+        merge = queries.results_merge(written, into=self.results.name)
+        await self._merge("results_write", merge)
+
+    async def finished_under_claim(self, jobs: list[Job]) -> set[Any]:
+        """Which of these jobs a final status was written for under their own claim."""
+        query = queries.finished_under_claim(jobs)
+        found = await self._run("finish_check", self.jobs.find(query, {model.ID: 1}).to_list())
+        return {doc[model.ID] for doc in found}
+
+    async def _merge(self, name: str, merge: list[Doc]) -> None:
         try:
-            try:
-                await self._run("result_write", self.jobs.aggregate(merge))
-            except OperationFailure as exc:
-                if exc.code != NO_MERGE_INDEX:
-                    raise
-                # MongoDB came back without the indexes, and this write came first: make them.
-                log.warning("result_indexes_missing", error=str(exc))
-                await self.ensure_indexes()
-                await self._run("result_write", self.jobs.aggregate(merge))
+            await self._run(name, self.jobs.aggregate(merge))
+        except OperationFailure as exc:
+            if exc.code != NO_MERGE_INDEX:
+                raise
+            # MongoDB came back without the indexes, and this write came first: make them.
+            log.warning("result_indexes_missing", error=str(exc))
+            await self.ensure_indexes()
+            await self._run(name, self.jobs.aggregate(merge))
+
+    async def write_result(self, job: Job, doc: Doc) -> None:
+        """Write one job's result, derived from its job under this claim (``finish``)."""
+        try:
+            await self._merge(
+                "result_write", queries.result_merge(job, doc, into=self.results.name)
+            )
         except OperationFailure as exc:
             if exc.code != DUPLICATE_KEY:
                 raise
@@ -376,13 +441,15 @@ class Store:
 
     # -- result documents ---------------------------------------------------------------------
 
-    async def _storable(self, result: Result, history: list[Doc]) -> Doc:
-        """The result document, with a large value moved to GridFS behind a reference."""
+    async def _storable(self, result: Result, history: list[Doc]) -> tuple[Doc, int]:
+        """The result document, with a large value moved to GridFS behind a reference, and its
+        size."""
         doc = result.to_doc(history)
         size = model.encoded_size(doc)  # the one encoding of ours: it also checks the value
         if size <= self.result_inline_max_bytes or result.value is None:
-            return doc
-        return await self._offload(doc)
+            return doc, size
+        offloaded = await self._offload(doc)
+        return offloaded, model.encoded_size(offloaded)
 
     async def _offload(self, doc: Doc) -> Doc:
         bucket = AsyncGridFSBucket(self.db, bucket_name=RESULTS_BUCKET)

@@ -1,4 +1,4 @@
-"""Suite-wide hooks: repeated skip reasons are reported once, with a count.
+"""Suite-wide hooks: repeated skip reasons are reported once, with a count; plain tracebacks.
 
 A skip decided at setup (a fixture calling ``pytest.skip``, such as the real replica-set backend
 without Docker, or a skip mark) is charged by pytest to each test's own line, so the summary lists
@@ -14,8 +14,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests that never configure logging get structlog's console output with plain tracebacks.
+
+    Unconfigured, structlog renders tracebacks with rich whenever rich is importable (the dev
+    extra brings it, through schemathesis), and rich highlights a 10 MB exception message for
+    minutes; ``reactor run`` configures its own logging and is not affected.
+    """
+    processors = list(structlog.get_config()["processors"])
+    if processors and isinstance(processors[-1], structlog.dev.ConsoleRenderer):
+        processors[-1] = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
+        structlog.configure(processors=processors)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -14,6 +14,7 @@ import anyio
 from reactor import __version__
 from reactor.cli import jobs as cli_jobs
 from reactor.cli import migrate as cli_migrate
+from reactor.cli import observe as cli_observe
 from reactor.cli import workflows as cli_workflows
 from reactor.cli.support import (
     EXIT_CODES_TEXT,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     cli_jobs.add_commands(sub)
     cli_workflows.add_command(sub)
+    cli_observe.add_commands(sub)
     cli_migrate.add_command(sub)
     _add_service_commands(sub)
     return parser

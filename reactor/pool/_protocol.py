@@ -35,7 +35,9 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
+from reactor import joblog
 from reactor.errors import HandlerFailed
+from reactor.usage import Usage
 
 STOP: Final = b""
 READY: Final = b"S"  # tag: the worker has started up (no body)
@@ -49,8 +51,10 @@ DEADLINE_PASSED: Final = b"D"
 WORKER_GONE: Final = b"W"
 FINISHED: Final = struct.Struct("!Q")
 
-# fn, kwargs, log context, working directory (None: the worker's own)
-Task = tuple[Callable[..., Any], dict[str, Any], Mapping[str, Any], "str | None"]
+# fn, kwargs, log context, working directory (None: the worker's own), the job's own log
+Task = tuple[
+    Callable[..., Any], dict[str, Any], Mapping[str, Any], "str | None", "joblog.Target | None"
+]
 
 
 class Reply(NamedTuple):
@@ -60,6 +64,7 @@ class Reply(NamedTuple):
     value: Any  # the return value, or a JobError / Retry
     rss_bytes: int  # the worker's resident memory after the task
     left_processes: int = 0  # processes of the task's that outlived it, killed after it
+    usage: Usage | None = None  # what the task cost (None: it never ran)
 
 
 class Progress(NamedTuple):

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 import reactor.logging
-from reactor import progress
+from reactor import joblog, progress, usage
 from reactor.errors import JobError, Retry, WorkdirUnavailable
 from reactor.handler import JobContext
 from reactor.log_processors import DEFAULT_MAX_LINE_BYTES
@@ -65,6 +65,7 @@ def main(
     reactor.logging.configure(
         log_format, log_level, show_locals=show_locals, max_line_bytes=max_line_bytes
     )
+    usage.install_wait4()  # each reaped child's memory peak (tesseract) is noted
     courier = Courier(conn)
     home = os.open(os.curdir, os.O_RDONLY)  # where to return after each task, even if renamed
     try:
@@ -88,11 +89,11 @@ def _serve(payload: bytes, seq: int, courier: Courier, home: int) -> Reply:
         return Reply(
             False, handler_failed(f"the task could not be loaded: {exc}", exc), rss_bytes()
         )
-    fn, kwargs, log_context, cwd = task
+    fn, kwargs, log_context, cwd, log_target = task
     job_ids = {value.job_id for value in kwargs.values() if isinstance(value, JobContext)}
     previous = progress.set_sink(courier.open(seq, job_ids))
     try:
-        return _run(fn, kwargs, log_context, cwd, home)
+        return _run(fn, kwargs, log_context, cwd, home, log_target)
     finally:
         progress.set_sink(previous)
 
@@ -103,17 +104,19 @@ def _run(
     log_context: Mapping[str, Any],
     cwd: str | None,
     home: int,
+    log_target: joblog.Target | None = None,
 ) -> Reply:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(**log_context)
+    meter = usage.Meter()
     try:
-        with working_directory(cwd, home):
+        with working_directory(cwd, home), joblog.capture(log_target), meter.measure():
             value = fn(**kwargs)
-        return Reply(True, value, rss_bytes())
+        return Reply(True, value, rss_bytes(), usage=meter.usage)
     except (JobError, Retry) as exc:
-        return Reply(False, exc, rss_bytes())
+        return Reply(False, exc, rss_bytes(), usage=meter.usage)
     except Exception as exc:
-        return Reply(False, handler_failed(str(exc), exc), rss_bytes())
+        return Reply(False, handler_failed(str(exc), exc), rss_bytes(), usage=meter.usage)
     finally:
         structlog.contextvars.clear_contextvars()
 
@@ -141,7 +144,10 @@ def _encode(reply: Reply) -> bytes:
     except Exception as exc:
         what = "return value" if reply.ok else "exception"
         message = f"the {what} of type {type_name(type(reply.value))} could not be sent back: {exc}"
-        return pickle.dumps(Reply(False, handler_failed(message, exc), reply.rss_bytes))
+        failure = handler_failed(message, exc)
+        return pickle.dumps(
+            Reply(False, failure, reply.rss_bytes, reply.left_processes, reply.usage)
+        )
 
 
 def rss_bytes() -> int:

@@ -33,6 +33,7 @@ from os import PathLike
 from types import TracebackType
 from typing import Any, Final
 
+from reactor import joblog
 from reactor.errors import (
     JobTimeout,
     LeaseExpired,
@@ -46,6 +47,7 @@ from reactor.pool import _keepalive as _pool_keepalive
 from reactor.pool._handle import WorkerProcess, describe_exit
 from reactor.pool._keepalive import KeepAlive, LeaseWatch
 from reactor.pool._protocol import PROGRESS, Reply, decode_progress, handler_failed
+from reactor.usage import Usage
 
 __all__ = ["RESTART_REASONS", "CpuPool", "KeepAlive", "ProgressCallback"]
 
@@ -180,6 +182,8 @@ class CpuPool:
         keepalive: KeepAlive | None = None,
         cwd: str | PathLike[str] | None = None,
         on_progress: ProgressCallback | None = None,
+        log_target: joblog.Target | None = None,
+        on_usage: Callable[[Usage], None] | None = None,
     ) -> Any:
         """Run ``fn(**kwargs)`` in a worker and return its value.
 
@@ -190,9 +194,11 @@ class CpuPool:
         task only (:class:`WorkdirUnavailable` if it cannot enter it). ``on_progress(fraction,
         message)`` is called on the event loop for the task's ``ctx.progress`` reports, the
         latest one always before this returns. A worker's death raises :class:`WorkerCrashed`;
-        cancelling this kills the worker and its subprocesses.
+        cancelling this kills the worker and its subprocesses. ``log_target``: the job's own log
+        (:mod:`reactor.joblog`); ``on_usage(usage)``: what the task cost, called before this
+        returns or raises the task's own error (never after a timeout or a death).
         """
-        task = _encode_task(fn, kwargs, log_context, cwd)
+        task = _encode_task(fn, kwargs, log_context, cwd, log_target)
         if keepalive is not None and keepalive.expired:
             raise LeaseExpired(f"the keep-alive expired before the task started ({keepalive!r})")
         if not self._started:
@@ -210,7 +216,7 @@ class CpuPool:
                     f"the keep-alive was not extended within {grace_s:g} s after its deadline; "
                     "the task was stopped"
                 ) from None
-        return self._finish(worker, data)
+        return self._finish(worker, data, on_usage)
 
     async def _send(self, task: bytes, lease: LeaseWatch) -> tuple[WorkerProcess, int]:
         """Hand ``task`` to an idle worker; one found dead meanwhile is replaced, not blamed."""
@@ -277,7 +283,9 @@ class CpuPool:
                 except Exception as exc:  # a report must never break the task
                     _log.warning("progress_callback_failed", error=repr(exc))
 
-    def _finish(self, worker: WorkerProcess, data: bytes) -> Any:
+    def _finish(
+        self, worker: WorkerProcess, data: bytes, on_usage: Callable[[Usage], None] | None
+    ) -> Any:
         worker.tasks_done += 1
         try:
             reply: Reply = pickle.loads(data)
@@ -288,6 +296,8 @@ class CpuPool:
         if reply.left_processes:
             _log.warning("job_left_processes", count=reply.left_processes, pid=worker.pid,
                          note="processes the job started and left running were killed")  # fmt: skip
+        if on_usage is not None and reply.usage is not None:
+            on_usage(reply.usage)
         if not reply.ok:
             raise reply.value
         return reply.value
@@ -446,9 +456,11 @@ def _encode_task(
     kwargs: dict[str, Any],
     log_context: Mapping[str, Any] | None,
     cwd: str | PathLike[str] | None,
+    log_target: joblog.Target | None = None,
 ) -> bytes:
     """Pickle a task before a worker is taken, so a bad task costs no worker."""
-    task = (fn, kwargs, dict(log_context or {}), None if cwd is None else os.fspath(cwd))
+    where = None if cwd is None else os.fspath(cwd)
+    task = (fn, kwargs, dict(log_context or {}), where, log_target)
     try:
         return pickle.dumps(task)
     except Exception as exc:

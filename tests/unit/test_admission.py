@@ -143,3 +143,18 @@ async def test_a_reclaimed_job_runs_alone_among_in_process_jobs() -> None:
     assert log == ["first start", "pool job", "first end", "alone start", "alone end",
                    "second start", "second end"]  # fmt: skip
     assert admission.restriction().only is None
+
+
+async def test_a_batch_takes_only_what_fits_every_limit() -> None:
+    """Free slots are reserved at once for a batch claim, and of the candidates (in claim order)
+    only those that fit each command's limit and the CPU slots are chosen."""
+    admission = Admission(_limits(max_jobs=6, solo=1))
+    first = await admission.reserve()
+    extra = admission.reserve_now(10)
+    assert (len(extra), admission.in_flight) == (5, 6)
+    candidates = ["solo", "solo", "ocr", "echo", "deskew", 42, "echo"]
+    assert admission.choose(candidates, slots=6) == [0, 2, 3, 5, 6]  # one solo, one CPU job
+    assert admission.choose(candidates, slots=2) == [0, 2]
+    for slot in [first, *extra]:
+        slot.release()
+    assert admission.in_flight == 0

@@ -86,3 +86,21 @@ def test_progress_fractions_must_be_numbers(value: object) -> None:
     """NaN, strings and booleans are refused with ValueError."""
     with pytest.raises(ValueError, match="progress fraction"):
         check_fraction(value)  # type: ignore[arg-type]
+
+
+def test_a_tier_raised_for_announced_jobs_is_lowered_once_they_are_claimed() -> None:
+    """Events announce how many jobs arrived: once that many are claimed the tier is lowered
+    without another (empty) claim; an unknown count (the catch-up) waits for an empty answer."""
+    tiers = Tiers()
+    for tier in CLAIM_ORDER:
+        tiers.lower(tier, tiers.generation(tier))
+    tiers.raise_(Tier.DEFAULT, count=1)
+    tiers.raise_(Tier.DEFAULT, count=1)
+    tiers.claimed(Tier.DEFAULT)
+    assert tiers.raised() == [Tier.DEFAULT]
+    tiers.claimed(Tier.DEFAULT)
+    assert not tiers.any
+    tiers.raise_(Tier.DEFAULT, count=1)
+    tiers.raise_(Tier.DEFAULT)  # the catch-up: however many
+    tiers.claimed(Tier.DEFAULT, 5)
+    assert tiers.raised() == [Tier.DEFAULT]
