@@ -47,6 +47,7 @@ from reactor.metrics import Metrics
 from reactor.pool import CpuPool, NoPool
 from reactor.queries import QUEUED_TIERS, Tier
 from reactor.registry import HandlerDefaults, Registry, load_registry
+from reactor.rendezvous import Deferrals, Preference
 from reactor.shutdown import Shutdown, drain
 from reactor.store import Store
 from reactor.strays import StraySweep
@@ -126,7 +127,10 @@ class Service:
         self.relay = CancelRelay(
             self.store, self.admission, self.board, self.bell, self.dispatcher.run
         )
-        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays, self.indexes)
+        self.preference = Preference(self.store.owner)
+        self.deferrals = Deferrals(self.bell.ring, s.claim_grace_s)
+        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays,
+                                       self.indexes, self.preference, self.deferrals)  # fmt: skip
         self.stream = JobStream(self.store, self.listener, on_lag=self.metrics.stream_lag.set)
         self.claims = ClaimLoop(self._intake())
         self.liveness = self._liveness()
@@ -172,7 +176,8 @@ class Service:
         return Heartbeat(self.store.db, member, self.calls,
                          in_flight=lambda: self.admission.in_flight,
                          queued=self.store.count_queued, period_s=s.fleet_heartbeat_s,
-                         ttl_s=s.fleet_ttl_s, clock=self.store.now)  # fmt: skip
+                         ttl_s=s.fleet_ttl_s, clock=self.store.now,
+                         on_fleet=self.preference.update)  # fmt: skip
 
     def web(self) -> WebParts | None:
         """What the web layer serves besides the probes; ``None`` without an API token."""
@@ -218,6 +223,7 @@ class Service:
             self.stream.run,
             self._sweep,
             self.delays.run,
+            self.deferrals.run,
             self.indexes.keep,
             self.relay.serve,
             self._catch_up_after_outages,

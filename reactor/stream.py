@@ -9,9 +9,11 @@ and every tier is raised (the catch-up). The stream is opened *before* that catc
 slips between the two.
 
 Only inserts, replacements, deletions and the updates a client makes to steer a job match (and the
-reactor's own release of a re-queued job's lease); the reactor's own claims, heartbeats, progress
-and final statuses do not, so they never wake it again. A replacement, a deletion or a re-queue of
-a job this reactor runs takes the job away from its execution (``Listener.taken``).
+reactor's own release of a re-queued job's lease), and other reactors' claims (which tell a reactor
+that a job it left to another was taken: ``rendezvous.py``); this reactor's own claims,
+heartbeats, progress and final statuses do not, so they never wake it again. A replacement, a
+deletion or a re-queue of a job this reactor runs takes the job away from its execution
+(``Listener.taken``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,17 @@ PIPELINE: list[dict[str, Any]] = [
 ]
 
 
+def pipeline(owner: str) -> list[dict[str, Any]]:
+    """What this reactor (``owner``) watches: the steering and the other reactors' claims."""
+    others_claims = {
+        "operationType": "update",
+        f"{_UPDATED}.{model.CLAIM_ID}": {"$exists": True},
+        f"{_UPDATED}.{model.LEASE_OWNER}": {"$ne": owner},
+    }
+    match = PIPELINE[0]["$match"]
+    return [{"$match": {"$or": [*match["$or"], others_claims]}}, *PIPELINE[1:]]
+
+
 class Listener(Protocol):
     """What the stream tells the service."""
 
@@ -88,6 +101,8 @@ class Listener(Protocol):
     def due(self, when: datetime) -> None: ...
     def reopened(self) -> None: ...
     def taken(self, doc_id: Any, change: str, claim_id: Any) -> None: ...
+    def offered(self, doc_id: Any, *tiers: Tier) -> None: ...
+    def claimed(self, doc_id: Any) -> None: ...
 
 
 def tiers_for(fields: Mapping[str, Any]) -> tuple[Tier, ...]:
@@ -114,6 +129,10 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     if kind == "delete":
         listener.taken(doc_id, "delete", None)
         return
+    updated = (change.get("updateDescription") or {}).get("updatedFields") or {}
+    if kind == "update" and model.CLAIM_ID in updated:
+        listener.claimed(doc_id)  # another reactor's claim (the pipeline leaves out our own)
+        return
     wall = change.get("wallTime")
     wall_time = wall if isinstance(wall, datetime) else None
     fields = change.get("fullDocument") if kind in ("insert", "replace") else None
@@ -133,8 +152,10 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
         and (model.STATUS in fields or model.LEASE_RELEASED_AT in fields)
     ):
         listener.wake(*QUEUED_TIERS)  # re-queued or released: its priority is not in the event
-    elif request is None:
+    elif request is None and kind == "update":
         listener.wake(*tiers_for(fields))
+    elif request is None:
+        listener.offered(doc_id, *tiers_for(fields))  # a new job: its preferred reactor rings
 
 
 def _take_away(
@@ -165,6 +186,7 @@ class JobStream:
         on_lag: Any = None,
     ) -> None:
         self._store = store
+        self._pipeline = pipeline(store.owner)
         self._listener = listener
         self._on_lag = on_lag
         self._max_await_ms = max_await_ms
@@ -225,7 +247,7 @@ class JobStream:
             options["start_after"] = self.token
         calls, timeout_s = self._store.calls, self._call_timeout_s
         stream = await calls.run(
-            "stream_open", timeout_s, self._store.jobs.watch(PIPELINE, **options)
+            "stream_open", timeout_s, self._store.jobs.watch(self._pipeline, **options)
         )
         try:
             log.info("stream_opened", resumed=self.token is not None)
