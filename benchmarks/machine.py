@@ -3,7 +3,8 @@
 :class:`LoadWatcher` samples ``/proc`` every few seconds in a thread. Processes that are not the
 bench's own (not descendants of the bench process) are charged the CPU time they used while it
 ran; a process started during the run is charged all of its time. The report names the busiest
-command lines, so a figure taken beside a test suite says so.
+command lines, so a figure taken beside a test suite says so; :meth:`LoadWatcher.others_cpu_s`
+lets each case record how busy the other processes kept the machine while it ran.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ class LoadWatcher:
 
     def __init__(self) -> None:
         self._me = os.getpid()
-        self._boot_ticks = _now_ticks()
+        self._start_ticks = _now_ticks()
+        self._lock = threading.Lock()
         self._base: dict[int, int] = {}
         self._last: dict[int, int] = {}
         self._names: dict[int, str] = {}
@@ -129,11 +131,21 @@ class LoadWatcher:
             ],
         }
 
+    def others_cpu_s(self) -> float:
+        """CPU seconds other processes have used since the watcher started, as of now."""
+        self._sample(first=False)
+        with self._lock:
+            return sum(self._last[pid] - self._base[pid] for pid in self._last) / CLK_TCK
+
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):
             self._sample(first=False)
 
     def _sample(self, first: bool) -> None:
+        with self._lock:
+            self._sample_locked(first)
+
+    def _sample_locked(self, first: bool) -> None:
         parent_of = parents()
         ours = set(tree(self._me, parent_of))
         for pid in parent_of:
@@ -143,7 +155,7 @@ class LoadWatcher:
                 fields = _stat(pid)
                 ticks = int(fields[11]) + int(fields[12])
                 if pid not in self._base:
-                    started_during = not first and int(fields[19]) >= self._boot_ticks
+                    started_during = not first and int(fields[19]) >= self._start_ticks
                     self._base[pid] = 0 if started_during else ticks
                     self._names[pid] = _cmdline(pid)
                 self._last[pid] = ticks

@@ -97,14 +97,35 @@ def _ocr_row(s: Doc) -> list[str]:
         ratio = _m(ocr[f"ratio_{name}_raw"], "{:.3f}")
         return f"{_spread(ocr[name]['pages_per_s'])} ({ratio} of raw)"
 
-    raw = _m(ocr["raw"]["pages_per_s"])
-    label = f"OCR, {ocr['pages']} pages, pages/s (raw parallel tesseract: {raw})"
+    raw = _spread(ocr["raw"]["pages_per_s"])
+    label = (
+        f"OCR, {ocr['pages']} pages, each way {ocr['runs_per_round']} times a round (A B C C B A), "
+        f"pages/s (raw parallel tesseract: {raw})"
+    )
     return [label, way("reactor"), way("celery"), _spread(ocr["ratio_reactor_celery"])]
+
+
+def _ocr_rows(s: Doc) -> list[list[str]]:
+    ocr = s["ocr"]
+
+    def best(way: str) -> str:
+        return f"{ocr[way]['best_pages_per_s']:.2f}"
+
+    def cpu(way: str) -> str:
+        return f"{_spread(ocr[way]['cpu_ms_per_page'], '{:.0f}')} ms"
+
+    return [
+        _ocr_row(s),
+        [f"OCR, pages/s of the best round (raw: {best('raw')})",
+         best("reactor"), best("celery"), ""],
+        [f"OCR, CPU per page: worker side with tesseract, plus the server (raw: {cpu('raw')})",
+         cpu("reactor"), cpu("celery"), ""],
+    ]  # fmt: skip
 
 
 def side_by_side(s: Doc) -> str:
     """The figures taken for both systems, with the ratio reactor / Celery within each round."""
-    rows = [*_latency_rows(s), *_burst_rows(s), _memory_row(s), _ocr_row(s)]
+    rows = [*_latency_rows(s), *_burst_rows(s), _memory_row(s), *_ocr_rows(s)]
     header = ["figure", "mongo-reactor on the double", "Celery 5 + Redis", "ratio reactor / Celery"]
     return _table(header, rows)
 
@@ -189,6 +210,14 @@ def double_alone(results: Doc) -> str:
     return _table(["the double alone (its own process, no reactor)", "measured"], rows)
 
 
+def conditions_table(s: Doc) -> str:
+    """How many cores other processes kept busy during each case: the noise behind each figure."""
+    busy = s["others_cores_busy"]
+    rounds = len(next(iter(busy.values())))
+    rows = [[case, *(f"{v:.2f}" for v in values)] for case, values in busy.items()]
+    return _table(["case", *(f"round {i + 1}" for i in range(rounds))], rows)
+
+
 def targets_table(s: Doc) -> str:
     rows = [[t["target"], t["measured"], f"**{t['verdict']}**", t["note"]] for t in s["targets"]]
     return _table(["target (issue 15, 2 cores)", "measured", "", "note"], rows)
@@ -266,6 +295,9 @@ def markdown(results: Doc) -> str:
         "## Machine and load\n\n" + machine_table(results),
         "## Side by side\n\n" + side_by_side(s),
         "## Targets\n\n" + targets_table(s),
+        "## Load during each case\n\nCores kept busy by processes that are not the bench's "
+        "(other engineers' test suites, for instance), out of "
+        f"{results['machine']['cores']}:\n\n" + conditions_table(s),
         "## mongo-reactor alone\n\n" + reactor_alone(s),
         "## The double alone\n\n" + double_alone(results),
         "## Method\n\n" + METHOD,

@@ -40,6 +40,7 @@ from cases import (
     Bench,
     Sizes,
     celery_case,
+    combine_ocr,
     drain_case,
     reactor_case,
     roundtrip_case,
@@ -80,15 +81,30 @@ def rotated(items: Sequence[T], by: int) -> list[T]:
     return [items[(i + by) % len(items)] for i in range(len(items))]
 
 
-def timed(label: str, work: Callable[[], T]) -> T:
-    started = time.monotonic()
-    result = work()
-    print(f"  {label}: {time.monotonic() - started:.0f} s", flush=True)
-    return result
+class Conditions:
+    """Per case: its wall time, the load average at its start, and the cores others kept busy."""
+
+    def __init__(self, watcher: LoadWatcher) -> None:
+        self.watcher = watcher
+        self.by_case: dict[str, dict[str, float]] = {}
+
+    def timed(self, label: str, work: Callable[[], T]) -> T:
+        load, others, started = os.getloadavg()[0], self.watcher.others_cpu_s(), time.monotonic()
+        result = work()
+        wall_s = time.monotonic() - started
+        busy = (self.watcher.others_cpu_s() - others) / wall_s
+        self.by_case[label] = {
+            "wall_s": round(wall_s, 1),
+            "load_1min_at_start": round(load, 2),
+            "others_cores_busy": round(busy, 2),
+        }
+        print(f"  {label}: {wall_s:.0f} s (other processes: {busy:.2f} cores busy)", flush=True)
+        return result
 
 
-def run_round(bench: Bench, index: int) -> dict[str, Any]:
-    sizes = bench.sizes
+def run_round(bench: Bench, index: int, watcher: LoadWatcher) -> dict[str, Any]:
+    sizes, conditions = bench.sizes, Conditions(watcher)
+    timed = conditions.timed
     cases: dict[str, Callable[[], dict[str, Any]]] = {
         "reactor_1": lambda: reactor_case(bench, 1, with_latency=True),
         "celery": lambda: celery_case(bench),
@@ -97,10 +113,7 @@ def run_round(bench: Bench, index: int) -> dict[str, Any]:
     out: dict[str, Any] = {"order": rotated(list(cases), index)}
     for name in out["order"]:
         out[name] = timed(name, cases[name])
-    ocr_order = rotated(list(OCR_WAYS), index)
-    out["ocr"] = {"order": ocr_order}
-    for way in ocr_order:
-        out["ocr"][way] = timed(f"ocr {way}", lambda way=way: OCR_WAYS[way](bench))
+    out["ocr"] = ocr_round(bench, rotated(list(OCR_WAYS), index), conditions)
     out["round_trips"] = {
         str(extra): timed(
             f"round trips, {extra} idle extra", lambda e=extra: roundtrip_case(bench, e)
@@ -111,11 +124,23 @@ def run_round(bench: Bench, index: int) -> dict[str, Any]:
         str(n): timed(f"drain {n}", lambda n=n: drain_case(bench, n))
         for n in rotated(sizes.drains, index)
     }
+    out["conditions"] = conditions.by_case
     return out
 
 
-def double_figures(sizes: Sizes) -> dict[str, Any]:
+def ocr_round(bench: Bench, order: list[str], conditions: Conditions) -> dict[str, Any]:
+    """Each way twice, in ``order`` and then reversed (A B C C B A), so a load that rises or
+    falls during the round weighs on every way alike; each way's two runs are added up."""
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in order}
+    for i, way in enumerate([*order, *reversed(order)]):
+        label = f"ocr {way} {i // len(order) + 1}"
+        runs[way].append(conditions.timed(label, lambda w=way: OCR_WAYS[w](bench)))
+    return {"order": order, **{way: combine_ocr(pair) for way, pair in runs.items()}}
+
+
+def double_figures(sizes: Sizes, watcher: LoadWatcher) -> dict[str, Any]:
     """The double alone: its ceiling (``bench_double``) and its event latency while claiming."""
+    timed = Conditions(watcher).timed
     bench_double.JOBS = sizes.double_jobs
     ceiling = timed("double ceiling", bench_double.main)
     samples = ["--samples", str(sizes.event_samples), "--double", "process"]
@@ -150,14 +175,18 @@ def preflight() -> None:
         sys.exit(f"bench: missing {', '.join(missing)}; `make bench` installs them")
 
 
-def run_all(sizes: Sizes, scratch: Path) -> dict[str, Any]:
+def run_all(sizes: Sizes, scratch: Path, watcher: LoadWatcher) -> dict[str, Any]:
     pages = bench_ocr.make_pages(scratch / "pages", sizes.ocr_pages)
     bench = Bench(sizes, scratch, pages)
     rounds = []
     for index in range(sizes.rounds):
         print(f"round {index + 1} of {sizes.rounds}", flush=True)
-        rounds.append(run_round(bench, index))
-    return {"rounds": rounds, **double_figures(sizes), "real_replica_set": replica_set_note()}
+        rounds.append(run_round(bench, index, watcher))
+    return {
+        "rounds": rounds,
+        **double_figures(sizes, watcher),
+        "real_replica_set": replica_set_note(),
+    }
 
 
 def main() -> None:
@@ -168,7 +197,7 @@ def main() -> None:
     watcher = LoadWatcher().start()
     scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        measured = run_all(sizes, scratch)
+        measured = run_all(sizes, scratch, watcher)
     except BaseException:
         print(f"bench failed; the servers' logs are kept in {scratch}", file=sys.stderr)
         raise

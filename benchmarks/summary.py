@@ -161,14 +161,20 @@ def ocr(rounds: list[Doc]) -> Doc:
     def rate(r: Doc, way: str) -> float:
         return float(r["ocr"][way]["pages_per_s"])
 
+    def cpu(r: Doc, way: str) -> float:
+        return float(sum(r["ocr"][way]["cpu_ms_per_page"].values()))
+
     out: Doc = {
         way: {
             "pages_per_s": across(rounds, lambda r, w=way: rate(r, w)),
-            "cpu_ms_per_page": rounds[-1]["ocr"][way]["cpu_ms_per_page"],
+            "best_pages_per_s": max(rate(r, way) for r in rounds),
+            "cpu_ms_per_page": across(rounds, lambda r, w=way: cpu(r, w), 1),
         }
         for way in ("raw", "reactor", "celery")
     }
-    out["pages"] = rounds[0]["ocr"]["raw"]["pages"]
+    first = rounds[0]["ocr"]["raw"]
+    out["pages"] = first["runs"][0]["pages"] if "runs" in first else first["pages"]
+    out["runs_per_round"] = len(first.get("runs", [first]))
     out["ratio_reactor_raw"] = across(rounds, lambda r: rate(r, "reactor") / rate(r, "raw"))
     out["ratio_celery_raw"] = across(rounds, lambda r: rate(r, "celery") / rate(r, "raw"))
     out["ratio_reactor_celery"] = across(rounds, lambda r: rate(r, "reactor") / rate(r, "celery"))
@@ -198,9 +204,18 @@ def memory(rounds: list[Doc], drained: Doc) -> Doc:
     }
 
 
+def conditions(rounds: list[Doc]) -> dict[str, list[float]]:
+    """Per case, the cores other processes kept busy while it ran, round by round."""
+    return {
+        case: [r["conditions"][case]["others_cores_busy"] for r in rounds]
+        for case in rounds[0]["conditions"]
+    }
+
+
 def summarize(results: Doc) -> Doc:
     rounds = results["rounds"]
     summary: Doc = {
+        "others_cores_busy": conditions(rounds),
         "latency": latency(rounds),
         "bursts": bursts(rounds),
         "round_trips": round_trips(rounds),
