@@ -1,10 +1,11 @@
 """The machine a bench ran on, and its load: load averages, and what else used the CPU meanwhile.
 
-:class:`LoadWatcher` samples ``/proc`` every few seconds in a thread. Processes that are not the
-bench's own (not descendants of the bench process) are charged the CPU time they used while it
-ran; a process started during the run is charged all of its time. The report names the busiest
-command lines, so a figure taken beside a test suite says so; :meth:`LoadWatcher.others_cpu_s`
-lets each case record how busy the other processes kept the machine while it ran.
+:class:`LoadWatcher` tells what else used the CPU while the bench ran. Other processes' CPU time
+is the machine's busy time (``/proc/stat``, steal included) less the bench's own: its process, the
+children it reaped and every live descendant with the children they reaped, so short-lived
+processes count too. To name the busiest, a thread samples ``/proc`` every few seconds and charges
+each process that is not the bench's the CPU time it used meanwhile. :meth:`LoadWatcher.others`
+lets each case record how many cores other processes kept busy, and how many sat idle.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import threading
@@ -20,7 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from procs import CLK_TCK, PEER_PYTHON, ROOT, _stat, parents, tree
+from procs import CLK_TCK, PEER_PYTHON, ROOT, _stat, cpu_s, parents, tree
 
 SAMPLE_S = 2.0
 
@@ -84,6 +86,21 @@ def _command(argv: list[str]) -> str:
     return (done.stdout or done.stderr).strip() or f"unavailable (exit {done.returncode})"
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """The machine's busy and idle CPU seconds since boot (all cores; steal counts as busy)."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, (idle + iowait) / CLK_TCK
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process, the children it reaped, and its live descendants."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    mine = me.ru_utime + me.ru_stime + reaped.ru_utime + reaped.ru_stime
+    return mine + cpu_s(tree(os.getpid())[1:])
+
+
 def _peer_version(package: str) -> str:
     code = f"from importlib.metadata import version; print(version({package!r}))"
     return _command([str(PEER_PYTHON), "-c", code])
@@ -105,6 +122,7 @@ class LoadWatcher:
     def start(self) -> LoadWatcher:
         self.started = time.monotonic()
         self.load_before = os.getloadavg()
+        self._origin = self.others()
         self._sample(first=True)
         self._thread.start()
         return self
@@ -114,28 +132,31 @@ class LoadWatcher:
         self._thread.join()
         self._sample(first=False)
         wall_s = time.monotonic() - self.started
+        others_s, idle_s = (
+            now - then for now, then in zip(self.others(), self._origin, strict=True)
+        )
         used: dict[str, float] = {}
         for pid, last in self._last.items():
             name = self._names[pid]
             used[name] = used.get(name, 0.0) + (last - self._base[pid]) / CLK_TCK
         others = sorted(((s, n) for n, s in used.items() if s >= 0.5), reverse=True)
-        total = sum(used.values())
         return {
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "wall_s": round(wall_s, 1),
-            "other_processes_cpu_s": round(total, 1),
-            "other_processes_cores_busy": round(total / wall_s, 2),
+            "other_processes_cpu_s": round(others_s, 1),
+            "other_processes_cores_busy": round(others_s / wall_s, 2),
+            "idle_cores": round(idle_s / wall_s, 2),
             "busiest_other_processes": [
                 {"command": n, "cpu_s": round(s, 1)} for s, n in others[:8]
             ],
         }
 
-    def others_cpu_s(self) -> float:
-        """CPU seconds other processes have used since the watcher started, as of now."""
-        self._sample(first=False)
-        with self._lock:
-            return sum(self._last[pid] - self._base[pid] for pid in self._last) / CLK_TCK
+    @staticmethod
+    def others() -> tuple[float, float]:
+        """CPU seconds other processes have used since boot, and idle seconds, as of now."""
+        busy, idle = machine_cpu_s()
+        return busy - own_cpu_s(), idle
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_S):

@@ -211,10 +211,10 @@ def double_alone(results: Doc) -> str:
 
 
 def conditions_table(s: Doc) -> str:
-    """How many cores other processes kept busy during each case: the noise behind each figure."""
-    busy = s["others_cores_busy"]
-    rounds = len(next(iter(busy.values())))
-    rows = [[case, *(f"{v:.2f}" for v in values)] for case, values in busy.items()]
+    """Cores other processes kept busy, and cores left idle, during each case (the noise)."""
+    by_case = s["conditions"]
+    rounds = len(next(iter(by_case.values())))
+    rows = [[case, *(f"{b:.2f} / {i:.2f}" for b, i in values)] for case, values in by_case.items()]
     return _table(["case", *(f"round {i + 1}" for i in range(rounds))], rows)
 
 
@@ -231,8 +231,8 @@ def machine_table(results: Doc) -> str:
     )
     others = (
         f"{load['other_processes_cpu_s']:.0f} CPU s over {load['wall_s']:.0f} s "
-        f"({load['other_processes_cores_busy']:.2f} cores busy on average); "
-        f"busiest: {busiest or 'none'}"
+        f"({load['other_processes_cores_busy']:.2f} cores busy on average, "
+        f"{load['idle_cores']:.2f} idle); busiest (sampled every 2 s): {busiest or 'none'}"
     )
     loads = f"before {load['load_average_before']}, after {load['load_average_after']}"
     rows = [
@@ -296,8 +296,9 @@ def markdown(results: Doc) -> str:
         "## Side by side\n\n" + side_by_side(s),
         "## Targets\n\n" + targets_table(s),
         "## Load during each case\n\nCores kept busy by processes that are not the bench's "
-        "(other engineers' test suites, for instance), out of "
-        f"{results['machine']['cores']}:\n\n" + conditions_table(s),
+        "(other engineers' test suites, for instance) / cores left idle, out of "
+        f"{results['machine']['cores']}, while each case ran (its servers' start-up included):"
+        "\n\n" + conditions_table(s),
         "## mongo-reactor alone\n\n" + reactor_alone(s),
         "## The double alone\n\n" + double_alone(results),
         "## Method\n\n" + METHOD,

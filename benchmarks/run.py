@@ -82,23 +82,26 @@ def rotated(items: Sequence[T], by: int) -> list[T]:
 
 
 class Conditions:
-    """Per case: its wall time, the load average at its start, and the cores others kept busy."""
+    """Per case: its wall time, the load average at its start, the cores others kept busy and
+    the cores left idle."""
 
     def __init__(self, watcher: LoadWatcher) -> None:
         self.watcher = watcher
         self.by_case: dict[str, dict[str, float]] = {}
 
     def timed(self, label: str, work: Callable[[], T]) -> T:
-        load, others, started = os.getloadavg()[0], self.watcher.others_cpu_s(), time.monotonic()
+        load, (others, idle), started = os.getloadavg()[0], self.watcher.others(), time.monotonic()
         result = work()
         wall_s = time.monotonic() - started
-        busy = (self.watcher.others_cpu_s() - others) / wall_s
+        others_after, idle_after = self.watcher.others()
+        busy, free = (others_after - others) / wall_s, (idle_after - idle) / wall_s
         self.by_case[label] = {
             "wall_s": round(wall_s, 1),
             "load_1min_at_start": round(load, 2),
             "others_cores_busy": round(busy, 2),
+            "idle_cores": round(free, 2),
         }
-        print(f"  {label}: {wall_s:.0f} s (other processes: {busy:.2f} cores busy)", flush=True)
+        print(f"  {label}: {wall_s:.0f} s (others {busy:.2f} cores, idle {free:.2f})", flush=True)
         return result
 
 

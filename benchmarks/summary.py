@@ -204,10 +204,13 @@ def memory(rounds: list[Doc], drained: Doc) -> Doc:
     }
 
 
-def conditions(rounds: list[Doc]) -> dict[str, list[float]]:
-    """Per case, the cores other processes kept busy while it ran, round by round."""
+def conditions(rounds: list[Doc]) -> dict[str, list[list[float]]]:
+    """Per case, round by round: the cores other processes kept busy, and the cores left idle."""
     return {
-        case: [r["conditions"][case]["others_cores_busy"] for r in rounds]
+        case: [
+            [r["conditions"][case]["others_cores_busy"], r["conditions"][case]["idle_cores"]]
+            for r in rounds
+        ]
         for case in rounds[0]["conditions"]
     }
 
@@ -215,7 +218,7 @@ def conditions(rounds: list[Doc]) -> dict[str, list[float]]:
 def summarize(results: Doc) -> Doc:
     rounds = results["rounds"]
     summary: Doc = {
-        "others_cores_busy": conditions(rounds),
+        "conditions": conditions(rounds),
         "latency": latency(rounds),
         "bursts": bursts(rounds),
         "round_trips": round_trips(rounds),
