@@ -35,18 +35,11 @@ import bench_ocr
 import results_md
 import summary
 import targets
-from cases import (
-    OCR_WAYS,
-    Bench,
-    Sizes,
-    celery_case,
-    combine_ocr,
-    drain_case,
-    reactor_case,
-    roundtrip_case,
-)
+from cases import Bench, Sizes, celery_case, drain_case, reactor_case
 from machine import LoadWatcher, describe, docker_engine
+from ocr_cases import OCR_WAYS, combine_ocr
 from procs import BENCH, PEER_PYTHON
+from roundtrips import roundtrip_case
 
 FULL = Sizes(
     rounds=3,
