@@ -51,13 +51,13 @@ def round_trip_rows(summary: Doc) -> list[Doc]:
         added = trips["8"]["trickle"]["net_of_idle"]["median"] - alone
         rows.append(
             _row(
-                "8 idle replicas add at most 0.5 round trips per job",
+                "idle replicas: 8 of them add at most 0.5 round trips per job",
                 f"+{added:.2f} ({alone:.2f} -> {alone + added:.2f})",
                 added <= 0.5,
             )
         )
     else:
-        rows.append(_row("8 idle replicas add at most 0.5 round trips per job", "-", None))
+        rows.append(_row("idle replicas: 8 of them add at most 0.5 round trips per job", "-", None))
     return rows
 
 
