@@ -1,4 +1,4 @@
-"""What the reactor's change stream delivers, through the real server's (or the double's) pipeline."""
+"""What the reactor's change stream delivers, through the server's (or the double's) pipeline."""
 
 from __future__ import annotations
 
