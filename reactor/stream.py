@@ -37,6 +37,19 @@ log = get_logger("reactor.stream")
 HISTORY_LOST_CODES = frozenset({286, 280, 260})  # history lost, fatal, invalid resume token
 _UPDATED = "updateDescription.updatedFields"
 _ENDS = ["drop", "dropDatabase", "rename", "invalidate"]
+# The only fields an event keeps (of the document, or of an update's fields): an event stays a
+# few hundred bytes whatever the job holds, far from the 16 MB a change event may not exceed (so
+# no $changeStreamSplitLargeEvent is needed), and the stream carries no job's arguments.
+_READ = (
+    model.STATUS,
+    model.PRIORITY,
+    model.RUN_AT,
+    model.CANCEL_REQUESTED,
+    model.CANCEL_REQUESTED_AT,
+    model.CLAIM_ID,
+    model.LEASE_OWNER,
+    model.LEASE_RELEASED_AT,
+)
 
 PIPELINE: list[dict[str, Any]] = [
     {
@@ -65,18 +78,9 @@ PIPELINE: list[dict[str, Any]] = [
             "operationType": 1,
             "documentKey": 1,
             "wallTime": 1,
-            _UPDATED: 1,
             "updateDescription.removedFields": 1,
-            **{
-                f"fullDocument.{name}": 1
-                for name in (
-                    model.STATUS,
-                    model.PRIORITY,
-                    model.RUN_AT,
-                    model.CANCEL_REQUESTED,
-                    model.CLAIM_ID,
-                )
-            },
+            **{f"{_UPDATED}.{name}": 1 for name in _READ},
+            **{f"fullDocument.{name}": 1 for name in _READ},
         }
     },
 ]
