@@ -8,8 +8,11 @@ COMPOSE := docker compose -f deploy/compose.yaml
 # The fault suite on other interpreters: `make faults-all` builds .venv-<x.y> for each.
 FAULT_PYTHONS ?= /root/.pyenv/versions/3.12.1/bin/python3.12 /root/.pyenv/versions/3.13.0/bin/python3.13
 SOAK_S ?= 180
+# The bench's peer (Celery 5 + Redis) lives in its own virtual environment, never in .venv.
+PEER_VENV ?= .venv-bench-peer
+PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: install system-deps demo test lint bench fidelity faults faults-all soak up down logs clean
+.PHONY: install system-deps demo test lint bench bench-quick bench-peer fidelity faults faults-all soak up down logs clean
 
 install: system-deps $(STAMP)
 
@@ -33,8 +36,21 @@ lint: install
 test: install lint
 	$(BIN)/pytest --cov --cov-report=term
 
-bench: install
+# mongo-reactor and Celery 5 + Redis side by side (benchmarks/results.md); not part of `make test`.
+bench: install bench-peer
 	$(BIN)/python benchmarks/run.py
+
+bench-quick: install bench-peer
+	BENCH_QUICK=1 $(BIN)/python benchmarks/run.py
+
+bench-peer: $(PEER_STAMP)
+	@bash scripts/bench-deps.sh
+
+$(PEER_STAMP): benchmarks/peer/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/python -m pip install --quiet -r benchmarks/peer/requirements.txt -e .
+	@touch $@
 
 # PyMongo's own async test modules against the double (downloads the installed version's sdist).
 fidelity: install
@@ -64,4 +80,4 @@ logs:
 	$(COMPOSE) logs -f reactor
 
 clean:
-	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(PEER_VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .coverage

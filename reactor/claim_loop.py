@@ -9,6 +9,7 @@ fails because MongoDB blinked is tried again a second later; the indexes are ens
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -21,11 +22,11 @@ from reactor.claims import BATCH_MAX, Bell, Claimer
 from reactor.connectivity import Connectivity
 from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher
-from reactor.errors import LeaseLost
+from reactor.errors import CancelPending, LeaseLost
 from reactor.indexes import IndexKeeper
 from reactor.logging import get_logger
 from reactor.metrics import Metrics
-from reactor.model import Job
+from reactor.model import CancelRequest, Job
 from reactor.shutdown import Shutdown
 from reactor.store import Store
 
@@ -123,5 +124,8 @@ class ClaimLoop:
         try:
             await self._in.store.hand_back(job)
             log.info("job_handed_back", job_id=job.key, attempt=job.attempt)
+        except CancelPending as exc:  # a client cancelled it meanwhile: record that, unrun
+            request = CancelRequest(exc.via, exc.requested_at)
+            await self._in.dispatcher.run(dataclasses.replace(job, cancel=request))
         except (LeaseLost, PyMongoError) as exc:
             log.warning("job_hand_back_failed", job_id=job.key, error=str(exc))

@@ -175,6 +175,12 @@ class Settings(BaseSettings):
         description="Largest log kept per run of a job in its directory (0: keep none); lines "
         "past it are dropped, one note says so.",
     )
+    claim_grace_s: float = Field(
+        0.5,
+        ge=0,
+        description="A new job another live reactor is preferred for is claimed here only if "
+        "still unclaimed after this long (0: every reactor races for every job).",
+    )
     fleet_heartbeat_s: float = Field(
         10.0, gt=0, description="Period of this reactor's entry in reactor_workers."
     )

@@ -109,6 +109,7 @@ class Heartbeat:
         period_s: float,
         ttl_s: float,
         clock: Callable[[], datetime] = utcnow,
+        on_fleet: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.collection = db[model.WORKERS_COLLECTION]
         self.calls = calls
@@ -120,6 +121,7 @@ class Heartbeat:
         self.clock = clock  # MongoDB's time as this reactor knows it: samples are read with it
         self.keep = max(1, math.ceil(model.SAMPLE_WINDOW_S / period_s))
         self.sampler = Sampler()
+        self.on_fleet = on_fleet  # told the live members with room after every beat
 
     async def run(self) -> None:
         """Beat until cancelled, then delete the entry (bounded, shielded)."""
@@ -144,6 +146,9 @@ class Heartbeat:
         call = self.collection.update_one({model.ID: self.member.owner}, update, upsert=True)
         try:
             await self.calls.run("fleet_heartbeat", CALL_TIMEOUT_S, call)
+            if self.on_fleet is not None:
+                look = with_room(self.collection.database, self.ttl_s, self.clock())
+                self.on_fleet(await self.calls.run("fleet_read", CALL_TIMEOUT_S, look))
         except PyMongoError as exc:  # MongoDB away: the next beat tries again
             log.warning("fleet_heartbeat_failed", error=str(exc) or type(exc).__name__)
 
@@ -186,3 +191,10 @@ async def members(db: Db, ttl_s: float, now: datetime | None = None) -> list[dic
     query = queries.fleet_alive(now or utcnow(), ttl_s)
     cursor = db[model.WORKERS_COLLECTION].find(query, sort=[("name", 1), (model.ID, 1)])
     return [doc async for doc in cursor]
+
+
+async def with_room(db: Db, ttl_s: float, now: datetime) -> list[str]:
+    """The owners of the live members that had a free slot at their last heartbeat."""
+    query = {**queries.fleet_alive(now, ttl_s), "$expr": {"$lt": ["$in_flight", "$max_jobs"]}}
+    cursor = db[model.WORKERS_COLLECTION].find(query, {model.ID: 1})
+    return [str(doc[model.ID]) async for doc in cursor]

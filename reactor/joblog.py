@@ -60,6 +60,8 @@ class JobLog:
         self.max_bytes = target.max_bytes
         self._lock = threading.Lock()
         self._pending: dict[str, str] = {}  # printed text without its newline yet, by stream
+        self._fd: int | None = None  # opened by the first line, closed by :meth:`close`
+        self._closed = False
         self.truncated = False
 
     def write(self, line: str) -> None:
@@ -68,21 +70,31 @@ class JobLog:
             return
         data = (line.rstrip("\n") + "\n").encode("utf-8", "replace")
         with self._lock:
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            except OSError:
-                return  # the directory is gone (cleaned up under us): nothing to keep
-            try:
-                size = os.fstat(fd).st_size
-                if self.truncated or size >= self.max_bytes:
-                    return
-                if size + len(data) <= self.max_bytes:
-                    os.write(fd, data)
-                else:  # the first line over: say so, once, and keep no later line
-                    self.truncated = True
-                    os.write(fd, _truncated_note(self.max_bytes))
-            finally:
-                os.close(fd)
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                except OSError:
+                    return  # the directory is gone (cleaned up under us): nothing to keep
+            size = os.fstat(self._fd).st_size  # (another process may append to it too)
+            if self.truncated or size >= self.max_bytes:
+                pass
+            elif size + len(data) <= self.max_bytes:
+                os.write(self._fd, data)
+            else:  # the first line over: say so, once, and keep no later line
+                self.truncated = True
+                os.write(self._fd, _truncated_note(self.max_bytes))
+            if self._closed:  # a line from a thread that outlived its job: no fd kept for it
+                self._close_fd()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def printed(self, stream: str, text: str) -> None:
         """Text a handler printed: each whole line becomes a ``handler_print`` log line, with
@@ -144,6 +156,7 @@ def capture(target: Target | None) -> Iterator[JobLog | None]:
     finally:
         found.flush_prints()
         CURRENT.reset(token)
+        found.close()
 
 
 def write_current(line: str) -> None:

@@ -1,6 +1,8 @@
 """What the change stream's news means for this reactor (``stream.Listener``).
 
-- a job that can be claimed: raise its claim tiers and ring the claim loop's bell;
+- a job that can be claimed: raise its claim tiers and ring the claim loop's bell; a new job
+  another reactor is preferred for is deferred instead, and forgotten when its claim is heard of
+  (``rendezvous.py``);
 - a cancel request: stop the job if this reactor holds it, else relay it (``cancel_relay.py``);
 - a ``run_at``: offer it to the due timer;
 - a step job's final status: its workflow moves on (``reactor.workflows.advancer``);
@@ -28,6 +30,7 @@ from reactor.indexes import IndexKeeper
 from reactor.logging import get_logger
 from reactor.model import CancelRequest
 from reactor.queries import CLAIM_ORDER, Tier
+from reactor.rendezvous import Deferrals, Preference
 from reactor.workflows.advancer import Advancer
 
 log = get_logger("reactor.listener")
@@ -47,16 +50,28 @@ class StreamListener:
         relay: CancelRelay,
         delays: DueTimer,
         indexes: IndexKeeper,
+        preference: Preference,
+        deferrals: Deferrals,
         workflows: Advancer,
         callbacks: Deliverer,
     ) -> None:
         self._bell, self._board, self._relay = bell, board, relay
         self._delays, self._indexes = delays, indexes
+        self._preference, self._deferrals = preference, deferrals
         self._workflows, self._callbacks = workflows, callbacks
 
     def wake(self, *tiers: Tier) -> None:
         """One job, in one of ``tiers``, became claimable."""
         self._bell.ring(*tiers, count=1)
+
+    def offered(self, doc_id: Any, *tiers: Tier) -> None:
+        """A new job: ring at once if this reactor is its preferred one, else after the grace."""
+        if self._preference.mine(doc_id) or not self._deferrals.defer(doc_id, tiers):
+            self._bell.ring(*tiers, count=1)
+
+    def claimed(self, doc_id: Any) -> None:
+        """Another reactor claimed it."""
+        self._deferrals.claimed(doc_id)
 
     def cancel(self, doc_id: Any, request: CancelRequest) -> None:
         held = self._board.request(doc_id, request)
@@ -89,6 +104,7 @@ class StreamListener:
         """Catch up: indexes again before claiming, then every tier; workflows and callbacks."""
         self._indexes.mark_due()
         self._delays.forget()
+        self._deferrals.forget()
         self._bell.ring(*CLAIM_ORDER)
         self._workflows.catch_up()
         self._callbacks.forget()

@@ -41,6 +41,20 @@ class LineCap:
         return kept
 
 
+class CappedJSONRenderer:
+    """The JSON renderer with :class:`LineCap` built in: one ``json.dumps`` for a line that
+    fits (most do), the cap's truncation only for one that does not."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.cap = LineCap(max_bytes)
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> str:
+        line = json.dumps(event_dict, default=str)
+        if len(line) <= self.cap.max_bytes:
+            return line
+        return json.dumps(self.cap(logger, method_name, event_dict), default=str)
+
+
 def json_size(event_dict: Mapping[str, Any]) -> int:
     """The length of the line structlog's JSON renderer makes of ``event_dict`` (ASCII-escaped)."""
     return len(json.dumps(event_dict, default=str))

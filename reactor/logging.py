@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TextIO
@@ -28,7 +29,7 @@ from typing import Any, Literal, TextIO
 import structlog
 
 from reactor import joblog
-from reactor.log_processors import DEFAULT_MAX_LINE_BYTES, LineCap
+from reactor.log_processors import DEFAULT_MAX_LINE_BYTES, CappedJSONRenderer
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -60,8 +61,13 @@ def configure(
     Lines go to ``stream``, standard output by default. ``show_locals`` adds each traceback
     frame's local variables (debugging only: they hold job arguments); ``max_line_bytes`` caps
     each JSON line.
+
+    structlog's own lines (the reactor's, a handler's) are rendered by structlog alone and written
+    by a :class:`Sink`, skipping stdlib logging: about 10 µs a line instead of 150, and a job
+    writes at least two. Libraries' stdlib lines go through a handler that renders them the same.
     """
     fmt = resolve_format(log_format)
+    out = joblog.unwrapped(stream or sys.stdout)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -69,13 +75,13 @@ def configure(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, DualRenderer(fmt, show_locals, max_line_bytes)],
+        logger_factory=SinkFactory(out),
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
         cache_logger_on_first_use=False,
     )
     handler = JobAwareHandler(
-        joblog.unwrapped(stream or sys.stdout),
+        out,
         _formatter(shared, fmt, show_locals, max_line_bytes),
         _formatter(shared, "json", False, max_line_bytes),
     )
@@ -84,6 +90,72 @@ def configure(
     root.setLevel(_LEVELS.get(level, logging.INFO))
     for noisy in ("pymongo", "uvicorn.access", "uvicorn.error"):  # uvicorn: our http_listening
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class DualRenderer:
+    """The last processor: the line for the stream and, inside a job, the JSON line for its
+    own log (the same line when the stream gets JSON too)."""
+
+    def __init__(self, fmt: str, show_locals: bool, max_line_bytes: int) -> None:
+        self._out = _chain(_render(fmt, show_locals, max_line_bytes))
+        self._job = None if fmt == "json" else _chain(_render("json", False, max_line_bytes))
+
+    def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        in_job = joblog.CURRENT.get() is not None
+        job_line = None
+        if in_job and self._job is not None:
+            job_line = self._job(logger, method_name, dict(event_dict))
+        line = self._out(logger, method_name, event_dict)
+        return (line,), {"job_line": job_line if job_line is not None else line}
+
+
+def _chain(processors: list[Any]) -> Any:
+    def run(logger: Any, method_name: str, event_dict: Any) -> str:
+        for processor in processors:
+            event_dict = processor(logger, method_name, event_dict)
+        return str(event_dict)
+
+    return run
+
+
+class Sink:
+    """Writes structlog's rendered lines: to the stream, and to the running job's own log."""
+
+    def __init__(self, name: str, stream: TextIO, lock: threading.Lock) -> None:
+        self.name = name  # the ``logger`` field
+        self._stream = stream
+        self._lock = lock
+
+    def msg(self, line: str, job_line: str | None = None) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        if job_line is not None:
+            joblog.write_current(job_line)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class SinkFactory:
+    """structlog's logger factory: a :class:`Sink` named for ``get_logger(name)``, or, when no
+    name is given (a handler's ``structlog.get_logger()``), for the calling module."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> Sink:
+        name = str(args[0]) if args and args[0] is not None else _caller_module()
+        return Sink(name, self._stream, self._lock)
+
+
+def _caller_module() -> str:
+    frame = sys._getframe(1)
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        ("structlog", "reactor.logging")
+    ):
+        frame = frame.f_back
+    return str(frame.f_globals.get("__name__", "?"))
 
 
 def _formatter(
@@ -161,8 +233,7 @@ def _render(fmt: str, show_locals: bool, max_line_bytes: int) -> list[Any]:
     )
     return [
         structlog.processors.ExceptionRenderer(transformer),
-        LineCap(max_line_bytes),
-        structlog.processors.JSONRenderer(default=str),
+        CappedJSONRenderer(max_line_bytes),
     ]
 
 

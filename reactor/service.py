@@ -50,6 +50,7 @@ from reactor.metrics import Metrics
 from reactor.pool import CpuPool, NoPool
 from reactor.queries import QUEUED_TIERS, Tier
 from reactor.registry import HandlerDefaults, Registry, load_registry
+from reactor.rendezvous import Deferrals, Preference
 from reactor.shutdown import Shutdown, drain
 from reactor.store import Store
 from reactor.strays import StraySweep
@@ -139,7 +140,10 @@ class Service:
         self.deliverer = Deliverer(CallbackStore(self.store, self.workflows.workflows),
                                    _callback_policy(s), owner=self.store.owner,
                                    grace_s=s.lease_s)  # fmt: skip
-        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays, self.indexes,
+        self.preference = Preference(self.store.owner)
+        self.deferrals = Deferrals(self.bell.ring, s.claim_grace_s)
+        self.listener = StreamListener(self.bell, self.board, self.relay, self.delays,
+                                       self.indexes, self.preference, self.deferrals,
                                        self.advancer, self.deliverer)  # fmt: skip
         self.stream = JobStream(self.store, self.listener, on_lag=self.metrics.stream_lag.set)
         self.workflow_stream = workflow_stream.watch(self.store, self.workflows.workflows,
@@ -191,7 +195,8 @@ class Service:
         return Heartbeat(self.store.db, member, self.calls,
                          in_flight=lambda: self.admission.in_flight,
                          queued=self.store.count_queued, period_s=s.fleet_heartbeat_s,
-                         ttl_s=s.fleet_ttl_s, clock=self.store.now)  # fmt: skip
+                         ttl_s=s.fleet_ttl_s, clock=self.store.now,
+                         on_fleet=self.preference.update)  # fmt: skip
 
     def web(self) -> WebParts | None:
         """What the web layer serves besides the probes; ``None`` without an API token."""
@@ -237,6 +242,7 @@ class Service:
             self.stream.run,
             self._sweep,
             self.delays.run,
+            self.deferrals.run,
             self.indexes.keep,
             self.relay.serve,
             self._catch_up_after_outages,

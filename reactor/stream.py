@@ -9,11 +9,13 @@ and every tier is raised (the catch-up). The stream is opened *before* that catc
 slips between the two.
 
 Only inserts, replacements, deletions and the updates a client makes to steer a job match (and the
-reactor's own release of a re-queued job's lease), and the final statuses that others wait on: a
-workflow's step job (``step_final``: its workflow moves on) and a job with a ``callback_url`` (a
-pending ``callback``: its delivery is due). The reactor's other claims, heartbeats, progress and
-final statuses do not, so they never wake it again. A replacement, a deletion or a re-queue of a
-job this reactor runs takes the job away from its execution (``Listener.taken``).
+reactor's own release of a re-queued job's lease), other reactors' claims (which tell a reactor
+that a job it left to another was taken: ``rendezvous.py``), and the final statuses that others
+wait on: a workflow's step job (``step_final``: its workflow moves on) and a job with a
+``callback_url`` (a pending ``callback``: its delivery is due). This reactor's own claims,
+heartbeats, progress and other final statuses do not, so they never wake it again. A
+replacement, a deletion or a re-queue of a job this reactor runs takes the job away from its
+execution (``Listener.taken``).
 
 :class:`JobStream` watches another collection when given one, with that collection's pipeline
 and meaning (``reactor.workflows.stream`` watches ``workflows``).
@@ -44,6 +46,22 @@ HISTORY_LOST_CODES = frozenset({286, 280, 260})  # history lost, fatal, invalid 
 _UPDATED = "updateDescription.updatedFields"
 _ENDS = ["drop", "dropDatabase", "rename", "invalidate"]
 PENDING = DeliveryState.PENDING.value
+# The only fields an event keeps (of the document, or of an update's fields): an event stays a
+# few hundred bytes whatever the job holds, far from the 16 MB a change event may not exceed (so
+# no $changeStreamSplitLargeEvent is needed), and the stream carries no job's arguments. A step
+# job's final marker and a job's pending callback are small documents of their own.
+_READ = (
+    model.STATUS,
+    model.PRIORITY,
+    model.RUN_AT,
+    model.CANCEL_REQUESTED,
+    model.CANCEL_REQUESTED_AT,
+    model.CLAIM_ID,
+    model.LEASE_OWNER,
+    model.LEASE_RELEASED_AT,
+    STEP_FINAL,
+    CALLBACK,
+)
 
 PIPELINE: list[dict[str, Any]] = [
     {
@@ -74,21 +92,23 @@ PIPELINE: list[dict[str, Any]] = [
             "operationType": 1,
             "documentKey": 1,
             "wallTime": 1,
-            _UPDATED: 1,
             "updateDescription.removedFields": 1,
-            **{
-                f"fullDocument.{name}": 1
-                for name in (
-                    model.STATUS,
-                    model.PRIORITY,
-                    model.RUN_AT,
-                    model.CANCEL_REQUESTED,
-                    model.CLAIM_ID,
-                )
-            },
+            **{f"{_UPDATED}.{name}": 1 for name in _READ},
+            **{f"fullDocument.{name}": 1 for name in _READ},
         }
     },
 ]
+
+
+def jobs_pipeline(owner: str) -> list[dict[str, Any]]:
+    """What this reactor (``owner``) watches: the steering and the other reactors' claims."""
+    others_claims = {
+        "operationType": "update",
+        f"{_UPDATED}.{model.CLAIM_ID}": {"$exists": True},
+        f"{_UPDATED}.{model.LEASE_OWNER}": {"$ne": owner},
+    }
+    match = PIPELINE[0]["$match"]
+    return [{"$match": {"$or": [*match["$or"], others_claims]}}, *PIPELINE[1:]]
 
 
 class Listener(Protocol):
@@ -101,6 +121,8 @@ class Listener(Protocol):
     def taken(self, doc_id: Any, change: str, claim_id: Any) -> None: ...
     def step_final(self, workflow_id: str, owner: str) -> None: ...
     def callback_due(self, due: Due) -> None: ...
+    def offered(self, doc_id: Any, *tiers: Tier) -> None: ...
+    def claimed(self, doc_id: Any) -> None: ...
 
 
 class Reopens(Protocol):
@@ -133,6 +155,10 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
     if kind == "delete":
         listener.taken(doc_id, "delete", None)
         return
+    updated = (change.get("updateDescription") or {}).get("updatedFields") or {}
+    if kind == "update" and model.CLAIM_ID in updated:
+        listener.claimed(doc_id)  # another reactor's claim (the pipeline leaves out our own)
+        return
     wall = change.get("wallTime")
     wall_time = wall if isinstance(wall, datetime) else None
     fields = change.get("fullDocument") if kind in ("insert", "replace") else None
@@ -154,8 +180,10 @@ def dispatch(change: Mapping[str, Any], listener: Listener) -> None:
         and (model.STATUS in fields or model.LEASE_RELEASED_AT in fields)
     ):
         listener.wake(*QUEUED_TIERS)  # re-queued or released: its priority is not in the event
-    elif request is None:
+    elif request is None and kind == "update":
         listener.wake(*tiers_for(fields))
+    elif request is None:
+        listener.offered(doc_id, *tiers_for(fields))  # a new job: its preferred reactor rings
 
 
 def _followed(fields: Mapping[str, Any], listener: Listener) -> bool:
@@ -210,7 +238,7 @@ class JobStream:
         self._store = store
         self._listener = listener
         self._collection = collection
-        self._pipeline = PIPELINE if pipeline is None else pipeline
+        self._pipeline = jobs_pipeline(store.owner) if pipeline is None else pipeline
         self._meaning = meaning
         self._token_key = token_key
         self._full_document = full_document

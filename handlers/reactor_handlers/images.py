@@ -17,14 +17,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from reactor.errors import InputError
 from reactor.handler import JobContext
+from reactor_handlers._lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+else:  # imported when an image is first turned into pixels (``_lazy.py``)
+    np = lazy_module("numpy")
 
 DEFAULT_MAX_PIXELS = 100_000_000
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -14,13 +14,13 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pytesseract
 from PIL import Image, ImageSequence
 
 from reactor.errors import InputError, ToolMissing
 from reactor.handler import JobContext, handler
+from reactor_handlers._lazy import lazy_module
 from reactor_handlers.images import (
     ImageInfo,
     ImageSource,
@@ -29,6 +29,11 @@ from reactor_handlers.images import (
     source_from_args,
 )
 from reactor_handlers.tesseract import run_tesseract
+
+if TYPE_CHECKING:
+    import pytesseract
+else:  # it imports NumPy (and pandas, when installed): only where OCR runs (``_lazy.py``)
+    pytesseract = lazy_module("pytesseract")
 
 OcrOutput = Literal["hocr", "alto", "pdf"]
 Progress = Callable[[float, str], None]  # JobContext.progress: fraction, message

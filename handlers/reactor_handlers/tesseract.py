@@ -15,10 +15,15 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import pytesseract
+from typing import TYPE_CHECKING
 
 from reactor.errors import InputError, JobTimeout, ToolMissing
+from reactor_handlers._lazy import lazy_module
+
+if TYPE_CHECKING:
+    import pytesseract
+else:  # it imports NumPy (and pandas, when installed): only where OCR runs (``_lazy.py``)
+    pytesseract = lazy_module("pytesseract")
 
 _PAGE_LINE = re.compile(r"^Page (\d+)\s*$")
 

@@ -12,15 +12,13 @@ reports ``angle_deg``, the rotation it *applied*; a page scanned 3 degrees count
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import cv2
-import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from reactor.errors import InputError
 from reactor.handler import JobContext, handler
+from reactor_handlers._lazy import lazy_module
 from reactor_handlers.images import (
     ImageInfo,
     ImageSource,
@@ -30,7 +28,14 @@ from reactor_handlers.images import (
 )
 from reactor_handlers.ocr import OCR_TIMEOUT_S, OcrOptions, OcrOutput, recognize
 
-Array = npt.NDArray[np.uint8]
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import numpy.typing as npt
+else:  # imported by the pool worker that runs a handler of this module (``_lazy.py``)
+    cv2, np = lazy_module("cv2"), lazy_module("numpy")
+
+Array: TypeAlias = "npt.NDArray[np.uint8]"
 Binarize = Literal["none", "otsu", "adaptive"]
 
 VISION_TIMEOUT_S = 120

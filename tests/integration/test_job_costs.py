@@ -79,13 +79,17 @@ async def test_loop_and_thread_jobs_carry_wall_time_only(settings: Settings, db:
 
 
 async def test_costs_are_histograms_per_command(settings: Settings, db: Db) -> None:
-    """/metrics has the CPU, memory and wall-time histograms with the job's command."""
+    """/metrics has the CPU, memory and wall-time histograms with the job's command.
+
+    A job is counted once its finish is recorded, which may come just after its result is
+    readable; the reactor's drain waits for that, so the series are read once it stopped.
+    """
     async with running(settings, observe_handlers.registry()) as reactor:
         await db.jobs.insert_one(new_job("burn", {"seconds": 0.05}, "m1"))
         await wait_for_result(db, "m1", timeout_s=60)
-        transport = httpx.ASGITransport(app=build_app(reactor.probes()))
-        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
-            text = (await http.get("/metrics")).text
+    transport = httpx.ASGITransport(app=build_app(reactor.probes()))
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
+        text = (await http.get("/metrics")).text
     assert 'reactor_job_cpu_seconds_count{command="burn"} 1.0' in text
     assert 'reactor_job_max_rss_megabytes_count{command="burn"} 1.0' in text
     assert 'reactor_job_wall_seconds_count{command="burn"} 1.0' in text

@@ -13,9 +13,10 @@ from reactor.claim_loop import ClaimLoop, Intake
 from reactor.claims import Bell
 from reactor.connectivity import Connectivity
 from reactor.delays import DueTimer
+from reactor.errors import CancelPending
 from reactor.indexes import IndexKeeper
 from reactor.metrics import Metrics
-from reactor.model import Job
+from reactor.model import CancelRequest, Job
 from reactor.queries import Restriction
 from reactor.shutdown import Shutdown
 
@@ -158,3 +159,43 @@ async def test_a_batch_takes_only_what_fits_every_limit() -> None:
     for slot in [first, *extra]:
         slot.release()
     assert admission.in_flight == 0
+
+
+class _CancelledMeanwhile(_Jobs):
+    """A store whose claim comes as the stop does, and whose job a client cancelled meanwhile:
+    its hand-back is refused with CancelPending."""
+
+    def __init__(self, shutdown: Shutdown) -> None:
+        super().__init__([_job()])
+        self.shutdown = shutdown
+
+    async def claim_tier(self, tier: Any, restriction: Restriction, *, reclaim: bool) -> Job | None:
+        self.shutdown.request()
+        return await super().claim_tier(tier, restriction, reclaim=reclaim)
+
+    async def hand_back(self, job: Job) -> None:
+        raise CancelPending("cancel_requested", None)
+
+
+class _Recorded:
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    async def run(self, job: Job) -> None:
+        self.jobs.append(job)
+
+
+async def test_a_job_cancelled_before_its_hand_back_at_the_stop_is_recorded_cancelled() -> None:
+    """A job claimed as the stop came is handed back; if a client cancelled it meanwhile, the
+    loop records the cancellation (the job runs with its cancel set, so it never starts)
+    instead of failing the service."""
+    shutdown, bell, dispatcher = Shutdown(), Bell(), _Recorded()
+    store = _CancelledMeanwhile(shutdown)
+    loop = ClaimLoop(Intake(store, bell, Admission(_limits()), Connectivity(5.0),
+                            IndexKeeper(store), DueTimer(bell.ring), dispatcher, shutdown,
+                            Metrics()))  # fmt: skip
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            bell.ring()
+            await loop.run(tg)
+    assert [job.cancel for job in dispatcher.jobs] == [CancelRequest("cancel_requested", None)]

@@ -11,7 +11,7 @@ from mongomock.filtering import filter_applies
 
 from reactor.model import CancelRequest
 from reactor.queries import Tier
-from reactor.stream import PIPELINE, JobStream, dispatch, tiers_for
+from reactor.stream import PIPELINE, JobStream, dispatch, jobs_pipeline, tiers_for
 
 
 class Recorder:
@@ -21,9 +21,18 @@ class Recorder:
         self.dues: list[datetime] = []
         self.reopens = 0
         self.taken_away: list[tuple[Any, str, Any]] = []
+        self.offers: list[Any] = []
+        self.claims: list[Any] = []
 
     def wake(self, *tiers: Tier) -> None:
         self.tiers.extend(tiers)
+
+    def offered(self, doc_id: Any, *tiers: Tier) -> None:
+        self.offers.append(doc_id)
+        self.tiers.extend(tiers)
+
+    def claimed(self, doc_id: Any) -> None:
+        self.claims.append(doc_id)
 
     def cancel(self, doc_id: Any, request: CancelRequest) -> None:
         self.cancels.append((doc_id, request))
@@ -67,7 +76,7 @@ def test_an_event_reports_its_lag() -> None:
     """A job event raises its tier once and reports how late it arrived."""
     listener = Recorder()
     lags: list[float] = []
-    clock = SimpleNamespace(now=lambda: datetime.now(UTC))
+    clock = SimpleNamespace(now=lambda: datetime.now(UTC), owner="me")
     stream = JobStream(clock, listener, on_lag=lags.append)  # type: ignore[arg-type]
     stream._on_change(
         {
@@ -83,7 +92,7 @@ def test_an_event_reports_its_lag() -> None:
 def test_an_invalidate_keeps_its_token_and_does_not_wake() -> None:
     """An invalidate event is remembered as the token to start after, not a job."""
     listener = Recorder()
-    stream = JobStream(object(), listener)  # type: ignore[arg-type]
+    stream = JobStream(SimpleNamespace(owner="me"), listener)  # type: ignore[arg-type]
     stream._on_change({"operationType": "invalidate", "_id": {"_data": "ff"}})
     assert listener.tiers == []
     assert stream.token == {"_data": "ff"}
@@ -191,3 +200,25 @@ def test_final_statuses_others_wait_on_match_the_pipeline_and_no_other_does() ->
     assert filter_applies(match, _update(callback={"state": "pending"}))
     assert not filter_applies(match, _update(**{"callback.state": "pending"}))
     assert not filter_applies(match, _update(callback={"state": "delivered"}))
+
+
+def test_only_other_reactors_claims_match_the_reactors_pipeline() -> None:
+    """A claim (an update setting claim_id) by another reactor matches; this reactor's own
+    claims do not, and the steering still does."""
+    match = jobs_pipeline("me")[0]["$match"]
+    assert filter_applies(match, _update(status="running", claim_id=1, lease_owner="other"))
+    assert not filter_applies(match, _update(status="running", claim_id=1, lease_owner="me"))
+    assert filter_applies(match, _update(cancel_requested=True))
+    assert filter_applies(match, {"operationType": "insert"})
+
+
+def test_a_new_job_is_offered_and_a_claim_is_reported_without_waking() -> None:
+    """An insert or a replacement is offered (its preferred reactor rings); another reactor's
+    claim is reported as claimed and raises no tier."""
+    listener = Recorder()
+    dispatch({"operationType": "insert", "documentKey": {"_id": 1}, "fullDocument": {}}, listener)
+    dispatch({"operationType": "replace", "documentKey": {"_id": 2}, "fullDocument": {}}, listener)
+    assert listener.offers == [1, 2]
+    dispatch(_update(status="running", claim_id=3, lease_owner="other"), listener)
+    assert listener.claims == [7]
+    assert listener.tiers == [Tier.DEFAULT, Tier.DEFAULT]
