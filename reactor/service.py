@@ -205,7 +205,8 @@ class Service:
             return None
         api = ApiParts(self.store.db, self.registry, Auth(Tokens(s.api_token, s.api_read_token)),
                        s.jobs_collection, s.results_collection, s.jobs_root,
-                       s.fleet_ttl_s, self.store.now)  # fmt: skip
+                       s.fleet_ttl_s, self.store.now, s.workflows_collection,
+                       s.templates_collection)  # fmt: skip
         return WebParts(api, s.api_max_body_bytes, s.ui_secure_cookie)
 
     def probes(self) -> Probes:

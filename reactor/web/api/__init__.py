@@ -32,6 +32,8 @@ class ApiParts:
     jobs_root: Path
     fleet_ttl_s: float
     now: Callable[[], datetime]  # MongoDB's clock as this reactor knows it (fleet freshness)
+    workflows: str = "workflows"
+    templates: str = "workflow_templates"
 
 
 def routers() -> list[Callable[[ApiParts], APIRouter]]:
