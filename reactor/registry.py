@@ -128,6 +128,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is a command of this registry."""
+        return name in self._by_name
+
     def __iter__(self) -> typing.Iterator[Handler]:
         return iter(self._by_name[name] for name in self.names())
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import bson
 import yaml
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -30,7 +31,8 @@ from reactor.errors import (
     WorkflowNotFound,
     WorkflowStateConflict,
 )
-from reactor.workflows import definition, model, templates
+from reactor.workflows import definition, model, queries, templates
+from reactor.workflows.definition import Commands
 
 Doc = dict[str, Any]
 WORKFLOWS, TEMPLATES, JOBS = "workflows", "workflow_templates", "jobs"
@@ -50,14 +52,19 @@ def load_file(path: Path) -> Doc:
 
 
 async def submit(
-    db: AsyncDatabase[Doc], doc: Mapping[str, Any], *, workflows: str = WORKFLOWS
+    db: AsyncDatabase[Doc],
+    doc: Mapping[str, Any],
+    *,
+    workflows: str = WORKFLOWS,
+    commands: Commands | None = None,
 ) -> str:
     """Check and insert a workflow; return its ``workflow_id``.
 
-    :class:`InvalidWorkflow` says what is wrong with it; :class:`DuplicateWorkflow` when the id
-    is taken.
+    :class:`InvalidWorkflow` says what is wrong with it (its commands too, given ``commands``:
+    is this one served?); :class:`DuplicateWorkflow` when the id is taken.
     """
-    definition.of_workflow(doc)
+    definition.of_workflow(doc, commands=commands)
+    _check_storable(doc)
     workflow_id = str(doc[model.WORKFLOW_ID])
     if await db[workflows].find_one({model.WORKFLOW_ID: workflow_id}, {"_id": 1}) is not None:
         raise _duplicate(workflow_id)
@@ -77,13 +84,14 @@ async def run_template(
     callback_url: str | None = None,
     workflows: str = WORKFLOWS,
     templates_collection: str = TEMPLATES,
+    commands: Commands | None = None,
 ) -> str:
     """Run a stored (or shipped) template with ``params`` as a new workflow; its id."""
     template = await get_template(db, name, templates_collection=templates_collection)
     doc = templates.instantiate(template, params or {}, workflow_id)
     if callback_url is not None:
         doc[model.CALLBACK_URL] = callback_url
-    return await submit(db, doc, workflows=workflows)
+    return await submit(db, doc, workflows=workflows, commands=commands)
 
 
 async def get_template(
@@ -111,6 +119,7 @@ async def put_template(
     placeholders = dict.fromkeys(declared if isinstance(declared, Mapping) else (), "x")
     trial = templates.instantiate(doc, placeholders, "template-check")
     definition.parse(trial[model.STEPS], trial.get(model.OUTPUT))
+    _check_storable(doc)
     await db[templates_collection].replace_one({model.TEMPLATE_NAME: name}, dict(doc), upsert=True)
     return name
 
@@ -189,6 +198,43 @@ async def status(
     return found, [doc async for doc in steps.sort(job_model.JOB_ID, 1)]
 
 
+async def list_workflows(
+    db: AsyncDatabase[Doc],
+    *,
+    status: str | None = None,
+    limit: int = 20,
+    before: Any = None,
+    workflows: str = WORKFLOWS,
+) -> list[Doc]:
+    """Workflows newest first (by insertion), optionally of one status, inserted before the one
+    whose ``_id`` is ``before`` (the next page); without their steps' definitions."""
+    query = queries.listing(status, before)
+    found = db[workflows].find(query, {model.STEPS: 0}, sort=queries.NEWEST_FIRST, limit=limit)
+    return [doc async for doc in found]
+
+
+STEP_JOB_FIELDS = {
+    job_model.JOB_ID: 1,
+    job_model.STATUS: 1,
+    job_model.ATTEMPT: 1,
+    job_model.RUN: 1,
+    f"{model.LINK}.step": 1,
+    f"{model.LINK}.index": 1,
+    job_model.STARTED_AT: 1,
+    job_model.FINISHED_AT: 1,
+    f"{job_model.ERROR}.type": 1,
+    "_id": 0,
+}
+
+
+async def step_jobs(
+    db: AsyncDatabase[Doc], workflow_id: str, *, limit: int, jobs: str = JOBS
+) -> list[Doc]:
+    """At most ``limit`` of a workflow's step jobs in ``job_id`` order, their state only."""
+    found = db[jobs].find({model.LINK_WORKFLOW_ID: workflow_id}, STEP_JOB_FIELDS)
+    return [doc async for doc in found.sort(job_model.JOB_ID, 1).limit(limit)]
+
+
 def run_of(doc: Mapping[str, Any] | None) -> int:
     value = (doc or {}).get(model.RUN)
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
@@ -223,6 +269,16 @@ async def _existing(db: AsyncDatabase[Doc], workflow_id: str, workflows: str) ->
     if found is None:
         raise WorkflowNotFound(f"no workflow with workflow_id {workflow_id!r}")
     return found
+
+
+def _check_storable(doc: Mapping[str, Any]) -> None:
+    """:class:`InvalidWorkflow` unless ``doc`` encodes as BSON (checked before it is sent)."""
+    try:
+        bson.encode(doc)
+    except (bson.errors.BSONError, UnicodeError, OverflowError, ValueError, TypeError) as exc:
+        raise InvalidWorkflow(
+            f"the document cannot be stored as BSON: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
 
 
 def _duplicate(workflow_id: str) -> DuplicateWorkflow:

@@ -29,6 +29,8 @@ INDEXES: dict[str, tuple[Sort, Doc]] = {
         {"unique": True, "partialFilterExpression": {model.WORKFLOW_ID: {"$type": "string"}}},
     ),
     "unfinished": ([(model.FINISHED_AT, 1), (model.STATUS, 1)], {}),
+    # GET /api/workflows?status=: newest first within a status (without one, the _id index).
+    "status_recent": ([(model.STATUS, 1), ("_id", -1)], {}),
     "callback_due": (
         [(callbacks.DUE_AT, 1)],
         {"partialFilterExpression": {callbacks.STATE: callbacks.DeliveryState.PENDING.value}},
@@ -45,6 +47,20 @@ JOB_INDEXES: dict[str, tuple[Sort, Doc]] = {
     ),
     "callback_due": INDEXES["callback_due"],
 }
+
+
+NEWEST_FIRST: Sort = [("_id", -1)]
+
+
+def listing(status: str | None, before: Any) -> Doc:
+    """Workflows of one status (any: ``None``) inserted before the one whose ``_id`` is
+    ``before`` (any: ``None``), for :data:`NEWEST_FIRST` pages."""
+    query: Doc = {}
+    if status is not None:
+        query[model.STATUS] = status
+    if before is not None:
+        query["_id"] = {"$lt": before}
+    return query
 
 
 def by_id(workflow_id: str) -> Doc:

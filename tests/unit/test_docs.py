@@ -285,3 +285,21 @@ def test_every_relative_link_resolves(page: Path) -> None:
     """Each link to a file or a heading anchor in the repository's pages points at something."""
     problems = [p for t in relative_links(page) if (p := broken_link(page, t)) is not None]
     assert problems == []
+
+
+def test_the_readme_names_every_api_route() -> None:
+    """Each /api route (method and path) is named in the README's endpoint table."""
+    from datetime import UTC, datetime
+    from pathlib import Path as FsPath
+
+    from reactor.registry import Registry
+    from reactor.web.api import ApiParts, Auth, Tokens, routers
+
+    parts = ApiParts(cast(Any, None), Registry([]), Auth(Tokens("t", None)), "jobs", "results",
+                     FsPath("/tmp"), 60.0, lambda: datetime.now(UTC))  # fmt: skip
+    table = readme_section("## HTTP endpoints and logs")
+    named = [(method, route.path) for make in routers() for route in make(parts).routes
+             for method in getattr(route, "methods", ())]  # fmt: skip
+    assert len(named) >= 17
+    for method, path in named:
+        assert re.search(rf"`{method} {re.escape(path)}(\?[^`]*)?`", table), (method, path)

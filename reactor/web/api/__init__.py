@@ -1,8 +1,9 @@
-"""``/api``: jobs, handlers and the fleet over HTTP, calling the client functions the CLI calls.
+"""``/api``: jobs, workflows, templates, handlers and the fleet over HTTP, calling the client
+functions the CLI calls.
 
-Each topic is a module with ``router(parts) -> APIRouter``; :data:`ROUTERS` lists them, so a
-new topic (workflows, templates) is one module and one line here. Every route needs a bearer
-token (:mod:`.auth`); errors have one shape (:mod:`.errors`).
+Each topic is a module with ``router(parts) -> APIRouter``; :func:`routers` lists them, so a
+new topic is one module and one line here. Every route needs a bearer token (:mod:`.auth`);
+errors have one shape (:mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class ApiParts:
 
 def routers() -> list[Callable[[ApiParts], APIRouter]]:
     """The topics of ``/api``, in the order the OpenAPI document lists them."""
-    from reactor.web.api import handlers, jobs, workers
+    from reactor.web.api import handlers, jobs, workers, workflows
 
-    return [jobs.router, handlers.router, workers.router]
+    return [jobs.router, workflows.router, workflows.templates_router, handlers.router,
+            workers.router]  # fmt: skip
 
 
 __all__ = ["ApiParts", "Auth", "Tokens", "routers"]
