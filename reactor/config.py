@@ -164,6 +164,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Largest request body /api and /ui accept (413 above)."
     )
+    api_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Bound on the MongoDB work of one /api or /ui request; past it (MongoDB "
+        "away) the request answers 503 mongodb_unavailable instead of waiting.",
+    )
     ui_secure_cookie: bool = Field(
         False,
         description="Mark the dashboard's session cookie Secure (on when TLS ends in a proxy in "

@@ -207,7 +207,7 @@ class Service:
                        s.jobs_collection, s.results_collection, s.jobs_root,
                        s.fleet_ttl_s, self.store.now, s.workflows_collection,
                        s.templates_collection)  # fmt: skip
-        return WebParts(api, s.api_max_body_bytes, s.ui_secure_cookie)
+        return WebParts(api, s.api_max_body_bytes, s.ui_secure_cookie, s.api_timeout_s)
 
     def probes(self) -> Probes:
         return Probes(self.liveness, self.shutdown, self.store, self.stream, self.pool,

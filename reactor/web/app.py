@@ -18,12 +18,12 @@ from reactor import __version__
 from reactor.web.api import ApiParts, routers
 from reactor.web.api import errors as api_errors
 from reactor.web.health import Probes, health_routes
-from reactor.web.limits import BodyLimit, SecurityHeaders
+from reactor.web.limits import BodyLimit, MongoBound, SecurityHeaders
 
 DESCRIPTION = """\
-Jobs, handlers and the fleet of mongo-reactor. Every route needs `Authorization: Bearer
-<REACTOR_API_TOKEN>`; the read-only token (REACTOR_API_READ_TOKEN) may call the GET routes.
-Errors have one shape: `{"error": {"status", "type", "message", "details"}}`."""
+Jobs, workflows, templates, handlers and the fleet of mongo-reactor. Every route needs
+`Authorization: Bearer <REACTOR_API_TOKEN>`; the read-only token (REACTOR_API_READ_TOKEN) may call
+the GET routes. Errors have one shape: `{"error": {"status", "type", "message", "details"}}`."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class WebParts:
     api: ApiParts
     max_body_bytes: int
     ui_secure_cookie: bool = False
+    timeout_s: float = 10.0  # MongoDB's part of one request (503 past it)
 
 
 def build_app(probes: Probes, web: WebParts | None = None) -> ASGIApp:
@@ -55,4 +56,4 @@ def build_app(probes: Probes, web: WebParts | None = None) -> ASGIApp:
     app.include_router(pages.router(web.api, secure_cookie=web.ui_secure_cookie))
     pages.mount_static(app)
     app.router.routes.extend(health_routes(probes))
-    return SecurityHeaders(BodyLimit(app, web.max_body_bytes))
+    return SecurityHeaders(BodyLimit(MongoBound(app, web.timeout_s), web.max_body_bytes))

@@ -1,4 +1,5 @@
-"""ASGI middleware: request bodies bounded in size, and the security headers of every answer."""
+"""ASGI middleware: request bodies bounded in size, MongoDB's part of a request bounded in time,
+and the security headers of every answer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pymongo
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The dashboard's pages: scripts, styles and requests only from here; nothing may frame them.
@@ -106,3 +108,24 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class MongoBound:
+    """Every MongoDB call an ``/api`` or ``/ui`` request makes shares one deadline of
+    ``seconds`` (PyMongo's client-side operation timeout, :func:`pymongo.timeout`): with MongoDB
+    away a request answers 503 (``errors.install``) instead of holding its connection forever.
+    The probes keep their own bounds."""
+
+    PREFIXES = ("/api", "/ui")
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith(self.PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        with pymongo.timeout(self.seconds):
+            await self.app(scope, receive, send)

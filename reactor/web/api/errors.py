@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException
 
 from reactor.errors import (
@@ -74,7 +75,9 @@ _STATUS_TYPES = {
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    503: "mongodb_unavailable",
 }
+RETRY_AFTER_S = 5
 
 # The client errors the routes let through, as responses.
 _REACTOR_ERRORS: tuple[tuple[type[ReactorError], int, str], ...] = (
@@ -94,7 +97,7 @@ _REACTOR_ERRORS: tuple[tuple[type[ReactorError], int, str], ...] = (
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": kind.replace("_", " ")}
     for code, kind in ((400, "bad_request"), (401, "unauthorized"), (403, "forbidden"),
-                       (413, "too_large"), (422, "invalid"))
+                       (413, "too_large"), (422, "invalid"), (503, "mongodb_unavailable"))
 }  # fmt: skip
 
 
@@ -128,6 +131,18 @@ def from_reactor_error(exc: ReactorError) -> ApiError | None:
     return None
 
 
+def unavailable(exc: Exception) -> ApiError | None:
+    """503 for MongoDB not answering (unreachable, or past ``REACTOR_API_TIMEOUT_S``)."""
+    if not isinstance(exc, ConnectionFailure) and not getattr(exc, "timeout", False):
+        return None
+    message = (
+        f"MongoDB did not answer in time ({type(exc).__name__}); try again. A write may have "
+        "landed: send it again with the same job_id or workflow_id (409 says it had)."
+    )
+    return ApiError(503, "mongodb_unavailable", message,
+                    headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+
+
 def install(app: FastAPI) -> None:
     """Every error the app can answer with, in the one shape."""
 
@@ -157,7 +172,14 @@ def install(app: FastAPI) -> None:
         return error_response(ApiError(422, "invalid", "the request is not valid",
                                        details=details))  # fmt: skip
 
+    async def mongodb_error(request: Request, exc: Exception) -> JSONResponse:
+        found = unavailable(exc)
+        if found is None:
+            raise exc
+        return error_response(found)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(PyMongoError, mongodb_error)
     app.add_exception_handler(ReactorError, reactor_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
