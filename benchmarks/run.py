@@ -7,9 +7,11 @@ Each round runs every case with fresh servers, in an order rotated from round to
 system always goes first: the reactor with one and with two ``reactor run`` processes against the
 double (``reactor dev-mongo``), the Celery peer (a prefork worker, ``--concurrency=2``, Redis as
 broker and result backend), OCR three ways, MongoDB round trips per job through reactors that
-count their commands, and backlog drains. After the rounds: the double's own ceiling and its
-event latency. Writes ``benchmarks/results.json`` and ``benchmarks/results.md`` (quick mode:
-``results-quick.*``), with the machine and what else loaded it meanwhile.
+count their commands, and backlog drains. After the rounds: the ``ocr_document`` workflow, 12
+pages against 12 times one page in interleaved rounds of its own (``bench_workflow_ocr``), and
+the double's own ceiling and its event latency. Writes ``benchmarks/results.json`` and
+``benchmarks/results.md`` (quick mode: ``results-quick.*``), with the machine and what else
+loaded it meanwhile.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_double
 import bench_event_latency
 import bench_ocr
+import bench_workflow_ocr
 import results_md
 import summary
 import targets
@@ -178,8 +181,11 @@ def run_all(sizes: Sizes, scratch: Path, watcher: LoadWatcher) -> dict[str, Any]
     for index in range(sizes.rounds):
         print(f"round {index + 1} of {sizes.rounds}", flush=True)
         rounds.append(run_round(bench, index, watcher))
+    bench_workflow_ocr.ROUNDS = sizes.rounds
+    workflow = Conditions(watcher).timed("workflow ocr_document", bench_workflow_ocr.main)
     return {
         "rounds": rounds,
+        "workflow_ocr": workflow,
         **double_figures(sizes, watcher),
         "real_replica_set": replica_set_note(),
     }

@@ -226,4 +226,6 @@ def summarize(results: Doc) -> Doc:
         "ocr": ocr(rounds),
     }
     summary["memory"] = memory(rounds, summary["drains"])
+    if results.get("workflow_ocr"):
+        summary["workflow_ocr"] = results["workflow_ocr"]
     return summary

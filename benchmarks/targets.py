@@ -128,5 +128,16 @@ def resource_rows(summary: Doc) -> list[Doc]:
     return rows
 
 
+def workflow_rows(summary: Doc) -> list[Doc]:
+    found = summary.get("workflow_ocr")
+    target = "ocr_document, 12 pages: under 0.65 x (12 x one page's time) (issue 16)"
+    if not found:
+        return [_row(target, "-", None)]
+    ratio = found["ratio"]
+    note = f"raw tesseract's own ratio on this machine: {found['raw_tesseract_ratio']:.3f}"
+    return [_row(target, f"{ratio:.3f}", ratio < 0.65, note)]
+
+
 def targets(summary: Doc) -> list[Doc]:
-    return round_trip_rows(summary) + peer_rows(summary) + resource_rows(summary)
+    rows = round_trip_rows(summary) + peer_rows(summary) + resource_rows(summary)
+    return rows + workflow_rows(summary)
