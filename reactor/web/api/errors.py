@@ -20,12 +20,16 @@ from starlette.exceptions import HTTPException
 
 from reactor.errors import (
     DuplicateJob,
+    DuplicateWorkflow,
     InvalidArguments,
+    InvalidWorkflow,
     JobNotFound,
     JobNotStorable,
     JobStateConflict,
     ReactorError,
     UnknownCommand,
+    WorkflowNotFound,
+    WorkflowStateConflict,
 )
 
 
@@ -80,6 +84,10 @@ _REACTOR_ERRORS: tuple[tuple[type[ReactorError], int, str], ...] = (
     (UnknownCommand, 422, "unknown_command"),
     (InvalidArguments, 422, "invalid_args"),
     (JobNotStorable, 422, "not_storable"),
+    (WorkflowNotFound, 404, "workflow_not_found"),
+    (DuplicateWorkflow, 409, "duplicate_workflow"),
+    (WorkflowStateConflict, 409, "workflow_state_conflict"),
+    (InvalidWorkflow, 422, "invalid_workflow"),
 )
 
 # For the OpenAPI document: the error responses a route may give.
