@@ -47,6 +47,15 @@ JOB_INDEXES: dict[str, tuple[Sort, Doc]] = {
 }
 
 
+# Listing workflows, newest first by insertion (the ``_id`` index), and the fields shown.
+NEWEST_FIRST: Sort = [(job_model.ID, -1)]
+LISTING_FIELDS: Doc = {
+    field: 1
+    for field in (model.WORKFLOW_ID, model.STATUS, model.RUN, model.PROGRESS, model.CREATED_AT,
+                  model.FINISHED_AT, model.TEMPLATE)
+}  # fmt: skip
+
+
 def by_id(workflow_id: str) -> Doc:
     return {model.WORKFLOW_ID: workflow_id}
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-NODE_W, NODE_H = 200, 74  # a step's box
+NODE_W, NODE_H = 200, 84  # a step's box
 GAP_X, GAP_Y = 56, 18  # between columns, between rows
 PAD = 8  # around the picture
 
