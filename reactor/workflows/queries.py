@@ -22,6 +22,7 @@ Doc = dict[str, Any]
 Sort = list[tuple[str, int]]
 
 TERMINAL = sorted(model.TERMINAL)
+LINK_STEP = f"{model.LINK}.step"
 
 INDEXES: dict[str, tuple[Sort, Doc]] = {
     "workflow_id_unique": (
@@ -62,6 +63,22 @@ def by_id(workflow_id: str) -> Doc:
 
 def step_jobs(workflow_id: str) -> Doc:
     return {model.LINK_WORKFLOW_ID: workflow_id}
+
+
+def step_counts(workflow_id: str) -> list[Doc]:
+    """A workflow's step jobs grouped by step and status: ``jobs``, the ``elements`` they hold
+    and the most jobs the step will have (``of``); ``_id`` is ``{step, status}``."""
+    return [
+        {"$match": step_jobs(workflow_id)},
+        {
+            "$group": {
+                "_id": {"step": f"${LINK_STEP}", "status": f"${job_model.STATUS}"},
+                "jobs": {"$sum": 1},
+                "elements": {"$sum": f"${model.LINK}.count"},
+                "of": {"$max": f"${model.LINK}.of"},
+            }
+        },
+    ]
 
 
 def foreign(workflow_id: str, job_ids: list[str]) -> Doc:
