@@ -86,3 +86,13 @@ def test_a_malformed_document_is_still_drawn() -> None:
     empty = dag.layout(None)
     assert (empty.nodes, empty.edges) == ((), ())
     assert (empty.width, empty.height) == (2 * dag.PAD, 2 * dag.PAD)
+
+
+def test_a_line_that_skips_a_column_runs_below_the_boxes_between() -> None:
+    """split -> pdf past ocr: the line leaves split's row for the gap under it, so it never
+    runs behind ocr's box; the picture grows by that gap."""
+    found = dag.layout([step("split"), step("ocr", "split"), step("pdf", "ocr", "split")])
+    edge = next(e for e in found.edges if (e.source, e.target) == ("split", "pdf"))
+    lane = dag.PAD + dag.NODE_H + dag.GAP_Y // 2
+    assert f",{lane} L" in edge.path
+    assert found.height == 2 * dag.PAD + dag.NODE_H + dag.GAP_Y

@@ -3,7 +3,8 @@
 A step's column is its depth, the longest path to it from a step without ``after``; a step's
 row orders it within its column: the first column in definition order, each later one by the
 mean row of the steps it comes after (fewer crossing lines), ties in definition order. So the
-same steps always give the same picture.
+same steps always give the same picture. A line that skips columns runs along the gap below its
+source's row, never behind another step's box.
 
 It draws what a document holds, even one that fails to parse: names that are not strings and
 repeated names are skipped, an ``after`` naming no step is ignored, and a cycle cannot make a
@@ -109,12 +110,24 @@ def layout(steps: Any) -> Layout:
     rows = max((len(names) for names in laid), default=0)
     width = 2 * PAD + len(laid) * NODE_W + max(len(laid) - 1, 0) * GAP_X
     height = 2 * PAD + rows * NODE_H + max(rows - 1, 0) * GAP_Y
+    if any(_skips(nodes[e.source], nodes[e.target]) for e in edges):
+        height += GAP_Y  # room for the lane below the last row
     ordered = tuple(sorted(nodes.values(), key=lambda n: (n.column, n.row)))
     return Layout(ordered, edges, width, height)
 
 
 def _curve(source: Node, target: Node) -> str:
+    """A curve into the next column; past more columns, along the lane below the source's
+    row (the gap between rows holds no box), so the line never runs behind another box."""
     x1, y1 = source.x + NODE_W, source.y + NODE_H // 2
     x2, y2 = target.x, target.y + NODE_H // 2
+    if _skips(source, target):
+        lane, q = source.y + NODE_H + GAP_Y // 2, GAP_X // 4
+        return (f"M{x1},{y1} C{x1 + q},{y1} {x1 + q},{lane} {x1 + 2 * q},{lane} "
+                f"L{x2 - 2 * q},{lane} C{x2 - q},{lane} {x2 - q},{y2} {x2},{y2}")  # fmt: skip
     bend = max(abs(x2 - x1) // 2, GAP_X // 2)
     return f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
+
+
+def _skips(source: Node, target: Node) -> bool:
+    return target.column - source.column > 1
