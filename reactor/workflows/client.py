@@ -190,11 +190,17 @@ async def retry(db: AsyncDatabase[Doc], workflow_id: str, *, workflows: str = WO
 
 
 async def status(
-    db: AsyncDatabase[Doc], workflow_id: str, *, workflows: str = WORKFLOWS, jobs: str = JOBS
+    db: AsyncDatabase[Doc],
+    workflow_id: str,
+    *,
+    workflows: str = WORKFLOWS,
+    jobs: str = JOBS,
+    limit: int = 0,
 ) -> tuple[Doc | None, list[Doc]]:
-    """The workflow document and its step jobs (``job_id`` order), either may be missing."""
+    """The workflow document and its step jobs (``job_id`` order; the first ``limit`` of them
+    when it is not 0), either may be missing."""
     found = await db[workflows].find_one({model.WORKFLOW_ID: workflow_id})
-    steps = db[jobs].find({model.LINK_WORKFLOW_ID: workflow_id}, {job_model.ARGS: 0})
+    steps = db[jobs].find({model.LINK_WORKFLOW_ID: workflow_id}, {job_model.ARGS: 0}, limit=limit)
     return found, [doc async for doc in steps.sort(job_model.JOB_ID, 1)]
 
 
@@ -233,6 +239,15 @@ async def step_jobs(
     """At most ``limit`` of a workflow's step jobs in ``job_id`` order, their state only."""
     found = db[jobs].find({model.LINK_WORKFLOW_ID: workflow_id}, STEP_JOB_FIELDS)
     return [doc async for doc in found.sort(job_model.JOB_ID, 1).limit(limit)]
+
+
+async def recent(
+    db: AsyncDatabase[Doc], *, limit: int = 20, workflows: str = WORKFLOWS
+) -> list[Doc]:
+    """The newest workflows first (by insertion: the ``_id`` index serves it), without their
+    steps' definitions, states and results."""
+    cursor = db[workflows].find({}, queries.LISTING_FIELDS, sort=queries.NEWEST_FIRST, limit=limit)
+    return [doc async for doc in cursor]
 
 
 def run_of(doc: Mapping[str, Any] | None) -> int:

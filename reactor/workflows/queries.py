@@ -22,6 +22,7 @@ Doc = dict[str, Any]
 Sort = list[tuple[str, int]]
 
 TERMINAL = sorted(model.TERMINAL)
+LINK_STEP = f"{model.LINK}.step"
 
 INDEXES: dict[str, tuple[Sort, Doc]] = {
     "workflow_id_unique": (
@@ -49,7 +50,13 @@ JOB_INDEXES: dict[str, tuple[Sort, Doc]] = {
 }
 
 
-NEWEST_FIRST: Sort = [("_id", -1)]
+# Listing workflows, newest first by insertion (the ``_id`` index), and the fields shown.
+NEWEST_FIRST: Sort = [(job_model.ID, -1)]
+LISTING_FIELDS: Doc = {
+    field: 1
+    for field in (model.WORKFLOW_ID, model.STATUS, model.RUN, model.PROGRESS, model.CREATED_AT,
+                  model.FINISHED_AT, model.TEMPLATE)
+}  # fmt: skip
 
 
 def listing(status: str | None, before: Any) -> Doc:
@@ -69,6 +76,22 @@ def by_id(workflow_id: str) -> Doc:
 
 def step_jobs(workflow_id: str) -> Doc:
     return {model.LINK_WORKFLOW_ID: workflow_id}
+
+
+def step_counts(workflow_id: str) -> list[Doc]:
+    """A workflow's step jobs grouped by step and status: ``jobs``, the ``elements`` they hold
+    and the most jobs the step will have (``of``); ``_id`` is ``{step, status}``."""
+    return [
+        {"$match": step_jobs(workflow_id)},
+        {
+            "$group": {
+                "_id": {"step": f"${LINK_STEP}", "status": f"${job_model.STATUS}"},
+                "jobs": {"$sum": 1},
+                "elements": {"$sum": f"${model.LINK}.count"},
+                "of": {"$max": f"${model.LINK}.of"},
+            }
+        },
+    ]
 
 
 def foreign(workflow_id: str, job_ids: list[str]) -> Doc:

@@ -4,15 +4,12 @@ cookie, CSRF check and Content-Security-Policy."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import httpx
-import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor.client import wait_for_result
@@ -21,33 +18,12 @@ from reactor.handler import JobContext
 from reactor.registry import Registry, build_handler
 from reactor.web.app import build_app
 from reactor.web.limits import CONTENT_SECURITY_POLICY
+from tests.integration.browser import TOKEN, browser_page, in_browser, needs_browser, serving
 from tests.integration.jobs_lib import Tally
-from tests.integration.procs import free_port
 from tests.integration.reactors import running
 
 Db = AsyncDatabase[dict[str, Any]]
-TOKEN = "dashboard-token"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-extensions",
-                  "--no-first-run"]  # fmt: skip
-WAIT_MS = 30_000  # how long an expectation may take on a loaded machine
 HOSTILE = "<script>window.pwned = 1</script><b id='injected'>bold</b>"
-
-
-def browser_missing() -> str | None:
-    """Why the browser tests cannot run here, or ``None``."""
-    if not os.access(CHROMIUM, os.X_OK):
-        return (f"Debian's chromium is not installed at {CHROMIUM} (scripts/system-deps.sh "
-                "installs it when run as root)")  # fmt: skip
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright for Python is not installed (pip install -e '.[dev]')"
-    return None
-
-
-needs_browser = pytest.mark.skipif(browser_missing() is not None, reason=browser_missing() or "")
 
 
 async def stepper(ctx: JobContext, steps: int = 12, step_s: float = 0.5) -> int:
@@ -62,30 +38,9 @@ def with_stepper(registry: Registry) -> Registry:
     return Registry([*registry, build_handler("stepper", stepper)])
 
 
-@contextmanager
-def browser_page(port: int) -> Iterator[Any]:
-    """A signed-in dashboard page in headless chromium (in this thread)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"http://127.0.0.1:{port}/ui")
-            page.fill("#token", TOKEN)
-            page.click("button[type=submit]")
-            page.wait_for_selector("#counts")
-            yield page
-        finally:
-            browser.close()
-
-
 @asynccontextmanager
 async def dashboard(settings: Settings, registry: Registry) -> Any:
-    port = free_port()
-    async with running(settings, with_stepper(registry), http_host="127.0.0.1", http_port=port,
-                       api_token=TOKEN):  # fmt: skip
+    async with serving(settings, with_stepper(registry)) as port:
         yield port
 
 
@@ -93,10 +48,6 @@ def post_job(port: int, body: dict[str, Any]) -> None:
     response = httpx.post(f"http://127.0.0.1:{port}/api/jobs", json=body, timeout=10,
                           headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
     assert response.status_code == 201, response.text
-
-
-async def in_browser(scenario: Callable[[], None]) -> None:
-    await anyio.to_thread.run_sync(scenario)
 
 
 @needs_browser

@@ -2,7 +2,8 @@
 
 Counts come from one ``$group`` over the jobs; throughput from the results finished in the last
 hour (``finished_recent`` index); queue length and each reactor's CPU and memory from the fleet's
-samples (``reactor_workers``), so every view survives any restart.
+samples (``reactor_workers``); the latest workflows newest first (the ``_id`` index), so every
+view survives any restart. A workflow's own page is read by :mod:`.workflow`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from reactor import client, fleet, job_view, model, queries
 from reactor.web.api import ApiParts
+from reactor.workflows import client as workflow_client
 
 Doc = dict[str, Any]
 WINDOW = timedelta(hours=1)
@@ -24,6 +26,7 @@ THROUGHPUT_MAX_RESULTS = 50_000  # read at most this many results for the throug
 RUNNING_SHOWN = 50
 FAILURES_SHOWN = 10
 RECENT_SHOWN = 15
+WORKFLOWS_SHOWN = 20
 PLOT_W, PLOT_H = 300.0, 60.0
 
 
@@ -106,6 +109,7 @@ class Overview:
     failures: list[Doc]
     recent: list[Doc]
     fleet: list[Doc] = field(default_factory=list)
+    workflows: list[Doc] = field(default_factory=list)
 
 
 async def overview(parts: ApiParts, now: datetime | None = None) -> Overview:
@@ -127,7 +131,9 @@ async def overview(parts: ApiParts, now: datetime | None = None) -> Overview:
         failures=await _failures(db, parts.results),
         recent=await client.list_jobs(db, limit=RECENT_SHOWN, jobs=parts.jobs),
         fleet=[_member(doc, start) for doc in members],
-    )
+        workflows=await workflow_client.recent(db, limit=WORKFLOWS_SHOWN,
+                                               workflows=parts.workflows),
+    )  # fmt: skip
 
 
 async def _counts(db: AsyncDatabase[Doc], jobs: str) -> list[tuple[str, str, int]]:

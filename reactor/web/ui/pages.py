@@ -1,13 +1,15 @@
-"""The dashboard's routes: login, the overview, a job's page, their fragments, and the actions.
+"""The dashboard's routes: login, the overview, a job's and a workflow's page, their fragments,
+and the actions (cancel and retry a job or a workflow).
 
 A page is its fragment inside the frame; ``app.js`` fetches the fragment again every few seconds
 and swaps it in, and sends the cancel and retry buttons' POSTs with the CSRF token. Templates are
-rendered with autoescaping on, so a job field holding HTML is shown as text.
+rendered with autoescaping on, so a job or workflow field holding HTML is shown as text.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -23,8 +25,9 @@ from reactor.web.api import ApiParts
 from reactor.web.api import encode as enc
 from reactor.web.api.auth import Role
 from reactor.web.api.errors import from_reactor_error
-from reactor.web.ui import data
+from reactor.web.ui import dag, data, workflow
 from reactor.web.ui.session import COOKIE, SESSION_S, Sessions, same_origin
+from reactor.workflows import client as workflow_client
 
 STATIC = Path(__file__).parent / "static"
 REFRESH_S = 2
@@ -51,7 +54,8 @@ def router(parts: ApiParts, *, secure_cookie: bool) -> APIRouter:
     views = Views(parts, Sessions(parts.auth.tokens))
     _session_routes(ui, views, secure_cookie)
     _view_routes(ui, views)
-    _action_route(ui, views)
+    _workflow_routes(ui, views)
+    _action_routes(ui, views)
     return ui
 
 
@@ -78,6 +82,11 @@ class Views:
 
     async def job(self, job_id: str, role: Role) -> str:
         return await _job_fragment(self.parts, job_id, role)
+
+    async def workflow(self, workflow_id: str, role: Role) -> str:
+        return render("workflow.html", w=await workflow.read(self.parts, workflow_id),
+                      can_write=role is Role.WRITE, box_w=dag.NODE_W,
+                      box_h=dag.NODE_H)  # fmt: skip
 
 
 def _session_routes(ui: APIRouter, views: Views, secure_cookie: bool) -> None:
@@ -134,25 +143,63 @@ def _view_routes(ui: APIRouter, views: Views) -> None:
         return HTMLResponse(await views.job(job_id, role))
 
 
-def _action_route(ui: APIRouter, views: Views) -> None:
+def _workflow_routes(ui: APIRouter, views: Views) -> None:
+    @ui.get("/workflows/{workflow_id}")
+    async def workflow_page(request: Request, workflow_id: str) -> Response:
+        role = views.role(request)
+        if role is Role.NONE:
+            return RedirectResponse("/ui/login", status_code=303)
+        fragment = f"/ui/fragments/workflows/{quote(workflow_id, safe='')}"
+        return views.page(request, f"workflow {workflow_id}", fragment,
+                          await views.workflow(workflow_id, role))  # fmt: skip
+
+    @ui.get("/fragments/workflows/{workflow_id}")
+    async def workflow_fragment(request: Request, workflow_id: str) -> Response:
+        role = views.role(request)
+        if role is Role.NONE:
+            return Response("signed out", status_code=401)
+        return HTMLResponse(await views.workflow(workflow_id, role))
+
+
+Act = Callable[[str], Awaitable[object]]
+
+
+def _action_routes(ui: APIRouter, views: Views) -> None:
     parts = views.parts
+    jobs: dict[str, Act] = {
+        "cancel": lambda job_id: client.cancel(parts.db, job_id, jobs=parts.jobs),
+        "retry": lambda job_id: client.retry(parts.db, job_id, jobs=parts.jobs),
+    }
+    workflows: dict[str, Act] = {
+        "cancel": lambda wf_id: workflow_client.cancel(parts.db, wf_id, workflows=parts.workflows),
+        "retry": lambda wf_id: workflow_client.retry(parts.db, wf_id, workflows=parts.workflows),
+    }
 
     @ui.post("/jobs/{job_id}/{action}")
-    async def act(request: Request, job_id: str, action: str) -> Response:
-        if views.role(request) is not Role.WRITE or not views.sessions.csrf_ok(request):
-            return JSONResponse({"message": "not allowed (sign in again)"}, status_code=403)
-        if action not in ("cancel", "retry"):
-            return JSONResponse({"message": f"no action {action!r}"}, status_code=404)
-        try:
-            if action == "cancel":
-                await client.cancel(parts.db, job_id, jobs=parts.jobs)
-            else:
-                await client.retry(parts.db, job_id, jobs=parts.jobs)
-        except ClientError as exc:
-            error = from_reactor_error(exc)
-            status = error.status if error is not None else 400
-            return JSONResponse({"message": str(exc)}, status_code=status)
-        return JSONResponse({"message": f"{action} requested"})
+    async def act_on_job(request: Request, job_id: str, action: str) -> Response:
+        return await _act(views, request, jobs, action, job_id)
+
+    @ui.post("/workflows/{workflow_id}/{action}")
+    async def act_on_workflow(request: Request, workflow_id: str, action: str) -> Response:
+        return await _act(views, request, workflows, action, workflow_id)
+
+
+async def _act(
+    views: Views, request: Request, actions: dict[str, Act], action: str, target: str
+) -> Response:
+    """One button's POST: a writer's session with its CSRF token, a known action; a client
+    error (not found, not in a state that allows it) becomes its message and status."""
+    if views.role(request) is not Role.WRITE or not views.sessions.csrf_ok(request):
+        return JSONResponse({"message": "not allowed (sign in again)"}, status_code=403)
+    if action not in actions:
+        return JSONResponse({"message": f"no action {action!r}"}, status_code=404)
+    try:
+        await actions[action](target)
+    except ClientError as exc:
+        error = from_reactor_error(exc)
+        status = error.status if error is not None else 400
+        return JSONResponse({"message": str(exc)}, status_code=status)
+    return JSONResponse({"message": f"{action} requested"})
 
 
 async def _job_fragment(parts: ApiParts, job_id: str, role: Role) -> str:

@@ -1,4 +1,5 @@
-// The dashboard's only script: refresh the view, and send the cancel and retry buttons' POSTs.
+// The dashboard's only script: refresh the view, and send the cancel and retry buttons' POSTs
+// (a button names what it acts on: data-kind "jobs" or "workflows", and data-id).
 // The server renders every fragment with HTML escaping; this swaps parsed nodes in and never
 // builds markup from data.
 "use strict";
@@ -36,11 +37,12 @@
 
   async function act(button) {
     const action = button.dataset.action;
-    const job = button.dataset.job;
+    const kind = button.dataset.kind === "workflows" ? "workflows" : "jobs";
     button.disabled = true;
     try {
       const response = await fetch(
-        "/ui/jobs/" + encodeURIComponent(job) + "/" + encodeURIComponent(action),
+        "/ui/" + kind + "/" + encodeURIComponent(button.dataset.id) + "/" +
+          encodeURIComponent(action),
         {
           method: "POST",
           credentials: "same-origin",
