@@ -98,13 +98,15 @@ async def test_a_taken_workflow_id_is_409_and_a_missing_one_is_404(
 async def test_cancel_stops_a_running_workflow_and_retry_runs_it_again(
     settings: Settings, db: Db, tally: Tally
 ) -> None:
-    """Cancel through the API ends a workflow held in a step as cancelled; retry runs it
-    again to success once the step can finish; a second cancel of a finished one is 409."""
+    """A workflow whose first step runs reads running (its document is written only when a step
+    ends); cancel through the API ends it cancelled; retry runs it again to success once the step
+    can finish; a second cancel of a finished one is 409."""
     steps = [{"name": "hold", "command": "wf_hold"},
              {"name": "after", "command": "wf_count", "after": ["hold"]}]  # fmt: skip
     async with serving(settings, wh.registry(tally)) as (_, http):
         await http.post("/api/workflows", json={"workflow_id": "cx", "steps": steps}, headers=AUTH)
         await tally.gate.until_waiting(1)
+        held = (await http.get("/api/workflows/cx", headers=READ)).json()
         cancelled = await http.post("/api/workflows/cx/cancel", headers=AUTH)
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["workflow"]["cancel_requested"] is True
@@ -116,6 +118,8 @@ async def test_cancel_stops_a_running_workflow_and_retry_runs_it_again(
         assert retried.status_code == 200, retried.text
         done = await client.wait(db, "cx", timeout_s=WAIT_S, min_run=2)
         shown = (await http.get("/api/workflows/cx", headers=AUTH)).json()
+    assert (held["workflow"]["status"], held["ocrd_state"]) == ("running", "RUNNING")
+    assert [step["status"] for step in held["steps"]] == ["running", "pending"]
     assert (late.status_code, late.json()["error"]["type"]) == (409, "workflow_state_conflict")
     assert done["status"] == "succeeded"
     assert (shown["workflow"]["run"], shown["ocrd_state"]) == (2, "SUCCESS")

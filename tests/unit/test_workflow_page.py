@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from reactor.web.ui import dag, workflow
+from reactor.workflows import live
 
 
 def row(step: str, status: str | None, jobs: int, elements: int, of: int) -> dict[str, Any]:
@@ -16,14 +17,14 @@ def row(step: str, status: str | None, jobs: int, elements: int, of: int) -> dic
 def test_a_claimed_step_job_shows_its_step_running_before_the_workflow_is_written() -> None:
     """step_states still say queued; the jobs say one runs: the step is running."""
     stored = {"ocr": {"status": "queued", "jobs": 1, "elements": 1, "done": 0}}
-    found = workflow.live_states(stored, [row("ocr", "running", 1, 1, 1)])
+    found = live.live_states(stored, [row("ocr", "running", 1, 1, 1)])
     assert found["ocr"]["status"] == "running"
 
 
 def test_a_fan_out_counts_elements_and_jobs_still_to_be_made() -> None:
     """Three of five jobs exist (two succeeded, one queued): running, elements unknown until
     all exist; once all exist, elements and done are summed over the jobs' elements."""
-    partial = workflow.live_states(
+    partial = live.live_states(
         {}, [row("ocr", "succeeded", 2, 4, 5), row("ocr", None, 1, 2, 5)]
     )
     assert partial["ocr"]["status"] == "running"
@@ -32,7 +33,7 @@ def test_a_fan_out_counts_elements_and_jobs_still_to_be_made() -> None:
         None,
         4,
     )
-    whole = workflow.live_states({}, [row("ocr", "succeeded", 5, 10, 5)])
+    whole = live.live_states({}, [row("ocr", "succeeded", 5, 10, 5)])
     assert (whole["ocr"]["status"], whole["ocr"]["elements"], whole["ocr"]["done"]) == (
         "succeeded", 10, 10
     )  # fmt: skip
@@ -41,7 +42,7 @@ def test_a_fan_out_counts_elements_and_jobs_still_to_be_made() -> None:
 def test_a_step_without_jobs_keeps_its_stored_state() -> None:
     """A step cancelled after a halt has no jobs: it stays cancelled; one never seen is absent."""
     stored = {"last": {"status": "cancelled", "jobs": 0}, "junk": "x"}
-    assert workflow.live_states(stored, []) == {"last": {"status": "cancelled", "jobs": 0}}
+    assert live.live_states(stored, []) == {"last": {"status": "cancelled", "jobs": 0}}
 
 
 def test_a_fan_out_box_says_how_many_elements_are_done() -> None:
@@ -73,3 +74,16 @@ def test_the_jobs_table_follows_the_steps_then_the_element_index() -> None:
             for i in (10, 2)]  # fmt: skip
     jobs.append({"job_id": "w.a", "workflow": {"step": "a", "index": None}})
     assert [r["job_id"] for r in workflow.step_rows(jobs, laid)] == ["w.a", "w.b.2", "w.b.10"]
+
+
+def test_an_unfinished_workflow_stored_queued_reads_running_once_a_step_runs() -> None:
+    """Stored queued with a step running now: running; a finished or failed one keeps its
+    stored status, and queued steps leave it queued."""
+    running = {"a": {"status": "running"}}
+    assert live.live_status({"status": "queued"}, running) == "running"
+    assert live.live_status({}, {"a": {"status": "succeeded"}, "b": {"status": "queued"}}) == (
+        "running"
+    )
+    assert live.live_status({"status": "queued"}, {"a": {"status": "queued"}}) == "queued"
+    assert live.live_status({"status": "failed", "finished_at": 1}, running) == "failed"
+    assert live.live_status({"status": "queued", "finished_at": 1}, running) == "queued"

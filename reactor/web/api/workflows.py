@@ -29,7 +29,7 @@ from reactor.web.api.schemas import (
     WorkflowStatusName,
 )
 from reactor.workflows import client as wf
-from reactor.workflows import model
+from reactor.workflows import live, model
 
 STEP_JOBS_SHOWN = 500
 OCRD_STATES = {
@@ -75,10 +75,8 @@ def shown(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def steps_of(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each step's definition beside its state (``pending`` until its jobs exist)."""
-    states = doc.get(model.STEP_STATES)
-    states = states if isinstance(states, Mapping) else {}
+def steps_of(doc: Mapping[str, Any], states: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each step's definition beside its state now (``pending`` until its jobs exist)."""
     out = []
     for step in doc.get(model.STEPS) or []:
         if not isinstance(step, Mapping):
@@ -95,14 +93,18 @@ def steps_of(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def detail(doc: Mapping[str, Any], jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The body of ``GET /api/workflows/{workflow_id}`` (``jobs``: one more than shown)."""
+def detail(
+    doc: Mapping[str, Any], jobs: list[dict[str, Any]], states: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The body of ``GET /api/workflows/{workflow_id}`` (``jobs``: one more than shown;
+    ``states``: the steps' states now, ``live.read_states``)."""
     body = shown(doc)
+    body[model.STATUS] = live.live_status(doc, states)
     workflow_id = str(doc.get(model.WORKFLOW_ID))
     return {
         "workflow": body,
         "ocrd_state": OCRD_STATES.get(body[model.STATUS], "QUEUED"),
-        "steps": steps_of(doc),
+        "steps": steps_of(doc, states),
         "jobs": [enc.plain(job) for job in jobs[:STEP_JOBS_SHOWN]],
         "more_jobs": len(jobs) > STEP_JOBS_SHOWN,
         "links": {"jobs": f"/api/jobs?limit={MAX_PAGE}", "self": _location(workflow_id)},
@@ -167,15 +169,17 @@ def _read_routes(api: APIRouter, parts: ApiParts) -> None:
     @api.get("/{workflow_id}", response_model=WorkflowDetail, dependencies=[parts.auth.reader],
              responses=NOT_FOUND)  # fmt: skip
     async def get_workflow(workflow_id: WorkflowId) -> dict[str, Any]:
-        """A workflow, its aggregated state (also as OCR-D names it), its steps with their
-        states, and its step jobs."""
+        """A workflow, its aggregated state now (also as OCR-D names it), its steps with their
+        states now, and its step jobs."""
         found = await parts.db[parts.workflows].find_one({model.WORKFLOW_ID: workflow_id})
         if found is None:
             raise ApiError(404, "workflow_not_found", f"no workflow with workflow_id "
                            f"{workflow_id!r}")  # fmt: skip
         jobs = await wf.step_jobs(parts.db, workflow_id, limit=STEP_JOBS_SHOWN + 1,
                                   jobs=parts.jobs)  # fmt: skip
-        return detail(found, jobs)
+        states = await live.read_states(parts.db, parts.jobs, workflow_id,
+                                        found.get(model.STEP_STATES))  # fmt: skip
+        return detail(found, jobs, states)
 
 
 def _action_routes(api: APIRouter, parts: ApiParts) -> None:

@@ -4,15 +4,15 @@ and its step jobs, read with the workflow client's ``status`` (the same call as
 
 A box holds the step's name, command and state, and for a ``for_each`` step how many of its
 elements are done. A step's state is its jobs' as they are now (one ``$group`` over them,
-:func:`live_states`): a claim does not touch the workflow document, whose ``step_states`` say
-``queued`` until a job ends; a step without jobs shows its stored state (``pending``, or
+``reactor.workflows.live``): a claim does not touch the workflow document, whose ``step_states``
+say ``queued`` until a job ends; a step without jobs shows its stored state (``pending``, or
 ``cancelled`` after a halt). The jobs table lists the first :data:`JOBS_SHOWN` step jobs (by
 ``job_id``) in step order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +20,7 @@ from urllib.parse import quote
 from reactor import job_view
 from reactor.web.api import ApiParts
 from reactor.web.ui import dag
-from reactor.workflows import client, model, queries, state, steps
+from reactor.workflows import client, live, model
 
 Doc = dict[str, Any]
 JOBS_SHOWN = 200
@@ -49,10 +49,11 @@ class WorkflowPage:
     boxes: list[StepBox]
     jobs: list[Doc]
     jobs_total: int
+    states: dict[str, dict[str, Any]]
 
     @property
     def status(self) -> str:
-        return str((self.doc or {}).get(model.STATUS) or "queued")
+        return live.live_status(self.doc or {}, self.states)
 
     @property
     def finished(self) -> bool:
@@ -66,53 +67,15 @@ async def read(parts: ApiParts, workflow_id: str) -> WorkflowPage:
     defined = (doc or {}).get(model.STEPS)
     laid = dag.layout(defined)
     stored = (doc or {}).get(model.STEP_STATES)
-    rows = await parts.db[parts.jobs].aggregate(queries.step_counts(workflow_id))
-    states = live_states(stored, [row async for row in rows])
+    states = await live.read_states(parts.db, parts.jobs, workflow_id, stored)
     boxes = [box(node, workflow_id, defined, states) for node in laid.nodes]
     return WorkflowPage(workflow_id, doc, laid, boxes, step_rows(jobs, laid),
-                        jobs_total(states, len(jobs)))  # fmt: skip
-
-
-def live_states(stored: Any, rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``step_states`` with each step that has jobs replaced by its jobs' counts now (the rows
-    of ``queries.step_counts``): status (jobs still to be made count as queued), ``jobs``,
-    ``elements`` (once all its jobs exist), ``done`` and ``counts``."""
-    merged = {
-        str(name): dict(entry)
-        for name, entry in (stored.items() if isinstance(stored, Mapping) else ())
-        if isinstance(entry, Mapping)
-    }
-    for name, live in _tally(rows).items():
-        counts, of = live["counts"], live["of"]
-        jobs = sum(counts.values())
-        waiting = {**counts, "queued": counts.get("queued", 0) + max(0, of - jobs)}
-        merged[name] = {**merged.get(name, {}), "status": steps.aggregate(waiting).value,
-                        "jobs": jobs, "elements": live["elements"] if jobs >= of else None,
-                        "done": live["done"], "counts": counts}  # fmt: skip
-    return merged
-
-
-def _tally(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_step: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        found = row.get("_id")
-        key: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        status = str(key.get("status") or "queued")
-        n, held = _int(row.get("jobs")), _int(row.get("elements"))
-        live = by_step.setdefault(
-            str(key.get("step")),
-            {"counts": dict.fromkeys(state.JOB_STATUSES, 0), "elements": 0, "done": 0, "of": 1},
-        )
-        live["counts"][status] = live["counts"].get(status, 0) + n
-        live["elements"] += held
-        live["done"] += held if status == "succeeded" else 0
-        live["of"] = max(live["of"], _int(row.get("of")))
-    return by_step
+                        jobs_total(states, len(jobs)), states)  # fmt: skip
 
 
 def box(node: dag.Node, workflow_id: str, defined: Any, states: Any) -> StepBox:
     """The box of the step ``node`` names, from its definition and its state (an entry of
-    :func:`live_states`)."""
+    ``live.live_states``)."""
     step = next(s for s in defined if isinstance(s, Mapping) and s.get(model.NAME) == node.name)
     state = states.get(node.name) if isinstance(states, Mapping) else None
     state = state if isinstance(state, Mapping) else {}
