@@ -58,6 +58,17 @@ class Metrics:
             buckets=DURATION_BUCKETS_S,
             registry=r,
         )
+        self._cost_series()
+        self.progress = Gauge(
+            "reactor_job_progress_ratio",
+            "Reported progress (0 to 1) of the jobs this reactor runs, by job_id and command.",
+            ["job_id", "command"],
+            registry=r,
+        )
+
+    def _cost_series(self) -> None:
+        """What a job cost: wall time of every job; CPU and memory of a CPU-pool job."""
+        r = self.registry
         self.wall = Histogram(
             "reactor_job_wall_seconds",
             "Wall time of the handler's call (one attempt), by command.",
@@ -78,12 +89,6 @@ class Metrics:
             "command.",
             ["command"],
             buckets=RSS_BUCKETS_MB,
-            registry=r,
-        )
-        self.progress = Gauge(
-            "reactor_job_progress_ratio",
-            "Reported progress (0 to 1) of the jobs this reactor runs, by job_id and command.",
-            ["job_id", "command"],
             registry=r,
         )
 
