@@ -206,8 +206,10 @@ def test_hard_errors_on_result_writes_leave_one_result_per_job(make_cluster) -> 
 def test_handlers_that_overstep_are_bounded(make_cluster) -> None:
     """A loop handler that blocks the event loop past its 1 s timeout ends JobTimeout, naming the
     blocking; a process handler that leaves a child running gets it killed when the job ends,
-    logged as job_left_processes."""
-    cluster: Cluster = make_cluster()
+    logged as job_left_processes. Leases of 10 s: a handler that blocks its reactor's loop for
+    3 s also stops that reactor's renewals, and with the suite's 3 s leases another reactor may
+    reclaim it first (seen under load: the blocking reclaimed twice and judged poison)."""
+    cluster: Cluster = make_cluster(lease_s=10)
     blocking = cluster.submit([JobSpec(f"block-{i}", "blocking_loop_job", 3.0) for i in range(3)])
     leaving = cluster.submit([JobSpec(f"leave-{i}", "child_leaving_job", 0.0) for i in range(3)])
     checks = Checks(cluster, "overstep")
