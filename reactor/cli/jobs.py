@@ -28,6 +28,7 @@ from reactor.cli.support import (
     settings_flags,
     settings_of,
     to_json,
+    with_db,
 )
 from reactor.config import Settings
 
@@ -184,7 +185,7 @@ def cmd_submit(ns: argparse.Namespace) -> int:
         )
 
     if not ns.wait:
-        _with_db(settings, insert)
+        with_db(settings, insert)
         print(job_id)
         return EXIT_OK
     return _wait_around(settings, job_id, ns.timeout_s, insert, min_run=1)
@@ -198,7 +199,7 @@ def cmd_status(ns: argparse.Namespace) -> int:
             db, ns.job_id, jobs=settings.jobs_collection, results=settings.results_collection
         )
 
-    job, result = _with_db(settings, read)
+    job, result = with_db(settings, read)
     if job is None and result is None:
         if cli_workflows.print_status(settings, ns.job_id, as_json=ns.json) == EXIT_OK:
             return EXIT_OK
@@ -215,7 +216,7 @@ def cmd_cancel(ns: argparse.Namespace) -> int:
         after.update(await client.cancel(db, ns.job_id, jobs=settings.jobs_collection))
 
     if not ns.wait:
-        _with_db(settings, request)
+        with_db(settings, request)
         print(f"cancel requested for {ns.job_id}")
         return EXIT_OK
 
@@ -234,7 +235,7 @@ def cmd_retry(ns: argparse.Namespace) -> int:
         return client.run_of(before) + 1
 
     if not ns.wait:
-        run = _with_db(settings, requeue)
+        run = with_db(settings, requeue)
         print(f"{ns.job_id} queued again for run {run}")
         return EXIT_OK
     return _wait_around(settings, ns.job_id, ns.timeout_s, requeue)
@@ -252,7 +253,7 @@ def cmd_list(ns: argparse.Namespace) -> int:
             jobs=settings.jobs_collection,
         )
 
-    jobs = _with_db(settings, read)
+    jobs = with_db(settings, read)
     if ns.json:
         for job in jobs:
             print(to_json(job, indent=None))
@@ -262,17 +263,6 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        mongo = await connect(settings)
-        try:
-            return await action(mongo[settings.db])
-        finally:
-            await mongo.close()
-
-    return anyio.run(main)
 
 
 def _wait_around(

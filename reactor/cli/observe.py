@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-import anyio
 
 from reactor import client, job_view
 from reactor.cli.support import (
     CONNECTION_FIELDS,
     EXIT_OK,
     Formatter,
-    connect,
     settings_flags,
     settings_of,
     to_json,
+    with_db,
 )
-from reactor.config import Settings
 
 Sub = Any
 LOG_CORE = ("timestamp", "level", "event", "logger", "job_id", "command", "attempt", "run")
@@ -59,7 +56,7 @@ def cmd_logs(ns: argparse.Namespace) -> int:
         return await client.job_log(db, settings.jobs_root, ns.job_id, run=ns.run,
                                     limit=10**9, jobs=settings.jobs_collection)  # fmt: skip
 
-    run, lines, _ = _with_db(settings, read)
+    run, lines, _ = with_db(settings, read)
     if ns.json:
         for line in lines:
             print(json.dumps(line))
@@ -76,7 +73,7 @@ def cmd_workers(ns: argparse.Namespace) -> int:
     async def read(db: Any) -> list[dict[str, Any]]:
         return await client.workers(db, ttl_s=settings.fleet_ttl_s)
 
-    found = _with_db(settings, read)
+    found = with_db(settings, read)
     if ns.json:
         for doc in found:
             print(to_json(doc, indent=None))
@@ -115,14 +112,3 @@ def workers_table(docs: Sequence[Mapping[str, Any]]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
-
-
-def _with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        mongo = await connect(settings)
-        try:
-            return await action(mongo[settings.db])
-        finally:
-            await mongo.close()
-
-    return anyio.run(main)

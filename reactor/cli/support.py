@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import anyio
 from bson import json_util
 
 from reactor.config import Settings, env_name, load_settings
@@ -86,6 +87,19 @@ async def connect(settings: Settings) -> Any:
     from reactor.connect import connect as connect_checked
 
     return await connect_checked(settings)
+
+
+def with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run ``action`` on the settings' database with a client connected for it alone."""
+
+    async def main() -> Any:
+        mongo = await connect(settings)
+        try:
+            return await action(mongo[settings.db])
+        finally:
+            await mongo.close()
+
+    return anyio.run(main)
 
 
 def to_json(doc: Any, *, indent: int | None = 2) -> str:

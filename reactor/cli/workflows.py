@@ -25,6 +25,7 @@ from reactor.cli.support import (
     settings_flags,
     settings_of,
     to_json,
+    with_db,
 )
 from reactor.config import Settings
 from reactor.workflows import client, view
@@ -283,17 +284,6 @@ def cmd_template_list(ns: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        mongo = await connect(settings)
-        try:
-            return await action(mongo[settings.db])
-        finally:
-            await mongo.close()
-
-    return anyio.run(main)
 
 
 def _then_wait(
