@@ -24,9 +24,7 @@ def test_a_claimed_step_job_shows_its_step_running_before_the_workflow_is_writte
 def test_a_fan_out_counts_elements_and_jobs_still_to_be_made() -> None:
     """Three of five jobs exist (two succeeded, one queued): running, elements unknown until
     all exist; once all exist, elements and done are summed over the jobs' elements."""
-    partial = live.live_states(
-        {}, [row("ocr", "succeeded", 2, 4, 5), row("ocr", None, 1, 2, 5)]
-    )
+    partial = live.live_states({}, [row("ocr", "succeeded", 2, 4, 5), row("ocr", None, 1, 2, 5)])
     assert partial["ocr"]["status"] == "running"
     assert (partial["ocr"]["jobs"], partial["ocr"]["elements"], partial["ocr"]["done"]) == (
         3,
