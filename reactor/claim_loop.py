@@ -2,8 +2,10 @@
 
 It waits for the bell (``claims.Bell``), then claims while admission has room: a slot is reserved
 *before* each claim, so with every slot held it claims nothing (backpressure), and commands at
-their limit are left out of the claim query. Each claimed job runs in the service's task group,
-holding its slot until its outcome is recorded, then rings the bell (a slot is free). A claim that
+their limit are left out of the claim query. A round holds as many slots as the raised tiers
+announced jobs (``Tiers.wanted``), not a whole batch's worth for each single job. Each claimed
+job runs in the service's task group, holding its slot until its outcome is recorded, then rings
+the bell (a slot is free). A claim that
 fails because MongoDB blinked is tried again a second later; the indexes are ensured again first.
 """
 
@@ -18,7 +20,7 @@ from anyio.abc import TaskGroup
 from pymongo.errors import PyMongoError
 
 from reactor.admission import Admission, Slot
-from reactor.claims import BATCH_MAX, Bell, Claimer
+from reactor.claims import Bell, Claimer
 from reactor.connectivity import Connectivity
 from reactor.delays import DueTimer
 from reactor.dispatch import Dispatcher
@@ -73,8 +75,11 @@ class ClaimLoop:
 
     async def _round(self, tg: TaskGroup) -> None:
         while not self._in.shutdown.requested:
+            wanted = self._in.bell.tiers.wanted()
+            if not wanted:
+                return  # nothing announced: no slot to hold, no claim to try
             first = await self._in.admission.reserve()
-            slots = [first, *self._in.admission.reserve_now(BATCH_MAX - 1)]
+            slots = [first, *self._in.admission.reserve_now(wanted - 1)]
             jobs = await self._claim(len(slots))
             for job, slot in zip(jobs, slots, strict=False):
                 tg.start_soon(self._run, job, slot.take(job.command_name))

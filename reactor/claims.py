@@ -56,6 +56,12 @@ class Tiers:
         """How many jobs were announced for a raised tier (``None``: unknown; 0: not raised)."""
         return self._raised.get(tier, 0) if tier in self._raised else 0
 
+    def wanted(self) -> int:
+        """The most jobs one claim round can take: the largest count a raised tier announced
+        (unknown: :data:`BATCH_MAX`), at most :data:`BATCH_MAX`; 0 when none is raised."""
+        counts = [BATCH_MAX if n is None else n for n in self._raised.values()]
+        return min(max(counts, default=0), BATCH_MAX)
+
     def claimed(self, tier: Tier, n: int = 1) -> None:
         """``n`` jobs came from ``tier``: the last of those announced lowers it."""
         left = self._raised.get(tier)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from reactor.claims import Tiers
+from reactor.claims import BATCH_MAX, Tiers
 from reactor.delays import DueTimer
 from reactor.progress import Writer, check_fraction
 from reactor.queries import CLAIM_ORDER, Tier
@@ -104,3 +104,19 @@ def test_a_tier_raised_for_announced_jobs_is_lowered_once_they_are_claimed() -> 
     tiers.raise_(Tier.DEFAULT)  # the catch-up: however many
     tiers.claimed(Tier.DEFAULT, 5)
     assert tiers.raised() == [Tier.DEFAULT]
+
+
+def test_a_claim_round_holds_as_many_slots_as_the_raised_tiers_announced() -> None:
+    """One job announced: one slot; the largest count of any raised tier, at most a batch; an
+    unknown count (the catch-up): a whole batch; nothing raised: none."""
+    tiers = Tiers()
+    assert tiers.wanted() == BATCH_MAX  # the start: every tier, by an unknown count
+    for tier in CLAIM_ORDER:
+        tiers.lower(tier, tiers.generation(tier))
+    assert tiers.wanted() == 0
+    tiers.raise_(Tier.DEFAULT, count=1)
+    assert tiers.wanted() == 1
+    tiers.raise_(Tier.POSITIVE, count=3)
+    assert tiers.wanted() == 3
+    tiers.raise_(Tier.NEGATIVE, count=BATCH_MAX + 5)
+    assert tiers.wanted() == BATCH_MAX
