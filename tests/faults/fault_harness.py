@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,13 +287,20 @@ class Cluster:
             results[doc["job_id"]].append(doc)
         return {j: (jobs.get(j), results[j]) for j in ids}
 
-    def wait_final(self, job_ids: Iterable[str], timeout_s: float) -> None:
-        """Until every job has a terminal status and a result (or fail, listing the rest)."""
+    def wait_final(
+        self,
+        job_ids: Iterable[str],
+        timeout_s: float,
+        without_result: Callable[[], set[str]] = set,
+    ) -> None:
+        """Until every job has a terminal status and a result (or fail, listing the rest); the
+        jobs ``without_result`` names need no result (the job document alone has it)."""
         ids = list(job_ids)
         deadline = time.monotonic() + timeout_s
         while True:
-            state = self.final_state(ids)
-            pending = [j for j, (job, res) in state.items() if not _is_final(job, res)]
+            state, exempt = self.final_state(ids), without_result()
+            pending = [j for j, (job, res) in state.items()
+                       if not _is_final(job, res, needs_result=j not in exempt)]  # fmt: skip
             if not pending:
                 return
             if time.monotonic() > deadline:
@@ -312,8 +319,8 @@ class Cluster:
         return "\n".join(parts)
 
 
-def _is_final(job: Doc | None, results: list[Doc]) -> bool:
-    return job is not None and job.get("status") in TERMINAL and len(results) >= 1
+def _is_final(job: Doc | None, results: list[Doc], *, needs_result: bool = True) -> bool:
+    return job is not None and job.get("status") in TERMINAL and (results or not needs_result)
 
 
 def _brief(job: Doc | None, results: list[Doc]) -> Doc:
