@@ -12,7 +12,7 @@ SOAK_S ?= 180
 PEER_VENV ?= .venv-bench-peer
 PEER_STAMP := $(PEER_VENV)/.installed-stamp
 
-.PHONY: install system-deps demo test lint bench bench-quick bench-peer fidelity faults faults-all soak up down logs clean
+.PHONY: install system-deps demo test lint bench bench-quick bench-peer fidelity faults fault-deps faults-all soak up down logs clean
 
 install: system-deps $(STAMP)
 
@@ -57,8 +57,11 @@ fidelity: install
 	$(BIN)/python scripts/fidelity.py --json .fidelity/summary.json
 
 # Real reactor processes behind a cuttable proxy (tests/faults, docs/faults.md); not in `make test`.
-faults: install
+faults: install fault-deps
 	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider
+
+fault-deps:
+	@bash scripts/fault-deps.sh
 
 faults-all:
 	@status=0; $(MAKE) faults || status=1; for py in $(FAULT_PYTHONS); do \
