@@ -23,10 +23,10 @@ from reactor.cli.support import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_WAIT_TIMEOUT,
-    Formatter,
     connect,
     settings_flags,
     settings_of,
+    subparser,
     to_json,
     with_db,
 )
@@ -46,13 +46,6 @@ def add_commands(sub: Sub) -> None:
     _add_list(sub)
 
 
-def _parser(sub: Sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=description, formatter_class=Formatter
-    )
-    return parser
-
-
 def _add_wait(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"wait for {what} and print it")
     parser.add_argument(
@@ -67,7 +60,7 @@ def _add_wait(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_submit(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "submit",
         "insert a job; with --wait, print its result",
@@ -99,7 +92,7 @@ def _add_submit(sub: Sub) -> None:
 
 
 def _add_status(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "status",
         "show a job (or a workflow, as a tree of its steps)",
@@ -114,7 +107,7 @@ def _add_status(sub: Sub) -> None:
 
 
 def _add_cancel(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "cancel",
         "ask for a queued or running job to be cancelled",
@@ -128,7 +121,7 @@ def _add_cancel(sub: Sub) -> None:
 
 
 def _add_retry(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "retry",
         "run a finished job again (a new run with fresh attempts)",
@@ -142,7 +135,7 @@ def _add_retry(sub: Sub) -> None:
 
 
 def _add_list(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "list",
         "list jobs, newest first",

@@ -89,6 +89,17 @@ async def connect(settings: Settings) -> Any:
     return await connect_checked(settings)
 
 
+Sub = Any  # argparse's _SubParsersAction, which has no public name
+
+
+def subparser(sub: Sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand's parser with its one-line help and its description."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=description, formatter_class=Formatter
+    )
+    return parser
+
+
 def with_db(settings: Settings, action: Callable[[Any], Awaitable[Any]]) -> Any:
     """Run ``action`` on the settings' database with a client connected for it alone."""
 

@@ -24,6 +24,7 @@ from reactor.cli.support import (
     connect,
     settings_flags,
     settings_of,
+    subparser,
     to_json,
     with_db,
 )
@@ -53,13 +54,6 @@ def add_command(sub: Sub) -> None:
     _template(commands)
 
 
-def _parser(sub: Sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=summary, description=description, formatter_class=Formatter
-    )
-    return parser
-
-
 def _wait_flags(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"wait until {what}, print it")
     parser.add_argument(
@@ -73,7 +67,7 @@ def _wait_flags(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _submit(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "submit",
         "insert a workflow from a JSON or YAML file",
@@ -86,7 +80,7 @@ def _submit(sub: Sub) -> None:
 
 
 def _run(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "run",
         "run a stored (or shipped) template with parameters",
@@ -103,7 +97,7 @@ def _run(sub: Sub) -> None:
 
 
 def _cancel(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "cancel",
         "cancel a workflow: its running and queued steps too",
@@ -116,7 +110,7 @@ def _cancel(sub: Sub) -> None:
 
 
 def _retry(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "retry",
         "run a failed or cancelled workflow's failed steps again",
@@ -130,7 +124,7 @@ def _retry(sub: Sub) -> None:
 
 
 def _status(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "status",
         "show a workflow as a tree of its steps",
@@ -144,14 +138,14 @@ def _status(sub: Sub) -> None:
 
 
 def _template(sub: Sub) -> None:
-    p = _parser(
+    p = subparser(
         sub,
         "template",
         "store and list templates",
         "Templates: workflow definitions stored by name, run with reactor workflow run.",
     )
     commands = p.add_subparsers(required=True, metavar="ACTION")
-    put = _parser(
+    put = subparser(
         commands,
         "put",
         "store a template from a JSON or YAML file",
@@ -160,7 +154,7 @@ def _template(sub: Sub) -> None:
     put.add_argument("file", type=Path)
     settings_flags(put, FIELDS)
     put.set_defaults(func=cmd_template_put)
-    listing = _parser(
+    listing = subparser(
         commands,
         "list",
         "list stored and shipped templates",
