@@ -31,6 +31,7 @@ from reactor.errors import (
     JobNotFound,
     JobNotStorable,
     JobStateConflict,
+    ReactorError,
     UnknownCommand,
 )
 from reactor.registry import Handler, Registry
@@ -161,13 +162,16 @@ async def list_jobs(
     return [doc async for doc in cursor]
 
 
-def check_storable(doc: Mapping[str, Any]) -> None:
-    """:class:`JobNotStorable` unless ``doc`` encodes as BSON (checked before it is sent)."""
+def check_storable(
+    doc: Mapping[str, Any], *, what: str = "the job", error: type[ReactorError] = JobNotStorable
+) -> None:
+    """``error`` (:class:`JobNotStorable`) unless ``doc`` encodes as BSON (checked before it
+    is sent)."""
     try:
         bson.encode(doc)
     except (bson.errors.BSONError, UnicodeError, OverflowError, ValueError, TypeError) as exc:
-        raise JobNotStorable(
-            f"the job cannot be stored as a BSON document: {type(exc).__name__}: {str(exc)[:300]}"
+        raise error(
+            f"{what} cannot be stored as a BSON document: {type(exc).__name__}: {str(exc)[:300]}"
         ) from None
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import bson
 import yaml
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from reactor import client as job_client
 from reactor import model as job_model
 from reactor.errors import (
     DuplicateWorkflow,
@@ -288,12 +288,7 @@ async def _existing(db: AsyncDatabase[Doc], workflow_id: str, workflows: str) ->
 
 def _check_storable(doc: Mapping[str, Any]) -> None:
     """:class:`InvalidWorkflow` unless ``doc`` encodes as BSON (checked before it is sent)."""
-    try:
-        bson.encode(doc)
-    except (bson.errors.BSONError, UnicodeError, OverflowError, ValueError, TypeError) as exc:
-        raise InvalidWorkflow(
-            f"the document cannot be stored as BSON: {type(exc).__name__}: {str(exc)[:300]}"
-        ) from None
+    job_client.check_storable(doc, what="the document", error=InvalidWorkflow)
 
 
 def _duplicate(workflow_id: str) -> DuplicateWorkflow:

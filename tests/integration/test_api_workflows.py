@@ -196,3 +196,17 @@ async def test_workflow_writes_need_the_read_write_token(settings: Settings, tal
     assert [w.status_code for w in writes] == [403] * 4
     assert [r.status_code for r in reads] == [200, 200]
     assert anonymous.status_code == 401
+
+
+async def test_a_workflow_bson_cannot_hold_is_422_and_writes_nothing(
+    settings: Settings, db: Db, tally: Tally
+) -> None:
+    """An argument too large for BSON's integers answers 422 invalid_workflow naming why;
+    nothing is written."""
+    steps = [{"name": "a", "command": "wf_items", "args": {"n": 2**70}}]
+    async with serving(settings, wh.registry(tally)) as (_, http):
+        answer = await http.post("/api/workflows", json={"workflow_id": "big", "steps": steps},
+                                 headers=AUTH)  # fmt: skip
+    assert (answer.status_code, answer.json()["error"]["type"]) == (422, "invalid_workflow")
+    assert "cannot be stored as a BSON document" in answer.json()["error"]["message"]
+    assert await db.workflows.count_documents({}) == 0
